@@ -1,0 +1,39 @@
+# fedsim — every target works on a fresh clone: the venv is (re)built when
+# pyproject.toml is newer than the stamp, so `make test` needs nothing installed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+LAB    ?=
+
+.PHONY: run test lint pytest bench certs clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/fedsim serve $(LAB)
+
+lint: $(STAMP)
+	$(BIN)/ruff check simulator tests
+	$(BIN)/ruff format --check simulator tests
+	$(BIN)/mypy --strict simulator
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m simulator.bench
+
+certs: $(STAMP)
+	$(BIN)/fedsim certs init certs
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info logs

@@ -1,0 +1,9 @@
+"""``python -m simulator`` runs the ``fedsim`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from simulator.cli import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""The ``fedsim`` command: argparse front end over :mod:`simulator.commands`.
+
+A failing command prints exactly one line, ``fedsim: error: ...``, and exits 2;
+a traceback is always a bug in fedsim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from simulator import __version__
+from simulator.commands import COMMANDS
+from simulator.errors import FedsimError
+
+EPILOG = """\
+examples:
+  fedsim serve                     run the built-in lab of the Cisco note (Edge sip.skype.lab)
+  fedsim serve lab.toml            run your own lab
+  fedsim certs init certs          write a lab PKI with the seed lab's names
+  fedsim call --help               send one federated INVITE to an Edge
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as one ``fedsim: error:`` line, exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise FedsimError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every registered subcommand."""
+    parser = _Parser(
+        prog="fedsim",
+        description=(
+            "Emulate the Access Edge of a Skype for Business / Lync deployment for "
+            "SIP federation labs with Cisco Expressway."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"fedsim {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"simulator.commands.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``fedsim`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv))
+        func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return 0 if not argv else 2
+        return func(args)
+    except FedsimError as exc:
+        print(f"fedsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,27 @@
+"""Shared fixtures: where ../shared lives, and which real peers are on PATH."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The project's ../shared folder (seeds, reference, RFC 4475 corpus, interop configs)."""
+    if not SHARED.is_dir():
+        pytest.fail(f"{SHARED} is missing: clone the project with ../shared beside it")
+    return SHARED
+
+
+def require_tool(name: str) -> str:
+    """Return the path of a real peer tool, failing (not skipping) when CI lacks it."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not on PATH: run .ci/run, which installs the real peers")
+    return path
