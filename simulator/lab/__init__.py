@@ -1,0 +1,52 @@
+"""Lab files: the model of an emulated Edge, its DNS, PKI, peers and calls, and its loader."""
+
+from __future__ import annotations
+
+from simulator.lab.load import (
+    builtin_lab,
+    load_lab,
+    load_lab_text,
+    normalize_domain,
+    parse_hostport,
+    seed_lab_text,
+    with_overrides,
+)
+from simulator.lab.locate import KeyPath, Locator
+from simulator.lab.model import (
+    AllowedPartner,
+    CallSpec,
+    CertFiles,
+    CertRef,
+    DnsConfig,
+    EdgeConfig,
+    Expect,
+    FrozenMap,
+    HostPort,
+    Lab,
+    PeerConfig,
+    TrustRef,
+)
+
+__all__ = [
+    "AllowedPartner",
+    "CallSpec",
+    "CertFiles",
+    "CertRef",
+    "DnsConfig",
+    "EdgeConfig",
+    "Expect",
+    "FrozenMap",
+    "HostPort",
+    "KeyPath",
+    "Lab",
+    "Locator",
+    "PeerConfig",
+    "TrustRef",
+    "builtin_lab",
+    "load_lab",
+    "load_lab_text",
+    "normalize_domain",
+    "parse_hostport",
+    "seed_lab_text",
+    "with_overrides",
+]

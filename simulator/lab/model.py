@@ -1,0 +1,293 @@
+"""The lab file as data: what an Edge, its DNS, its PKI, its peers and its calls look like.
+
+Everything here is frozen, slotted and keyword-only, so a loaded :class:`Lab` can be
+shared by the Edge, the DNS server, the PKI issuer and the runner without anyone
+changing it under the others' feet. The loader (:mod:`simulator.lab.load`) checks
+user input and reports it with file and line; ``__post_init__`` only guards the
+invariants that a programmer building a lab by hand could break.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from simulator.pki.spec import CertSpec
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+#: An address to bind or reach: (host, port). The host is an IP literal without
+#: brackets, or a name; port 0 asks the OS for a free port.
+HostPort = tuple[str, int]
+
+Federation = Literal["discovery", "allowlist", "off"]
+TlsProfile = Literal["default", "sfb2015", "sfb2019"]
+DomainSource = Literal["pai", "from"]
+Direction = Literal["inbound", "outbound"]
+
+FEDERATION_MODES: tuple[Federation, ...] = ("discovery", "allowlist", "off")
+TLS_PROFILES: tuple[TlsProfile, ...] = ("default", "sfb2015", "sfb2019")
+DOMAIN_SOURCES: tuple[DomainSource, ...] = ("pai", "from")
+DIRECTIONS: tuple[Direction, ...] = ("inbound", "outbound")
+
+
+class FrozenMap(Mapping[K, V]):
+    """An immutable, hashable mapping that keeps insertion order.
+
+    ``types.MappingProxyType`` is read-only but not hashable, which would make the
+    frozen dataclasses below unhashable; this one is both.
+    """
+
+    __slots__ = ("_dict", "_items")
+
+    def __init__(self, items: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> None:
+        pairs = tuple(items.items()) if isinstance(items, Mapping) else tuple(items)
+        self._items: tuple[tuple[K, V], ...] = pairs
+        self._dict: dict[K, V] = dict(pairs)
+
+    def __getitem__(self, key: K) -> V:
+        return self._dict[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._dict)
+
+    def __len__(self) -> int:
+        return len(self._dict)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._dict.items()))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self._dict) == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._dict!r})"
+
+
+def _check_port(what: str, hostport: HostPort | None) -> None:
+    if hostport is not None and not 0 <= hostport[1] <= 65535:
+        raise ValueError(f"{what}: port {hostport[1]} is outside 0-65535")
+
+
+def _check_status(what: str, status: int | None) -> None:
+    if status is not None and not 100 <= status <= 699:
+        raise ValueError(f"{what}: SIP status {status} is outside 100-699")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CertFiles:
+    """A certificate given as PEM files (absolute paths, checked to exist by the loader)."""
+
+    cert: Path
+    key: Path
+    chain: Path | None = None
+
+
+#: A ``[certs]`` name, or PEM files.
+CertRef = str | CertFiles
+#: A ``[certs]`` CA name, or a PEM file of trusted roots (absolute path).
+TrustRef = str | Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllowedPartner:
+    """One ``New-CsAllowedDomain`` entry; ``proxy_fqdn`` pins the partner's edge (direct)."""
+
+    domain: str
+    proxy_fqdn: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeConfig:
+    """The emulated Access Edge: its names, ports, certificate and federation policy.
+
+    Attributes:
+        fqdn: external FQDN, written as ``source=`` in ms-diagnostics.
+        domains: SIP domains homed behind this Edge.
+        listen: federation side (mutual TLS).
+        clients: internal side, where simulated Skype clients connect.
+        cert: the Edge's certificate.
+        trust: CAs the Edge trusts for peer certificates.
+        federation: discovery (open), allowlist (enhanced/direct only) or off.
+        blocked: domains always rejected (``New-CsBlockedDomain``).
+        allowed: allowed partners (``New-CsAllowedDomain``).
+        hosted: Office 365 rules (public CAs only).
+        users: user -> SIP status that user answers; unlisted users answer 200.
+        tls: which Windows TLS profile the Edge imitates.
+        machine: Edge host name in log records (``[sfvedge\\sfvedge]``).
+        domain_source: which header names the caller's domain (PAI, else From).
+        server_header: ``Server:`` header of the Edge's responses.
+        dns: resolver target; None means the lab's own ``[dns] listen``.
+    """
+
+    fqdn: str
+    domains: tuple[str, ...]
+    listen: HostPort = ("127.0.0.1", 5061)
+    clients: HostPort = ("127.0.0.1", 5062)
+    cert: CertRef
+    trust: tuple[TrustRef, ...]
+    federation: Federation = "discovery"
+    blocked: tuple[str, ...] = ()
+    allowed: tuple[AllowedPartner, ...] = ()
+    hosted: bool = False
+    users: Mapping[str, int] = field(default_factory=FrozenMap)
+    tls: TlsProfile = "default"
+    machine: str = "sfvedge"
+    domain_source: DomainSource = "pai"
+    server_header: str = "RTC/6.0"
+    dns: HostPort | None = None
+
+    def __post_init__(self) -> None:
+        if not self.domains:
+            raise ValueError("an Edge needs at least one SIP domain")
+        if self.federation not in FEDERATION_MODES:
+            raise ValueError(f"federation must be one of {FEDERATION_MODES}")
+        clash = set(self.blocked) & {p.domain for p in self.allowed}
+        if clash:
+            raise ValueError(f"domains both blocked and allowed: {sorted(clash)}")
+        for what, hp in (("listen", self.listen), ("clients", self.clients), ("dns", self.dns)):
+            _check_port(what, hp)
+        for user, status in self.users.items():
+            _check_status(f"users.{user}", status)
+        if not isinstance(self.users, FrozenMap):
+            object.__setattr__(self, "users", FrozenMap(self.users))
+
+    def answer_for(self, user: str) -> int:
+        """The SIP status user ``user`` of this Edge answers with (200 unless listed)."""
+        return self.users.get(user, 200)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnsConfig:
+    """The lab's authoritative DNS server.
+
+    Attributes:
+        listen: UDP and TCP address.
+        zones: RFC 1035 master files (absolute paths).
+        records: extra zone-file lines written in the lab file.
+        records_line: line of the lab file where ``records`` text starts, so a zone
+            parser can report errors at ``lab.toml:<records_line + i>``.
+        silent: names the server never answers (a resolver timeout).
+        servfail: names answered with SERVFAIL.
+    """
+
+    listen: HostPort = ("127.0.0.1", 5353)
+    zones: tuple[Path, ...] = ()
+    records: str = ""
+    records_line: int = 0
+    silent: tuple[str, ...] = ()
+    servfail: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_port("listen", self.listen)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerConfig:
+    """A simulated Expressway-E: its certificate, trust, and how it answers calls."""
+
+    name: str
+    cert: CertRef
+    trust: tuple[TrustRef, ...] = ()
+    answer: int = 200
+    listen: HostPort | None = None
+    tls: TlsProfile = "default"
+    require_client_cert: bool = True
+
+    def __post_init__(self) -> None:
+        _check_status("answer", self.answer)
+        _check_port("listen", self.listen)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Expect:
+    """What a call must produce; None means "not checked".
+
+    Attributes:
+        status: final SIP status the caller receives.
+        edge_log: Result-Code symbol of the Edge log record (e.g.
+            ``SIPPROXY_E_ROUTING_MSG_CERT_MISMATCH``).
+        ms_diagnostics: ErrorId of the client-facing ms-diagnostics header.
+        ms_diagnostics_params: parameters that header must carry (exact values).
+        forwarded: whether the Edge forwarded the request to the peer.
+        rule: name of the policy rule that decided.
+    """
+
+    status: int | None = None
+    edge_log: str | None = None
+    ms_diagnostics: int | None = None
+    ms_diagnostics_params: Mapping[str, str] = field(default_factory=FrozenMap)
+    forwarded: bool | None = None
+    rule: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_status("status", self.status)
+        if not isinstance(self.ms_diagnostics_params, FrozenMap):
+            object.__setattr__(self, "ms_diagnostics_params", FrozenMap(self.ms_diagnostics_params))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallSpec:
+    """One ``[[calls]]`` entry: a request to place and what it must produce.
+
+    ``via`` names the peer that places an inbound call (required for inbound).
+    ``from_`` is the lab file's ``from`` key. ``line`` is where the entry starts
+    in the lab file, for reports.
+    """
+
+    direction: Direction
+    via: str | None = None
+    from_: str
+    to: str
+    pai: str | None = None
+    method: str = "INVITE"
+    expect: Expect
+    line: int = 0
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}")
+        if self.direction == "inbound" and self.via is None:
+            raise ValueError("an inbound call needs a peer (via)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lab:
+    """A whole lab: one Edge, its DNS, its PKI, the simulated peers and the calls to place."""
+
+    path: Path | None
+    name: str
+    summary: str = ""
+    edge: EdgeConfig
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    certs: tuple[CertSpec, ...] = ()
+    peers: Mapping[str, PeerConfig] = field(default_factory=FrozenMap)
+    calls: tuple[CallSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.certs]
+        if len(names) != len(set(names)):
+            raise ValueError("duplicate certificate names")
+        if not isinstance(self.peers, FrozenMap):
+            object.__setattr__(self, "peers", FrozenMap(self.peers))
+
+    def cert_spec(self, name: str) -> CertSpec:
+        """The ``[certs.NAME]`` spec called ``name``.
+
+        Raises:
+            KeyError: no certificate of that name (the loader makes this impossible
+                for names the lab itself refers to).
+        """
+        for spec in self.certs:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no certificate {name!r} in this lab; defined: {self.cert_names()}")
+
+    def cert_names(self) -> tuple[str, ...]:
+        """Names of the lab's certificates, in file order."""
+        return tuple(c.name for c in self.certs)
