@@ -332,10 +332,10 @@ def verify_chain(
                 root_subject=root_subject,
                 root_is_public=is_public,
             )
-    kind = "public" if is_public else "private"
+    kind = " (a public CA)" if is_public else ""
     return ChainVerdict(
         status="trusted",
-        detail=f"{_label(leaf)} chains to the trusted {kind} root {_label(root)}",
+        detail=f"{_label(leaf)} chains to the trusted root {_label(root)}{kind}",
         root_subject=root_subject,
         root_is_public=is_public,
     )

@@ -402,6 +402,20 @@ def _window_still_holds(spec: CertSpec, cert: x509.Certificate, now: dt.datetime
 def _build_cert(
     spec: CertSpec, key: PrivateKey, issuer: _Issued | None, now: dt.datetime
 ) -> x509.Certificate:
+    try:
+        return _build_cert_unchecked(spec, key, issuer, now)
+    except ValueError as exc:
+        # cryptography refuses e.g. a CN over 64 characters or a non-ASCII DNS name.
+        raise PkiError(
+            f"cannot be built: {exc}",
+            name=spec.name,
+            fix="use a CN of at most 64 characters and DNS names in ASCII (xn-- form)",
+        ) from exc
+
+
+def _build_cert_unchecked(
+    spec: CertSpec, key: PrivateKey, issuer: _Issued | None, now: dt.datetime
+) -> x509.Certificate:
     not_before, not_after = spec_window(spec, now)
     subject = _subject(spec)
     sans = _sans(spec)

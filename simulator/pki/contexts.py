@@ -1,0 +1,202 @@
+"""``ssl.SSLContext`` builders for federation's mutual TLS (ms-federation.md §1.1, §1.8).
+
+Both directions are mutual TLS: the server requires and verifies the client's
+certificate against ``trust``; the client verifies the server's chain against
+``trust``. Hostname checking is off by default because the Edge checks the
+peer's names itself against the SRV target (ms-federation.md §6), which is not
+the host it connected to; ``verify_mode`` stays ``CERT_REQUIRED``.
+
+Files are checked before OpenSSL sees them, so a wrong path, a non-PEM file or
+a key that does not match its certificate is one :class:`PkiError` line with
+the file and a fix instead of an ``ssl.SSLError`` code.
+"""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives import serialization
+
+from simulator.pki.facts import key_matches_certificate, load_pem_certificates
+from simulator.pki.lab import PkiError
+
+TlsProfile = Literal["default", "sfb2015", "sfb2019"]
+
+#: Protocol versions each profile offers (ms-federation.md §1.14, [SFB] encryption.md:
+#: "SfB 2015 -> TLS 1.2, 1.1, 1.0; SfB 2019 -> TLS 1.3, 1.2").
+PROFILE_VERSIONS: dict[str, tuple[ssl.TLSVersion, ssl.TLSVersion]] = {
+    "default": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3),
+    "sfb2015": (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_2),
+    "sfb2019": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3),
+}
+#: OpenSSL 3 refuses TLS 1.0/1.1 (their SHA-1 handshake signatures) at security
+#: level 1 and above; level 0 re-enables them. Only the sfb2015 profile uses it.
+LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
+
+
+def server_context(
+    *,
+    cert: Path,
+    key: Path,
+    chain: Path | None = None,
+    trust: Sequence[Path] = (),
+    require_client_cert: bool = True,
+    profile: TlsProfile = "default",
+) -> ssl.SSLContext:
+    """Build the context of a federation listener (the Edge's 5061).
+
+    Args:
+        cert: the server certificate (PEM; may already hold its intermediates).
+        key: its private key (PEM, unencrypted).
+        chain: intermediates to send after it (PEM; a leading copy of the leaf,
+            as in the lab's ``.chain.pem``, is skipped).
+        trust: CA files whose certificates verify client certificates.
+        require_client_cert: True demands a client certificate (mutual TLS);
+            False still asks for one and verifies it if sent (``CERT_OPTIONAL``).
+        profile: which Skype for Business server's TLS versions to offer.
+
+    Returns:
+        A server-side ``ssl.SSLContext``.
+
+    Raises:
+        PkiError: a file is missing or wrong, or the key does not match.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _apply_profile(ctx, profile)
+    _load_identity(ctx, cert=cert, key=key, chain=chain)
+    _load_trust(ctx, trust)
+    ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    return ctx
+
+
+def client_context(
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    chain: Path | None = None,
+    trust: Sequence[Path] = (),
+    profile: TlsProfile = "default",
+    check_hostname: bool = False,
+) -> ssl.SSLContext:
+    """Build the context of a federation client (Edge outbound, or a simulated Expressway).
+
+    Args:
+        cert: the client certificate to present (PEM), or None for none.
+        key: its private key; required with ``cert``.
+        chain: intermediates to send after it.
+        trust: CA files whose certificates verify the server.
+        profile: which TLS versions to offer.
+        check_hostname: let OpenSSL match ``server_hostname`` too. Off by
+            default: the caller matches the SRV target itself.
+
+    Returns:
+        A client-side ``ssl.SSLContext`` that always verifies the server chain.
+
+    Raises:
+        PkiError: a file is missing or wrong, ``cert`` and ``key`` are not
+            given together, or the key does not match.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _apply_profile(ctx, profile)
+    ctx.check_hostname = check_hostname
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if (cert is None) != (key is None):
+        given, missing = ("cert", "key") if cert is not None else ("key", "cert")
+        raise PkiError(
+            f"a client {given} was given without its {missing}",
+            path=cert if cert is not None else key,
+            fix="pass both the certificate and its key, or neither",
+        )
+    if cert is not None and key is not None:
+        _load_identity(ctx, cert=cert, key=key, chain=chain)
+    _load_trust(ctx, trust)
+    return ctx
+
+
+def _apply_profile(ctx: ssl.SSLContext, profile: TlsProfile) -> None:
+    try:
+        low, high = PROFILE_VERSIONS[profile]
+    except KeyError:
+        raise PkiError(
+            f"unknown TLS profile '{profile}'",
+            fix=f"use one of {', '.join(PROFILE_VERSIONS)}",
+        ) from None
+    if low < ssl.TLSVersion.TLSv1_2:
+        # Deliberate: SfB 2015 offers TLS 1.0/1.1 and the lab must reproduce
+        # peers that only speak those. Python flags the setting as deprecated.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = low
+        ctx.set_ciphers(LEGACY_CIPHERS)
+    else:
+        ctx.minimum_version = low
+    ctx.maximum_version = high
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise PkiError(
+            f"{what} file not found",
+            path=path,
+            fix="check the path, or run 'fedsim certs init' to write the lab PKI",
+        ) from None
+    except IsADirectoryError:
+        raise PkiError(f"{what} path is a directory", path=path, fix="name the file") from None
+    except OSError as exc:
+        raise PkiError(
+            f"cannot read the {what} file: {exc.strerror}", path=path, fix="check permissions"
+        ) from exc
+
+
+def _load_identity(ctx: ssl.SSLContext, *, cert: Path, key: Path, chain: Path | None) -> None:
+    certs = load_pem_certificates(_read(cert, "certificate"), source=str(cert))
+    key_pem = _read(key, "private key")
+    try:
+        matches = key_matches_certificate(key_pem, certs[0])
+    except PkiError as exc:
+        raise PkiError(exc.what, path=key, fix=exc.fix) from None
+    if not matches:
+        raise PkiError(
+            f"the private key does not belong to the certificate {cert}",
+            path=key,
+            fix="pass the key that was generated with that certificate",
+        )
+    if chain is not None:
+        extra = load_pem_certificates(_read(chain, "chain"), source=str(chain))
+        known = {c.public_bytes(serialization.Encoding.DER) for c in certs}
+        certs += [c for c in extra if c.public_bytes(serialization.Encoding.DER) not in known]
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+    # load_cert_chain only reads files: hand it leaf + intermediates in one
+    # (public) file that lives only as long as this call.
+    with tempfile.NamedTemporaryFile(prefix="fedsim-chain-", suffix=".pem") as tmp:
+        tmp.write(pem)
+        tmp.flush()
+        try:
+            ctx.load_cert_chain(certfile=tmp.name, keyfile=str(key))
+        except ssl.SSLError as exc:
+            raise PkiError(
+                f"OpenSSL refused the certificate or key ({exc.reason or exc})",
+                path=key,
+                fix="check that the key is an unencrypted PEM key for this certificate",
+            ) from exc
+
+
+def _load_trust(ctx: ssl.SSLContext, trust: Sequence[Path]) -> None:
+    for path in trust:
+        certs = load_pem_certificates(_read(path, "trusted CA"), source=str(path))
+        cadata = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs)
+        try:
+            ctx.load_verify_locations(cadata=cadata)
+        except ssl.SSLError as exc:
+            raise PkiError(
+                f"OpenSSL refused a trusted CA ({exc.reason or exc})",
+                path=path,
+                fix="pass a PEM file of CA certificates",
+            ) from exc
