@@ -670,7 +670,7 @@ class _Loader:
                     raise tables[name].error(
                         "issuer",
                         "issuers form a loop: " + " -> ".join([*seen, issuer]),
-                        fix="one CA in the chain must be a root (no issuer)",
+                        fix="one CA in the chain must be a root, without issuer",
                     )
                 seen.append(issuer)
                 issuer = self.cert_specs[issuer].issuer
@@ -711,7 +711,7 @@ class _Loader:
         return path
 
     def cert_ref(self, t: _Table, *, required: bool) -> CertRef:
-        example = '"vcse.steven.lab" (a [certs] name) or { cert = "x.pem", key = "x.key" }'
+        example = '"<a [certs] name>" or { cert = "x.pem", key = "x.key" }'
         value = t.required("cert", example) if required else t.get("cert")
         if isinstance(value, str):
             if value not in self.cert_specs:
@@ -724,7 +724,7 @@ class _Loader:
                 raise t.error(
                     "cert",
                     f"{value!r} is a CA",
-                    fix="name a leaf certificate issued by it (ca = false)",
+                    fix="name a leaf certificate, one without ca = true",
                 )
             return value
         if isinstance(value, dict):
@@ -760,7 +760,8 @@ class _Loader:
                 raise t.error(
                     "trust",
                     f"item {i + 1}: no CA {item!r} in [certs]",
-                    fix=_choices_fix(item, cas, noun="defined CAs") + " (or a path ending in .pem)",
+                    fix=_choices_fix(item, cas, noun="defined CAs")
+                    + "; PEM paths must end in .pem",
                     sub=(i,),
                 )
             if not self.cert_specs[item].ca:
@@ -791,9 +792,10 @@ class _Loader:
             )
         listen = t.hostport("listen", ("127.0.0.1", 5061), example='"127.0.0.1:5061"')
         clients = t.hostport("clients", ("127.0.0.1", 5062), example='"127.0.0.1:5062"')
-        cert = self.cert_ref(t, required=True)
         t.required("trust", '["public-root"]')
         trust = self.trust(t) or ()
+        self.maybe_default_edge_cert(t, fqdn, trust)
+        cert = self.cert_ref(t, required=True)
         federation = t.choice("federation", FEDERATION_MODES, "discovery")
         blocked = t.domain_list("blocked", example='["blocked.example"]') or ()
         allowed = self.allowed(t, blocked)
@@ -815,6 +817,26 @@ class _Loader:
             server_header=self.server_header(t),
             dns=t.hostport("dns", None, example='"127.0.0.1:5353"'),
         )
+
+    def maybe_default_edge_cert(self, t: _Table, fqdn: str, trust: tuple[TrustRef, ...]) -> None:
+        """Define the Edge's own certificate when ``cert`` names the fqdn and [certs] does not.
+
+        The Edge certificate is boilerplate in most labs (DESIGN.md's example names
+        ``cert = "sip.skype.lab"`` without a ``[certs."sip.skype.lab"]`` table), so it
+        defaults to a leaf with CN and SAN = fqdn, issued by the first trusted lab CA.
+        Any other undefined name stays an error.
+        """
+        name = t.get("cert")
+        if not isinstance(name, str) or name in self.cert_specs or name.lower() != fqdn:
+            return
+        issuer = next((n for n in trust if isinstance(n, str)), None)
+        if issuer is None:
+            raise t.error(
+                "cert",
+                f"no certificate {name!r} in [certs], and no lab CA in trust to issue one",
+                fix=f'define [certs."{name}"] with issuer = "<a CA>"',
+            )
+        self.cert_specs[name] = CertSpec(name=name, issuer=issuer, cn=fqdn, san=(fqdn,))
 
     def allowed(self, t: _Table, blocked: tuple[str, ...]) -> tuple[AllowedPartner, ...]:
         example = '[{ domain = "steven.lab" }] (or [[edge.allowed]] tables)'
@@ -842,7 +864,7 @@ class _Loader:
                 raise p.error(
                     "domain",
                     f"{domain!r} is both blocked and allowed",
-                    fix="remove it from one list (Skype for Business refuses both too)",
+                    fix="remove it from one list; Skype for Business refuses both too",
                 )
             if any(q.domain == domain for q in partners):
                 raise p.error("domain", f"{domain!r} is allowed twice", fix="keep one entry")
