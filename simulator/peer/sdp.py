@@ -1,0 +1,101 @@
+"""SDP (RFC 4566 / RFC 3264) as a Cisco Expressway-E relays it: an audio offer and answers.
+
+fedsim carries no media. The bodies only have to be valid, so that an Edge (or a
+real Skype client behind it) accepts the call: G.711 in both laws plus DTMF
+events, the shape a Cisco endpoint's offer has once it crosses the Expressway.
+No I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Static payload types we offer and accept (RFC 3551 §6), in our order of preference.
+AUDIO_CODECS: dict[str, str] = {"0": "PCMU/8000", "8": "PCMA/8000"}
+#: RFC 4733 telephone events, offered as Cisco endpoints do.
+DTMF_PAYLOAD = "101"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaLine:
+    """One ``m=`` line (RFC 4566 §5.14)."""
+
+    kind: str
+    port: int
+    proto: str
+    formats: tuple[str, ...]
+
+
+def parse_media_lines(body: bytes) -> tuple[MediaLine, ...]:
+    """Return the ``m=`` lines of ``body``; malformed lines are skipped, never fatal."""
+    lines: list[MediaLine] = []
+    for raw in body.decode("utf-8", "replace").splitlines():
+        if not raw.startswith("m="):
+            continue
+        parts = raw[2:].split()
+        if len(parts) < 3:
+            continue
+        port = parts[1].split("/")[0]
+        if not port.isdigit():
+            continue
+        lines.append(
+            MediaLine(kind=parts[0], port=int(port), proto=parts[2], formats=tuple(parts[3:]))
+        )
+    return tuple(lines)
+
+
+def _head(address: str, session_id: int) -> list[str]:
+    family = "IP6" if ":" in address else "IP4"
+    return [
+        "v=0",
+        f"o=tandberg {session_id} 1 IN {family} {address}",
+        "s=-",
+        f"c=IN {family} {address}",
+        "b=AS:64",
+        "t=0 0",
+    ]
+
+
+def _join(lines: list[str]) -> bytes:
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def build_offer(*, address: str, port: int, session_id: int) -> bytes:
+    """An audio offer (RFC 3264 §5): PCMU, PCMA and telephone events on ``address:port``.
+
+    Args:
+        address: where the (absent) media would go; IPv6 literals get ``IP6``.
+        port: RTP port, even (RFC 3550 §11).
+        session_id: the ``o=`` session id, from the caller's random source.
+    """
+    if port % 2 or not 0 < port < 65536:
+        raise ValueError(f"RTP port must be even and in 2-65534, not {port}")
+    formats = [*AUDIO_CODECS, DTMF_PAYLOAD]
+    lines = _head(address, session_id)
+    lines.append(f"m=audio {port} RTP/AVP {' '.join(formats)}")
+    lines.extend(f"a=rtpmap:{pt} {codec}" for pt, codec in AUDIO_CODECS.items())
+    lines.append(f"a=rtpmap:{DTMF_PAYLOAD} telephone-event/8000")
+    lines.append(f"a=fmtp:{DTMF_PAYLOAD} 0-15")
+    lines.append("a=sendrecv")
+    return _join(lines)
+
+
+def build_answer(offer: bytes, *, address: str, port: int, session_id: int) -> bytes | None:
+    """Answer ``offer`` (RFC 3264 §6), or None when no audio line shares a codec with us.
+
+    Every offered ``m=`` line gets one answer line in the same place; the ones we
+    refuse get port 0, as §6 requires. The caller answers None with 488.
+    """
+    lines = _head(address, session_id)
+    accepted = False
+    for index, line in enumerate(parse_media_lines(offer)):
+        shared = [fmt for fmt in line.formats if fmt in AUDIO_CODECS]
+        if line.kind != "audio" or line.port == 0 or not shared or "RTP/" not in line.proto:
+            lines.append(f"m={line.kind} 0 {line.proto} {' '.join(line.formats) or '0'}")
+            continue
+        accepted = True
+        chosen = shared[0]
+        lines.append(f"m=audio {port + 2 * index} {line.proto} {chosen}")
+        lines.append(f"a=rtpmap:{chosen} {AUDIO_CODECS[chosen]}")
+        lines.append("a=sendrecv")
+    return _join(lines) if accepted else None
