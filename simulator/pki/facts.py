@@ -199,7 +199,8 @@ class ChainVerdict:
         status: the first failure found, or "trusted".
         detail: one sentence a network engineer understands.
         root_subject: the subject of the root the chain reached (trusted or
-            not), or None when the chain could not be built that far.
+            not); for a chain that stops at a CA neither sent nor trusted, that
+            CA's name; None when the leaf itself failed or the chain is broken.
         root_is_public: the root reached is one of the public roots.
     """
 
@@ -230,9 +231,10 @@ def verify_chain(
     Windows CryptoAPI does for Schannel, preferring a trusted certificate when
     several could sign. Checks, in this order (the first failure is the
     verdict): the leaf's validity window; the leaf's EKU for ``usage`` (no EKU
-    extension means any usage, RFC 5280 §4.2.1.12); the path (each issuer must
-    be present and be a CA); trust of the certificate the path ends on; the
-    validity window of every CA on the path.
+    extension means any usage, RFC 5280 §4.2.1.12); the path, where a missing
+    issuer or a self-signed top that is not trusted is "untrusted-root" and an
+    issuer that is not a CA, a signature that does not verify under the named
+    issuer or a loop is "bad-chain"; the validity window of every CA on the path.
 
     Args:
         leaf: the end-entity certificate.
@@ -290,14 +292,28 @@ def verify_chain(
             (c for c in pool if _der(c) != _der(current) and _issued_by(current, c)), None
         )
         if issuer is None:
+            namesakes = [c for c in pool if c.subject == current.issuer]
+            if namesakes:
+                return ChainVerdict(
+                    status="bad-chain",
+                    detail=(
+                        f"{_label(current)} names {_label(namesakes[0])} as its issuer, but "
+                        "that CA's key did not sign it (a re-issued CA, or a mixed-up chain)"
+                    ),
+                    root_subject=None,
+                    root_is_public=False,
+                )
+            # Peers never send their root, so an issuer that is neither sent nor
+            # trusted is what an untrusted CA looks like; Windows reports such a
+            # partial chain as an untrusted root (SEC_E_UNTRUSTED_ROOT, §4.3).
             return ChainVerdict(
-                status="bad-chain",
+                status="untrusted-root",
                 detail=(
                     f"the issuer '{current.issuer.rfc4514_string()}' of {_label(current)} "
-                    "was not sent and is not trusted: the peer must send its "
-                    "intermediate certificates, or its CA must be trusted"
+                    "is not a trusted CA and was not sent: trust that CA's root, or, "
+                    "if it is an intermediate, have the peer send it"
                 ),
-                root_subject=None,
+                root_subject=current.issuer.rfc4514_string(),
                 root_is_public=False,
             )
         if not _is_ca(issuer):
