@@ -1,0 +1,63 @@
+"""Microsoft Edge diagnostics: the catalogue of codes and their formatters (sans-I/O)."""
+
+from __future__ import annotations
+
+from simulator.diagnostics.catalogue import (
+    FIDELITY_ORDER,
+    HRESULTS,
+    MS_DIAGNOSTICS,
+    RESULT_CODES,
+    TLS_ALERT_HRESULTS,
+    UNVERIFIED_HEX,
+    WINSOCK_CODES,
+    DiagnosticCode,
+    Fidelity,
+    ResultCode,
+    Severity,
+    hresult,
+    lookup_result,
+    weakest,
+)
+from simulator.diagnostics.format import (
+    DiagnosticsParseError,
+    EdgeLogRecord,
+    LogContext,
+    MsDiagnostics,
+    ParsedEdgeRecord,
+    decision_event,
+    event_json,
+    find_ms_diagnostics,
+    format_edge_log,
+    format_ms_diagnostics,
+    parse_edge_log,
+    parse_ms_diagnostics,
+)
+
+__all__ = [
+    "FIDELITY_ORDER",
+    "HRESULTS",
+    "MS_DIAGNOSTICS",
+    "RESULT_CODES",
+    "TLS_ALERT_HRESULTS",
+    "UNVERIFIED_HEX",
+    "WINSOCK_CODES",
+    "DiagnosticCode",
+    "DiagnosticsParseError",
+    "EdgeLogRecord",
+    "Fidelity",
+    "LogContext",
+    "MsDiagnostics",
+    "ParsedEdgeRecord",
+    "ResultCode",
+    "Severity",
+    "decision_event",
+    "event_json",
+    "find_ms_diagnostics",
+    "format_edge_log",
+    "format_ms_diagnostics",
+    "hresult",
+    "lookup_result",
+    "parse_edge_log",
+    "parse_ms_diagnostics",
+    "weakest",
+]
