@@ -1,0 +1,306 @@
+"""The facts the Edge decides on, as plain frozen data.
+
+The I/O layer gathers them (the request, the peer's certificate, the SRV
+answer) and the Edge's settings come from the lab file; the rules in
+:mod:`simulator.policy.inbound` and :mod:`simulator.policy.outbound` are pure
+functions of these values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Federation = Literal["discovery", "allowlist", "off"]
+DomainSource = Literal["pai", "from"]
+SrvOutcome = Literal["ok", "nxdomain", "nodata", "servfail", "refused", "timeout"]
+Chain = Literal["trusted", "untrusted-root", "expired", "not-yet-valid", "wrong-usage", "bad-chain"]
+
+#: Service name of the federation SRV record (reference §1.4).
+SRV_SERVICE = "_sipfederationtls._tcp"
+#: Federation port (reference §1.1).
+FEDERATION_PORT = 5061
+
+# RFC 1035 §2.3.1 label, relaxed for '_' (SRV owner names) and '*' (wildcard SANs).
+_LABEL = r"(?:[A-Za-z0-9_*](?:[-A-Za-z0-9_]{0,61}[A-Za-z0-9_])?)"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def normalise_domain(name: str) -> str:
+    """Lower-case and drop the root dot: DNS names compare case-insensitively (RFC 4343)."""
+    return name.strip().rstrip(".").lower()
+
+
+def _check_hostname(what: str, name: str) -> None:
+    if not _HOSTNAME.fullmatch(name) or len(name.rstrip(".")) > 253:
+        raise ValueError(f"{what} must be a DNS name, not {name!r}")
+
+
+def uri_host(uri: str) -> str:
+    """Host part of a SIP URI or name-addr, lower-case (RFC 3261 §19.1.1).
+
+    Accepts ``sip:user@host;params``, ``<sip:user@host:5061>``, ``"Name" <sips:host>``.
+
+    Raises:
+        ValueError: no host can be found.
+    """
+    text = uri.strip()
+    if "<" in text:
+        start = text.index("<") + 1
+        end = text.find(">", start)
+        text = text[start : end if end >= 0 else len(text)]
+    scheme, sep, rest = text.partition(":")
+    if not sep or scheme.lower() not in ("sip", "sips"):
+        raise ValueError(f"not a sip: or sips: URI: {uri!r}")
+    rest = re.split(r"[;?>]", rest, maxsplit=1)[0]
+    hostport = rest.rpartition("@")[2]
+    if hostport.startswith("["):  # RFC 3261 §25.1 IPv6reference
+        host = hostport[: hostport.find("]") + 1]
+    else:
+        host = hostport.partition(":")[0]
+    host = normalise_domain(host)
+    if not host or host == "[]":
+        raise ValueError(f"SIP URI without a host: {uri!r}")
+    return host
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllowedDomain:
+    """An entry of the Edge's allowed list (``New-CsAllowedDomain``, reference §5.2).
+
+    Attributes:
+        domain: the partner SIP domain.
+        proxy_fqdn: the partner's Access Edge / Expressway-E FQDN ("Allowed Partner
+            Server", direct federation): no SRV lookup, the peer must be that server.
+    """
+
+    domain: str
+    proxy_fqdn: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_hostname("allowed domain", self.domain)
+        if self.proxy_fqdn is not None:
+            _check_hostname("proxy_fqdn", self.proxy_fqdn)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeSettings:
+    """How the emulated Access Edge is configured (lab file ``[edge]``).
+
+    Attributes:
+        fqdn: external FQDN, the ``source=`` of ms-diagnostics ("sip.skype.lab").
+        domains: SIP domains homed behind this Edge.
+        federation: "discovery" (EnablePartnerDiscovery: open federation), "allowlist"
+            (only allowed domains) or "off" (AllowFederatedUsers False).
+        blocked: blocked domains; a blocked domain also blocks its sub-domains (I).
+        allowed: allowed domains, optionally pinned to a ProxyFqdn.
+        hosted: Office 365 rules: the peer certificate must chain to a public root.
+        domain_source: where the inbound sender domain comes from: "pai" =
+            P-Asserted-Identity, else From; "from" = always From. Reference §2.2 I2:
+            the precedence is undocumented, so it is a setting.
+        accept_srv_target_equal_to_domain: whether an SRV target equal to the domain
+            itself (``acano.steven.lab`` for acano.steven.lab) counts as in the domain.
+            Undocumented (U): default reject, as the reference's in_exact_domain does.
+        accept_peer_wildcard: whether a peer certificate name ``*.d`` matches
+            ``x.d``. Undocumented (reference §1.11, U): default off.
+        server_header: the ``Server:`` value of every Edge response (reference §7.3).
+    """
+
+    fqdn: str
+    domains: tuple[str, ...]
+    federation: Federation = "discovery"
+    blocked: tuple[str, ...] = ()
+    allowed: tuple[AllowedDomain, ...] = ()
+    hosted: bool = False
+    domain_source: DomainSource = "pai"
+    accept_srv_target_equal_to_domain: bool = False
+    accept_peer_wildcard: bool = False
+    server_header: str = "RTC/6.0"
+
+    def __post_init__(self) -> None:
+        _check_hostname("edge fqdn", self.fqdn)
+        if not self.domains:
+            raise ValueError("the Edge needs at least one SIP domain")
+        for domain in (*self.domains, *self.blocked):
+            _check_hostname("domain", domain)
+        if self.federation not in ("discovery", "allowlist", "off"):
+            raise ValueError(f"federation must be discovery, allowlist or off: {self.federation!r}")
+        if self.domain_source not in ("pai", "from"):
+            raise ValueError(f"domain_source must be pai or from: {self.domain_source!r}")
+        allowed = [normalise_domain(a.domain) for a in self.allowed]
+        if len(set(allowed)) != len(allowed):
+            raise ValueError("a domain is on the allowed list twice")
+        # Reference §5.2: "A domain cannot be on both lists (creating fails)."
+        if both := set(allowed) & {normalise_domain(b) for b in self.blocked}:
+            raise ValueError(f"on both the allowed and the blocked list: {sorted(both)}")
+        if not self.server_header or "\n" in self.server_header:
+            raise ValueError("server_header must be one non-empty line")
+
+    def allowed_entry(self, domain: str) -> AllowedDomain | None:
+        """The allowed-list entry for exactly ``domain`` (case-insensitive), if any."""
+        wanted = normalise_domain(domain)
+        return next((a for a in self.allowed if normalise_domain(a.domain) == wanted), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SrvTarget:
+    """One SRV answer record (RFC 2782)."""
+
+    target: str
+    port: int
+    priority: int = 0
+    weight: int = 0
+
+    def __post_init__(self) -> None:
+        if self.target.rstrip(".") and not _HOSTNAME.fullmatch(self.target):
+            raise ValueError(f"SRV target must be a DNS name, not {self.target!r}")
+        if not self.target:
+            raise ValueError("SRV target must not be empty ('.' means 'no service')")
+        for name, value in (
+            ("port", self.port),
+            ("priority", self.priority),
+            ("weight", self.weight),
+        ):
+            if not 0 <= value <= 0xFFFF:
+                raise ValueError(f"SRV {name} must be 0..65535, not {value}")
+
+    @property
+    def host(self) -> str:
+        """The target without the root dot, as the Edge prints it (``vcse.steven.lab``)."""
+        return self.target.rstrip(".")
+
+    def render(self) -> str:
+        """``target:port`` as in the Edge's ``fqdn1=`` values ([CISCO])."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SrvLookup:
+    """The result of resolving one SRV name.
+
+    Attributes:
+        name: the queried name, ``_sipfederationtls._tcp.<domain>``.
+        outcome: "ok" with targets, "nxdomain" (name does not exist), "nodata" (name
+            exists, no SRV), "servfail", "refused" or "timeout".
+        targets: in the order the resolver chose (RFC 2782 priority/weight order).
+    """
+
+    name: str
+    outcome: SrvOutcome
+    targets: tuple[SrvTarget, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_hostname("SRV name", self.name)
+        if self.outcome not in ("ok", "nxdomain", "nodata", "servfail", "refused", "timeout"):
+            raise ValueError(f"unknown SRV outcome {self.outcome!r}")
+        if (self.outcome == "ok") != bool(self.targets):
+            raise ValueError("an 'ok' SRV lookup has targets; any other outcome has none")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerCertificate:
+    """What the Edge learns from the peer's TLS certificate.
+
+    Attributes:
+        display_name: the name the Edge prints (``certName``, ``PeerServer``): the
+            subject CN, else the first DNS SAN.
+        names: the names used for matching: the DNS SANs, or the CN only when the
+            certificate has no DNS SAN ([CISCO]; see :func:`names_for_matching`).
+        chain: the outcome of chain validation against the Edge's trust store.
+        public_root: the chain ends at a publicly trusted root (Office 365 rule).
+    """
+
+    display_name: str
+    names: tuple[str, ...]
+    chain: Chain
+    public_root: bool
+
+    def __post_init__(self) -> None:
+        if not self.display_name or "\n" in self.display_name:
+            raise ValueError("display_name must be one non-empty line")
+        if self.chain not in (
+            "trusted",
+            "untrusted-root",
+            "expired",
+            "not-yet-valid",
+            "wrong-usage",
+            "bad-chain",
+        ):
+            raise ValueError(f"unknown chain outcome {self.chain!r}")
+
+    @classmethod
+    def from_subject(
+        cls,
+        *,
+        cn: str | None,
+        dns_sans: tuple[str, ...],
+        chain: Chain = "trusted",
+        public_root: bool = False,
+    ) -> PeerCertificate:
+        """Build the facts from a certificate's CN and DNS SANs, applying the CN fallback."""
+        names = names_for_matching(cn, dns_sans)
+        display = cn or (dns_sans[0] if dns_sans else "")
+        if not display:
+            raise ValueError("a certificate with neither CN nor DNS SAN cannot be named")
+        return cls(display_name=display, names=names, chain=chain, public_root=public_root)
+
+
+def names_for_matching(cn: str | None, dns_sans: tuple[str, ...]) -> tuple[str, ...]:
+    """Names a certificate answers to: DNS SANs, or the CN only when there is no DNS SAN.
+
+    [CISCO]: "the FQDN in its subject alternative name (or common name, if SAN is
+    not used)"; reference §6.
+    """
+    if dns_sans:
+        return dns_sans
+    return (cn,) if cn else ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundRequest:
+    """The parts of a federated request the Edge's policy reads."""
+
+    method: str
+    start_line: str
+    call_id: str
+    cseq: str
+    from_uri: str
+    pai_uri: str | None
+    to_uri: str
+
+    def __post_init__(self) -> None:
+        uri_host(self.from_uri)  # raises ValueError: validated when built
+        uri_host(self.to_uri)
+        if self.pai_uri is not None:
+            uri_host(self.pai_uri)
+        for name, value in (
+            ("method", self.method),
+            ("start_line", self.start_line),
+            ("call_id", self.call_id),
+            ("cseq", self.cseq),
+        ):
+            if not value or "\n" in value or "\r" in value:
+                raise ValueError(f"{name} must be one non-empty line, not {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundFacts:
+    """Everything the Edge knows when it decides on an inbound federated request.
+
+    Attributes:
+        request: the request.
+        peer: the peer's client certificate from the mutual TLS handshake.
+        peer_port: the peer's TCP source port (printed in the log's ``Peer:``).
+        srv: the callback SRV lookup of the sender's domain, or None when the
+            decision needs none (see :func:`simulator.policy.inbound.inbound_srv_name`).
+    """
+
+    request: InboundRequest
+    peer: PeerCertificate
+    peer_port: int
+    srv: SrvLookup | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.peer_port <= 0xFFFF:
+            raise ValueError(f"peer_port must be 0..65535, not {self.peer_port}")
