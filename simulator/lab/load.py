@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
-from simulator.errors import LabError
+from simulator.errors import FedsimError, LabError
 from simulator.lab.locate import KeyPath, Locator
 from simulator.lab.model import (
     DIRECTIONS,
@@ -226,6 +226,24 @@ def parse_hostport(text: str, *, default_host: str = "127.0.0.1") -> HostPort:
     if port > 65535:
         raise ValueError(f"port {port} is outside 0-65535")
     return host, port
+
+
+def parse_host_port(text: str, *, what: str) -> HostPort:
+    """Parse a command-line address option (``--listen 127.0.0.1:5061``) like a lab file's.
+
+    Args:
+        text: the option's value.
+        what: the option's name, for the message (``"--listen"``).
+
+    Raises:
+        FedsimError: one line naming the option, the value and the expected form.
+    """
+    try:
+        return parse_hostport(text)
+    except ValueError as exc:
+        raise FedsimError(
+            f"{what} {text!r}: {exc} (write it as HOST:PORT, e.g. 127.0.0.1:5061 or [::1]:5061)"
+        ) from None
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -1092,6 +1110,7 @@ __all__ = [
     "load_lab",
     "load_lab_text",
     "normalize_domain",
+    "parse_host_port",
     "parse_hostport",
     "seed_lab_text",
     "with_overrides",

@@ -11,7 +11,7 @@ import dnslib
 import pytest
 import trustme
 
-from simulator.errors import LabError
+from simulator.errors import FedsimError, LabError
 from simulator.lab import (
     AllowedPartner,
     CallSpec,
@@ -25,6 +25,7 @@ from simulator.lab import (
     builtin_lab,
     load_lab,
     load_lab_text,
+    parse_host_port,
     parse_hostport,
     seed_lab_text,
     with_overrides,
@@ -137,7 +138,8 @@ def test_builtin_lab_has_the_seed_domains_and_calls() -> None:
     assert lab.edge.answer_for("stejanss") == 200
     assert lab.edge.trust == ("public-root",)
     assert lab.cert_spec("public-root").public
-    assert lab.cert_spec("private-root").ca and "private-root" not in lab.edge.trust
+    assert lab.cert_spec("private-root").ca
+    assert "private-root" not in lab.edge.trust
     vcse = lab.cert_spec("vcse.steven.lab")
     assert (vcse.cn, vcse.san, vcse.issuer) == (
         "vcse.steven.lab",
@@ -215,7 +217,8 @@ def test_name_defaults_to_the_file_stem_and_summary_to_empty(tmp_path: Path) -> 
     lab = load_lab_text(MINIMAL, path=tmp_path / "my-lab.toml")
     assert (lab.name, lab.summary) == ("my-lab", "")
     assert lab.dns == DnsConfig()
-    assert lab.peers == {} and lab.calls == ()
+    assert lab.peers == {}
+    assert lab.calls == ()
 
 
 def test_cert_and_trust_accept_pem_files_relative_to_the_lab(tmp_path: Path) -> None:
@@ -337,3 +340,10 @@ def test_model_guards_invariants_when_built_by_hand() -> None:
         CallSpec(direction="inbound", from_="sip:a@b", to="sip:c@d", expect=Expect(status=200))
     with pytest.raises(ValueError, match="outside 100-699"):
         PeerConfig(name="p", cert="c", answer=99)
+
+
+def test_parse_host_port_reports_the_option_as_one_line() -> None:
+    assert parse_host_port("[::1]:5061", what="--listen") == ("::1", 5061)
+    with pytest.raises(FedsimError) as info:
+        parse_host_port("5061", what="--listen")
+    assert str(info.value).startswith("--listen '5061': missing ':port' (write it as HOST:PORT")
