@@ -112,7 +112,7 @@ class ResultCode:
 
     def __post_init__(self) -> None:
         if not _HEX.fullmatch(self.hex):
-            raise ValueError(f"{self.symbol}: hex must look like 0x0123abcd, not {self.hex!r}")
+            raise ValueError(f"{self.symbol}: hex must be 0x and 8 hex digits, not {self.hex!r}")
         if not _SYMBOL.fullmatch(self.symbol):
             raise ValueError(f"result symbol must be upper-case, not {self.symbol!r}")
         synthetic = self.symbol.startswith(UNVERIFIED_PREFIX)

@@ -351,7 +351,7 @@ class LogContext:
         for name, value, limit in (
             ("pid", self.pid, 0xFFFF),
             ("tid", self.tid, 0xFFFF),
-            ("seq", self.seq, 0xFFFFFFFF),
+            ("seq", self.seq, 2**32 - 1),
             ("correlation_id", self.correlation_id, 2**64 - 1),
         ):
             if not 0 <= value <= limit:
