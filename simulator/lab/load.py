@@ -549,6 +549,7 @@ class _Loader:
         self.certs(top)
         edge = self.edge(top)
         dns = self.dns(top)
+        self.check_addresses(edge, dns)
         peers = self.peers(top)
         calls = self.calls(top, peers)
         return Lab(
@@ -561,6 +562,23 @@ class _Loader:
             peers=FrozenMap(peers),
             calls=calls,
         )
+
+    def check_addresses(self, edge: EdgeConfig, dns: DnsConfig) -> None:
+        """Refuse two listeners on one fixed TCP address (port 0 is always free)."""
+        taken: dict[HostPort, str] = {}
+        for path, label, addr in (
+            (("edge", "listen"), "[edge] key 'listen'", edge.listen),
+            (("edge", "clients"), "[edge] key 'clients'", edge.clients),
+            (("dns", "listen"), "[dns] key 'listen'", dns.listen),
+        ):
+            if addr[1] != 0 and addr in taken:
+                raise self.error(
+                    path,
+                    label,
+                    f"{addr[0]}:{addr[1]} is already used by {taken[addr]}",
+                    fix="give each listener its own port",
+                )
+            taken[addr] = label
 
     def section(self, top: _Table, key: str, known: tuple[str, ...], example: str) -> _Table:
         data = top.table(key, example=example)

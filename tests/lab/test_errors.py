@@ -296,6 +296,12 @@ CASES: dict[str, Case] = {
         line=14,
         says=("key 'not_after'", "later than not_before"),
     ),
+    "two-listeners-on-one-port": Case(
+        at=6,
+        new=keep(6) + '\nclients = "127.0.0.1:5353"',
+        line=9,
+        says=("[dns] key 'listen'", "127.0.0.1:5353 is already used by [edge] key 'clients'"),
+    ),
     # -- names that must be defined ---------------------------------------------------
     "undefined-edge-cert": Case(
         at=5,

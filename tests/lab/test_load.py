@@ -347,3 +347,11 @@ def test_parse_host_port_reports_the_option_as_one_line() -> None:
     with pytest.raises(FedsimError) as info:
         parse_host_port("5061", what="--listen")
     assert str(info.value).startswith("--listen '5061': missing ':port' (write it as HOST:PORT")
+
+
+def test_port_zero_listeners_may_share_a_host(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        'trust = ["root"]\n', 'trust = ["root"]\nlisten = "127.0.0.1:0"\nclients = "127.0.0.1:0"\n'
+    )
+    lab = load_lab_text(text + '[dns]\nlisten = "127.0.0.1:0"\n', path=tmp_path / "lab.toml")
+    assert lab.edge.listen == lab.edge.clients == lab.dns.listen == ("127.0.0.1", 0)
