@@ -1,0 +1,268 @@
+"""Headers: the ordered (name, value) lines of a SIP message, exactly as received.
+
+Names keep the spelling the peer used ("v", "TO", "MaX-fOrWaRdS"), so a
+message can be relayed without rewriting it; lookups are case-insensitive and
+treat compact forms (RFC 3261 §7.3.3) as their long names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from simulator.sip.abnf import TOKEN_RE
+
+__all__ = ["COMPACT_FORMS", "LIST_HEADERS", "Headers", "canonical_name", "split_top_level"]
+
+#: Compact header names and the long names they stand for.
+COMPACT_FORMS: dict[str, str] = {
+    # RFC 3261 §7.3.3 and §20
+    "i": "call-id",
+    "m": "contact",
+    "e": "content-encoding",
+    "l": "content-length",
+    "c": "content-type",
+    "f": "from",
+    "s": "subject",
+    "k": "supported",
+    "t": "to",
+    "v": "via",
+    # RFC 6665 §8.2.1 (Event, Allow-Events)
+    "o": "event",
+    "u": "allow-events",
+    # RFC 3515 §2.1 (Refer-To), RFC 3892 §3 (Referred-By)
+    "r": "refer-to",
+    "b": "referred-by",
+    # RFC 4028 §4 (Session-Expires)
+    "x": "session-expires",
+    # RFC 3841 §9 (Accept-Contact, Reject-Contact, Request-Disposition)
+    "a": "accept-contact",
+    "j": "reject-contact",
+    "d": "request-disposition",
+    # RFC 4474 §13.1 (Identity, Identity-Info)
+    "y": "identity",
+    "n": "identity-info",
+}
+
+#: Headers whose value is a comma-separated list (RFC 3261 §7.3.1: such a
+#: header may be split over several lines or combined on one). get_all()
+#: splits these at top-level commas. Contact "*" is never split (it is one value).
+LIST_HEADERS = frozenset(
+    {
+        "via",
+        "contact",
+        "route",
+        "record-route",
+        "allow",
+        "supported",
+        "require",
+        "proxy-require",
+        "unsupported",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "content-encoding",
+        "in-reply-to",
+        "alert-info",
+        "call-info",
+        "error-info",
+        "warning",
+        "allow-events",
+        "path",
+        "service-route",
+    }
+)
+
+
+def canonical_name(name: str) -> str:
+    """The lookup key of a header name: lower case, compact forms expanded."""
+    low = name.lower()
+    return COMPACT_FORMS.get(low, low)
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split ``text`` at commas outside quoted strings and ``<...>``.
+
+    RFC 3261 §7.3.1: a comma inside a quoted display name or inside a bracketed
+    URI does not separate values. Pieces are returned unstripped and empty
+    pieces are kept, so strict callers can reject ``,,`` (RFC 4475 badinv01).
+    An unterminated quote or bracket runs to the end of the text.
+    """
+    if "," not in text:
+        return [text]
+    if '"' not in text and "<" not in text:
+        return text.split(",")
+    pieces: list[str] = []
+    start = 0
+    in_quotes = False
+    in_angle = False
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if in_quotes:
+            if ch == "\\":
+                i += 1  # RFC 3261 §25.1 quoted-pair: the next character is literal
+            elif ch == '"':
+                in_quotes = False
+        elif ch == '"':
+            in_quotes = True
+        elif in_angle:
+            if ch == ">":
+                in_angle = False
+        elif ch == "<":
+            in_angle = True
+        elif ch == ",":
+            pieces.append(text[start:i])
+            start = i + 1
+        i += 1
+    pieces.append(text[start:])
+    return pieces
+
+
+def _check_pair(name: str, value: str) -> tuple[str, str]:
+    if not isinstance(name, str) or not TOKEN_RE.fullmatch(name):
+        raise ValueError(f"header name must be a SIP token, not {name!r}")
+    if not isinstance(value, str):
+        raise TypeError(f"header {name} value must be str, not {type(value).__name__}")
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"header {name} value must not contain CR or LF: {value!r}")
+    if value != value.strip(" \t"):
+        raise ValueError(f"header {name} value must not start or end with whitespace: {value!r}")
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise ValueError(f"header {name} value cannot be encoded as UTF-8: {value!r}") from None
+    return (name, value)
+
+
+class Headers:
+    """An immutable, ordered list of (name, value) header lines.
+
+    Lookups (``get``, ``get_all``, ``in``) ignore case and treat compact forms
+    as their long names; iteration and ``pairs`` give the lines exactly as
+    stored. Two Headers are equal when their lines are identical, spelling and
+    order included (that is what a relay would put on the wire).
+    """
+
+    __slots__ = ("_keys", "_pairs")
+
+    _pairs: tuple[tuple[str, str], ...]
+    _keys: tuple[str, ...]
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        """Build Headers from (name, value) pairs.
+
+        Args:
+            pairs: header lines in wire order. Values are unfolded single lines
+                without leading or trailing whitespace.
+
+        Raises:
+            ValueError: a name is not a token, or a value has CR/LF, edge whitespace
+                or cannot be encoded.
+        """
+        checked = tuple(_check_pair(name, value) for name, value in pairs)
+        self._pairs = checked
+        self._keys = tuple(canonical_name(name) for name, _ in checked)
+
+    @classmethod
+    def _trusted(cls, pairs: tuple[tuple[str, str], ...], keys: tuple[str, ...]) -> Headers:
+        """Build from lines the parser has already validated (no second check)."""
+        self = cls.__new__(cls)
+        self._pairs = pairs
+        self._keys = keys
+        return self
+
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """The header lines, in order, as (name, value)."""
+        return self._pairs
+
+    def get(self, name: str) -> str | None:
+        """The value of the first line called ``name`` (or its compact form), or None."""
+        try:
+            return self._pairs[self._keys.index(canonical_name(name))][1]
+        except ValueError:
+            return None
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``: all its lines, and list headers split at top-level commas.
+
+        Empty list elements (``a,,b``) are dropped, surrounding whitespace is stripped.
+        """
+        key = canonical_name(name)
+        values = [v for k, (_, v) in zip(self._keys, self._pairs, strict=True) if k == key]
+        if key not in LIST_HEADERS:
+            return values
+        out: list[str] = []
+        for value in values:
+            if key == "contact" and value == "*":
+                out.append(value)
+                continue
+            for piece in split_top_level(value):
+                piece = piece.strip(" \t")
+                if piece:
+                    out.append(piece)
+        return out
+
+    def count(self, name: str) -> int:
+        """How many lines are called ``name`` (or its compact form)."""
+        return self._keys.count(canonical_name(name))
+
+    def append(self, name: str, value: str) -> Headers:
+        """A copy with the line ``name: value`` added at the end."""
+        pair = _check_pair(name, value)
+        return Headers._trusted((*self._pairs, pair), (*self._keys, canonical_name(name)))
+
+    def replace(self, name: str, value: str) -> Headers:
+        """A copy where the first ``name`` line becomes ``name: value`` and the others go.
+
+        Appends the line when there is none.
+        """
+        pair = _check_pair(name, value)
+        key = canonical_name(name)
+        if key not in self._keys:
+            return self.append(name, value)
+        pairs: list[tuple[str, str]] = []
+        keys: list[str] = []
+        done = False
+        for k, p in zip(self._keys, self._pairs, strict=True):
+            if k == key:
+                if done:
+                    continue
+                p = pair
+                done = True
+            pairs.append(p)
+            keys.append(k)
+        return Headers._trusted(tuple(pairs), tuple(keys))
+
+    def remove(self, name: str) -> Headers:
+        """A copy without any ``name`` line (long or compact form)."""
+        key = canonical_name(name)
+        kept = [(k, p) for k, p in zip(self._keys, self._pairs, strict=True) if k != key]
+        return Headers._trusted(tuple(p for _, p in kept), tuple(k for k, _ in kept))
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and canonical_name(name) in self._keys
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return self._pairs == other._pairs
+
+    def __hash__(self) -> int:
+        return hash(self._pairs)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._pairs)!r})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Immutable after construction; __init__/_trusted set the slots through object.
+        if hasattr(self, "_keys"):
+            raise AttributeError("Headers is immutable: use append/replace/remove")
+        object.__setattr__(self, name, value)

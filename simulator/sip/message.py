@@ -1,0 +1,254 @@
+"""Request and Response: frozen, slotted, keyword-only SIP messages.
+
+A message holds its header lines as received (:class:`Headers`) and parses
+the few it needs on demand: Call-ID, CSeq, From, To, Via, Max-Forwards. The
+parser has already validated those for a message it returns, and leaves the
+parsed values in the cache so the accessors cost nothing.
+
+Content-Length is never a header here: it is derived from ``body``. The
+parser removes it, the serializer writes it (RFC 3261 §20.14).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from simulator.sip import abnf
+from simulator.sip.errors import SipParseError
+from simulator.sip.headers import Headers
+from simulator.sip.uri import NameAddr, Via, parse_name_addr, parse_via
+
+__all__ = ["KNOWN_METHODS", "MAX_CSEQ", "Request", "Response"]
+
+#: RFC 3261 §8.1.1.5: "The sequence number MUST be expressible as a 32-bit unsigned integer".
+MAX_CSEQ = 2**32 - 1
+
+#: RFC 3261 §20.22: Max-Forwards is "an integer in the range 0-255".
+MAX_FORWARDS_LIMIT = 255
+
+#: Methods some RFC defines, plus Microsoft's (SERVICE, BENOTIFY, NEGOTIATE appear in
+#: Lync/Skype traces). A CSeq mismatch on any other method is 501, not 400 (RFC 4475 §3.1.2.18).
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",  # RFC 3261
+        "PRACK",  # RFC 3262
+        "SUBSCRIBE",
+        "NOTIFY",  # RFC 6665
+        "PUBLISH",  # RFC 3903
+        "INFO",  # RFC 6086
+        "REFER",  # RFC 3515
+        "MESSAGE",  # RFC 3428
+        "UPDATE",  # RFC 3311
+        "SERVICE",
+        "BENOTIFY",
+        "NEGOTIATE",  # Microsoft [MS-SIPRE]
+    }
+)
+
+_VERSION_RE = re.compile(abnf.SIP_VERSION)
+
+
+def _missing(name: str) -> SipParseError:
+    return SipParseError(f"no {name} header", offending=name.encode(), status_hint=400)
+
+
+def parse_cseq(value: str) -> tuple[int, str]:
+    """Parse a CSeq value ("0009 INVITE" -> (9, "INVITE")).
+
+    Raises:
+        SipParseError: (400) not ``1*DIGIT LWS Method``, or over 2**32-1 (RFC 4475 scalar02).
+    """
+    m = abnf.CSEQ_RE.fullmatch(value)
+    if m is None:
+        raise SipParseError("bad CSeq", offending=value.encode("utf-8", "surrogateescape"))
+    digits = m.group("number").lstrip("0") or "0"
+    # Length first: int() of a huge digit string is slow (and over 4300 digits, an error).
+    if len(digits) > 10 or int(digits) > MAX_CSEQ:
+        raise SipParseError("CSeq number over 2**32-1", offending=value.encode())
+    return int(digits), m.group("method")
+
+
+def parse_max_forwards(value: str) -> int:
+    """Parse a Max-Forwards value ("0068" -> 68).
+
+    Raises:
+        SipParseError: (400) not digits, or over 255 (RFC 4475 scalar02).
+    """
+    if not abnf.DIGITS_RE.fullmatch(value):
+        raise SipParseError("bad Max-Forwards", offending=value.encode("utf-8", "surrogateescape"))
+    digits = value.lstrip("0") or "0"
+    if len(digits) > 3 or int(digits) > MAX_FORWARDS_LIMIT:
+        raise SipParseError("Max-Forwards over 255", offending=value.encode())
+    return int(digits)
+
+
+class _Accessors:
+    """Cached header accessors shared by Request and Response."""
+
+    __slots__ = ()
+
+    headers: Headers
+    _cache: dict[str, object]
+
+    @property
+    def call_id(self) -> str:
+        """The Call-ID value.
+
+        Raises:
+            SipParseError: the header is missing (never for a message from parse_message).
+        """
+        value = self.headers.get("Call-ID")
+        if value is None:
+            raise _missing("Call-ID")
+        return value
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        """(sequence number, method) from CSeq.
+
+        Raises:
+            SipParseError: missing or malformed (never for a message from parse_message).
+        """
+        cached = self._cache.get("cseq")
+        if cached is None:
+            value = self.headers.get("CSeq")
+            if value is None:
+                raise _missing("CSeq")
+            cached = self._cache["cseq"] = parse_cseq(value)
+        assert isinstance(cached, tuple)
+        return cached
+
+    def _name_addr(self, key: str, name: str) -> NameAddr:
+        cached = self._cache.get(key)
+        if cached is None:
+            value = self.headers.get(name)
+            if value is None:
+                raise _missing(name)
+            cached = self._cache[key] = parse_name_addr(value)
+        assert isinstance(cached, NameAddr)
+        return cached
+
+    @property
+    def from_(self) -> NameAddr:
+        """The parsed From (``from`` is a Python keyword).
+
+        Raises:
+            SipParseError: missing or malformed (never for a message from parse_message).
+        """
+        return self._name_addr("from", "From")
+
+    @property
+    def to(self) -> NameAddr:
+        """The parsed To.
+
+        Raises:
+            SipParseError: missing or malformed (never for a message from parse_message).
+        """
+        return self._name_addr("to", "To")
+
+    @property
+    def vias(self) -> list[Via]:
+        """Every Via value, top first, across all Via lines (a fresh list each call).
+
+        Raises:
+            SipParseError: a malformed Via (never for a message from parse_message).
+        """
+        cached = self._cache.get("vias")
+        if cached is None:
+            vias: list[Via] = []
+            for name, value in self.headers:
+                if name.lower() in ("via", "v"):
+                    vias.extend(parse_via(value))
+            cached = self._cache["vias"] = tuple(vias)
+        assert isinstance(cached, tuple)
+        return list(cached)
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards, or None when absent (RFC 2543 peers, RFC 4475 inv2543).
+
+        Raises:
+            SipParseError: malformed (never for a message from parse_message).
+        """
+        value = self.headers.get("Max-Forwards")
+        return None if value is None else parse_max_forwards(value)
+
+
+def _check_encodable(what: str, text: str) -> None:
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} cannot be encoded as UTF-8: {text!r}") from None
+
+
+def _check_common(headers: object, body: object, version: str) -> None:
+    if not isinstance(headers, Headers):
+        raise TypeError(f"headers must be Headers, not {type(headers).__name__}")
+    if not isinstance(body, bytes):
+        raise TypeError(f"body must be bytes, not {type(body).__name__}")
+    if not _VERSION_RE.fullmatch(version):
+        raise ValueError(f"version must look like SIP/2.0, not {version!r}")
+    if "Content-Length" in headers:
+        raise ValueError("Content-Length is derived from the body: do not put it in headers")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request(_Accessors):
+    """A SIP request (RFC 3261 §7.1)."""
+
+    method: str
+    uri: str
+    headers: Headers
+    body: bytes = b""
+    version: str = "SIP/2.0"
+    _cache: dict[str, object] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        if not abnf.TOKEN_RE.fullmatch(self.method):
+            raise ValueError(f"method must be a SIP token, not {self.method!r}")
+        if not self.uri or any(c in self.uri for c in " \t\r\n"):
+            raise ValueError(f"Request-URI must be one word, not {self.uri!r}")
+        _check_encodable("Request-URI", self.uri)
+        _check_common(self.headers, self.body, self.version)
+
+    @property
+    def start_line(self) -> str:
+        """``INVITE sip:x@y SIP/2.0``."""
+        return f"{self.method} {self.uri} {self.version}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Response(_Accessors):
+    """A SIP response (RFC 3261 §7.2)."""
+
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes = b""
+    version: str = "SIP/2.0"
+    _cache: dict[str, object] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.status, bool) or not isinstance(self.status, int):
+            raise TypeError(f"status must be int, not {type(self.status).__name__}")
+        if not 100 <= self.status <= 699:
+            raise ValueError(f"status must be 100-699, not {self.status}")
+        if "\r" in self.reason or "\n" in self.reason:
+            raise ValueError(f"reason must be one line, not {self.reason!r}")
+        _check_encodable("reason", self.reason)
+        _check_common(self.headers, self.body, self.version)
+
+    @property
+    def start_line(self) -> str:
+        """``SIP/2.0 504 Server time-out``."""
+        return f"{self.version} {self.status} {self.reason}"

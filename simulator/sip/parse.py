@@ -1,0 +1,255 @@
+"""bytes -> Request | Response, validating what RFC 3261 requires of every message.
+
+One framed message in (from :class:`~simulator.sip.framing.StreamFramer`, or
+a whole UDP datagram), a message out, or :class:`SipParseError` with the
+status to answer. Like h11's ``next_event``: any other exception escaping
+``parse_message`` is a bug, and the fuzz tests look for one.
+
+The work is done once: the header block is split and unfolded in one pass,
+the headers every element must understand (To, From, CSeq, Call-ID, Via,
+Max-Forwards, Contact, Date, Content-Length) are validated and cached on the
+message, and every other header is kept as raw text.
+"""
+
+from __future__ import annotations
+
+from simulator.sip import abnf
+from simulator.sip.errors import SipParseError
+from simulator.sip.headers import COMPACT_FORMS, Headers, split_top_level
+from simulator.sip.message import (
+    KNOWN_METHODS,
+    Request,
+    Response,
+    parse_cseq,
+    parse_max_forwards,
+)
+from simulator.sip.uri import SipUri, Via, parse_name_addr, parse_uri, parse_via
+
+__all__ = ["parse_message"]
+
+#: RFC 3261 §8.1.1: a request MUST carry these (Max-Forwards too, but RFC 2543
+#: peers omit it and RFC 4475 inv2543 asks us to accept that).
+_REQUIRED = ("to", "from", "cseq", "call-id", "via")
+
+#: RFC 3261 §20 and RFC 4475 §3.3.8 (multi01): at most one line each.
+_SINGLE = ("call-id", "to", "from", "cseq", "max-forwards", "content-length")
+
+#: Printable names for error messages.
+_NAMES = {
+    "to": "To",
+    "from": "From",
+    "cseq": "CSeq",
+    "call-id": "Call-ID",
+    "via": "Via",
+    "max-forwards": "Max-Forwards",
+    "content-length": "Content-Length",
+}
+
+#: The headers validated at parse time (everything else is kept as raw text).
+_WATCHED = frozenset(
+    {"to", "from", "cseq", "call-id", "via", "max-forwards", "content-length", "contact", "date"}
+)
+
+#: How much of the input an error quotes when the problem is the message as a whole.
+_EXCERPT = 200
+
+
+def _fail(message: str, offending: str | bytes, status: int = 400) -> SipParseError:
+    if isinstance(offending, str):
+        offending = offending.encode("utf-8", "surrogateescape")
+    return SipParseError(message, offending=offending, status_hint=status)
+
+
+def parse_message(data: bytes) -> Request | Response:
+    """Parse one SIP message.
+
+    The data is one framed message (stream) or one datagram. Bytes after the
+    Content-Length body are ignored (RFC 3261 §18.3, RFC 4475 dblreq); without
+    a Content-Length the body is the rest of the data (datagram rule; on a
+    stream the framer has already refused such a message).
+
+    Args:
+        data: the message bytes.
+
+    Returns:
+        The Request or Response, with Content-Length removed from its headers.
+
+    Raises:
+        SipParseError: the message breaks RFC 3261; ``status_hint`` is the status
+            to answer a request with (400, 505 for another SIP version, 501 for
+            an unknown method with a mismatched CSeq). Responses are never
+            answered: drop them.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"parse_message takes bytes, not {type(data).__name__}")
+    data = bytes(data)
+    try:
+        return _parse(data)
+    except SipParseError:
+        raise
+    except (UnicodeError, ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+        # Belt and braces: the checks below should make these impossible, but a
+        # peer must never be able to crash the connection loop (h11's rule).
+        raise _fail(f"malformed message ({type(exc).__name__}: {exc})", data[:_EXCERPT]) from exc
+
+
+def _parse(data: bytes) -> Request | Response:
+    # RFC 3261 §7.5: CRLFs before the start line are ignored.
+    start = 0
+    while data.startswith(b"\r\n", start):
+        start += 2
+    end = data.find(b"\r\n\r\n", start)
+    if end < 0:
+        raise _fail("no empty line after the header block", data[start : start + _EXCERPT])
+    head = data[start:end].decode("utf-8", "surrogateescape")
+    if "\r\n " in head or "\r\n\t" in head:
+        head = abnf.FOLD_RE.sub(" ", head)  # RFC 3261 §7.3.1 (RFC 4475 wsinv)
+    crlf = head.count("\r\n")
+    if head.count("\r") != crlf or head.count("\n") != crlf:
+        raise _fail("bare CR or LF in the header block", data[start : start + _EXCERPT])
+    lines = head.split("\r\n")
+    start_line = lines[0]
+
+    # One pass: build the header lines and pick out the ones we validate.
+    pairs: list[tuple[str, str]] = []
+    keys: list[str] = []
+    seen: dict[str, list[str]] = {}
+    token = abnf.TOKEN_RE.fullmatch
+    compact = COMPACT_FORMS.get
+    for line in lines[1:]:
+        colon = line.find(":")
+        name = line[:colon].rstrip(" \t")
+        if colon < 0 or not token(name):
+            raise _fail("header line is not 'name: value'", line)
+        value = line[colon + 1 :].strip(" \t")
+        key = name.lower()
+        key = compact(key, key)
+        if key in _WATCHED:
+            seen.setdefault(key, []).append(value)
+            if key == "content-length":
+                continue  # derived from the body, never kept (see message.py)
+        pairs.append((name, value))
+        keys.append(key)
+
+    body_start = end + 4
+    lengths = seen.get("content-length", ())
+    if len(lengths) > 1:
+        # RFC 4475 §3.3.9 (mcl01): which one is right cannot be known.
+        raise _fail("more than one Content-Length", ", ".join(lengths))
+    if lengths:
+        length = _content_length(lengths[0])
+        if body_start + length > len(data):
+            # RFC 4475 §3.1.2.2 (clerr): on a datagram, a body shorter than
+            # Content-Length is an error (a stream would wait, see framing.py).
+            raise _fail("Content-Length is larger than the message", lengths[0])
+        body = data[body_start : body_start + length]
+    else:
+        body = data[body_start:]
+
+    headers = Headers._trusted(tuple(pairs), tuple(keys))
+    cache: dict[str, object] = {}
+    message: Request | Response
+    if start_line[:4].upper() == "SIP/":
+        message = _response(start_line, headers, body, seen, cache)
+    else:
+        message = _request(start_line, headers, body, seen, cache)
+    message._cache.update(cache)
+    return message
+
+
+def _content_length(value: str) -> int:
+    """RFC 3261 §20.14 ``1*DIGIT``; negative or non-numeric is an error (RFC 4475 ncl)."""
+    if not abnf.DIGITS_RE.fullmatch(value):
+        raise _fail("Content-Length is not a number", value)
+    digits = value.lstrip("0") or "0"
+    if len(digits) > 12:
+        raise _fail("Content-Length is absurdly large", value)
+    return int(digits)
+
+
+def _request(
+    start_line: str,
+    headers: Headers,
+    body: bytes,
+    seen: dict[str, list[str]],
+    cache: dict[str, object],
+) -> Request:
+    m = abnf.REQUEST_LINE_RE.fullmatch(start_line)
+    if m is None:
+        # RFC 4475 lwsstart, trws, lwsruri: one SP between the parts, none at the end.
+        raise _fail("malformed Request-Line", start_line)
+    method, uri_text, version = m.group("method", "uri", "version")
+    if version.upper() != "SIP/2.0":
+        raise _fail("unsupported SIP version", start_line, 505)  # RFC 4475 badvers
+    uri = parse_uri(uri_text)  # RFC 4475 ltgtruri: "<sip:...>" has no scheme
+    if isinstance(uri, SipUri) and uri.headers:
+        # RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI (RFC 4475 escruri).
+        raise _fail("escaped headers in the Request-URI", uri_text)
+    _check_counts(seen, start_line)
+    cseq_text = seen["cseq"][0]
+    cseq = parse_cseq(cseq_text)
+    if cseq[1] != method:
+        # RFC 4475 §3.1.2.17 / §3.1.2.18: 400, or 501 when we do not know the method anyway.
+        status = 400 if method in KNOWN_METHODS else 501
+        raise _fail("CSeq method does not match the Request-Line", cseq_text, status)
+    cache["cseq"] = cseq
+    _check_common(seen, cache)
+    return Request(method=method, uri=uri_text, headers=headers, body=body, version="SIP/2.0")
+
+
+def _response(
+    start_line: str,
+    headers: Headers,
+    body: bytes,
+    seen: dict[str, list[str]],
+    cache: dict[str, object],
+) -> Response:
+    m = abnf.STATUS_LINE_RE.fullmatch(start_line)
+    if m is None:
+        # RFC 4475 §3.1.2.19 (bigcode): 4294967301 is not 3DIGIT.
+        raise _fail("malformed Status-Line", start_line)
+    version, status_text, reason = m.group("version", "status", "reason")
+    if version.upper() != "SIP/2.0":
+        raise _fail("unsupported SIP version", start_line, 505)
+    status = int(status_text)
+    if not 100 <= status <= 699:
+        raise _fail("status code out of range 100-699", start_line)
+    _check_counts(seen, start_line)
+    cache["cseq"] = parse_cseq(seen["cseq"][0])  # RFC 4475 scalarlg
+    _check_common(seen, cache)
+    return Response(
+        status=status, reason=reason or "", headers=headers, body=body, version="SIP/2.0"
+    )
+
+
+def _check_counts(seen: dict[str, list[str]], start_line: str) -> None:
+    missing = [_NAMES[k] for k in _REQUIRED if k not in seen]
+    if missing:
+        raise _fail(f"missing {', '.join(missing)}", start_line)  # RFC 4475 insuf
+    repeated = [_NAMES[k] for k in _SINGLE if len(seen.get(k, ())) > 1]
+    if repeated:
+        raise _fail(f"more than one {', '.join(repeated)}", start_line)  # RFC 4475 multi01
+
+
+def _check_common(seen: dict[str, list[str]], cache: dict[str, object]) -> None:
+    """Validate (and cache) the headers every element must understand."""
+    call_id = seen["call-id"][0]
+    if not abnf.CALLID_RE.fullmatch(call_id):
+        raise _fail("bad Call-ID", call_id)
+    if "max-forwards" in seen:
+        parse_max_forwards(seen["max-forwards"][0])  # RFC 4475 scalar02
+    cache["to"] = parse_name_addr(seen["to"][0])
+    cache["from"] = parse_name_addr(seen["from"][0])
+    vias: list[Via] = []
+    for value in seen["via"]:
+        vias.extend(parse_via(value))  # RFC 4475 badinv01
+    cache["vias"] = tuple(vias)
+    for value in seen.get("contact", ()):
+        if value != "*":
+            for piece in split_top_level(value):
+                if not piece.strip(" \t"):
+                    raise _fail("empty Contact value", value)
+                parse_name_addr(piece)  # RFC 4475 regbadct, badinv01
+    for value in seen.get("date", ()):
+        if not abnf.DATE_RE.fullmatch(value):
+            raise _fail("Date is not an RFC 1123 GMT date", value)  # RFC 4475 baddate

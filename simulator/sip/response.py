@@ -1,0 +1,157 @@
+"""build_response: the response a UAS sends to a request (RFC 3261 §8.2.6).
+
+Copies Via (all values, in order), From, To, Call-ID and CSeq from the
+request as RFC 3261 §8.2.6.2 requires, adds the To tag, and lets the caller
+append to the top Via what Microsoft's Edge appends (``received``,
+``ms-received-port``, ``ms-received-cid``: ms-federation.md §7.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from simulator.sip.headers import Headers, canonical_name, split_top_level
+from simulator.sip.message import Request, Response
+from simulator.sip.uri import Param, parse_via
+
+__all__ = ["REASON_PHRASES", "build_response"]
+
+#: Standard reason phrases: RFC 3261 §21 unless marked. 504 is spelt the way
+#: Microsoft's servers write it ("Server time-out", ms-federation.md §7.1/§7.2;
+#: RFC 3261 writes "Server Time-out").
+REASON_PHRASES: dict[int, str] = {
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    182: "Queued",
+    183: "Session Progress",
+    199: "Early Dialog Terminated",  # RFC 6228
+    200: "OK",
+    202: "Accepted",  # RFC 6665
+    204: "No Notification",  # RFC 5839
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Moved Temporarily",
+    305: "Use Proxy",
+    380: "Alternative Service",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    410: "Gone",
+    412: "Conditional Request Failed",  # RFC 3903
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    417: "Unknown Resource-Priority",  # RFC 4412
+    420: "Bad Extension",
+    421: "Extension Required",
+    422: "Session Interval Too Small",  # RFC 4028
+    423: "Interval Too Brief",
+    428: "Use Identity Header",  # RFC 4474
+    429: "Provide Referrer Identity",  # RFC 3892
+    433: "Anonymity Disallowed",  # RFC 5079
+    436: "Bad Identity-Info",  # RFC 4474
+    437: "Unsupported Certificate",  # RFC 4474
+    438: "Invalid Identity Header",  # RFC 4474
+    439: "First Hop Lacks Outbound Support",  # RFC 5626
+    440: "Max-Breadth Exceeded",  # RFC 5393
+    469: "Bad Info Package",  # RFC 6086
+    470: "Consent Needed",  # RFC 5360
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    484: "Address Incomplete",
+    485: "Ambiguous",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    489: "Bad Event",  # RFC 6665
+    491: "Request Pending",
+    493: "Undecipherable",
+    494: "Security Agreement Required",  # RFC 3329
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Server time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+    555: "Push Notification Service Not Supported",  # RFC 8599
+    580: "Precondition Failure",  # RFC 3312
+    600: "Busy Everywhere",
+    603: "Decline",
+    604: "Does Not Exist Anywhere",
+    606: "Not Acceptable",
+    607: "Unwanted",  # RFC 8197
+    608: "Rejected",  # RFC 8688
+}
+
+
+def build_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    via_params: Iterable[Param] = (),
+    copy_order: Sequence[str] = ("Via", "Call-ID", "CSeq", "From", "To"),
+) -> Response:
+    """Build the response to ``request`` (RFC 3261 §8.2.6.2).
+
+    Args:
+        request: the request being answered.
+        status: the status code, 100-699.
+        reason: the reason phrase; None takes it from :data:`REASON_PHRASES`.
+        to_tag: added as ``;tag=`` to the To value when it has no tag yet.
+        headers: more header lines, appended after the copied ones.
+        body: the response body (Content-Length is derived from it).
+        via_params: parameters set on (or appended to) the top Via, e.g.
+            ``("received", "10.48.36.47")``; the rest of that Via is kept as received.
+        copy_order: which request headers to copy and in what order. The
+            names given here are the names written (a request's ``v:`` comes
+            out as ``Via:``); values are copied as received.
+
+    Returns:
+        The Response.
+
+    Raises:
+        ValueError: no reason given and ``status`` is not in the table, or a bad header.
+        SipParseError: the request's top Via is malformed (never for a parsed request).
+    """
+    if reason is None:
+        try:
+            reason = REASON_PHRASES[status]
+        except KeyError:
+            raise ValueError(f"no standard reason phrase for {status}: pass reason=") from None
+    via_params = tuple(via_params)
+    pairs: list[tuple[str, str]] = []
+    for out_name in copy_order:
+        key = canonical_name(out_name)
+        for name, value in request.headers.pairs:
+            if canonical_name(name) != key:
+                continue
+            if key == "via" and via_params:
+                value = _with_top_via_params(value, via_params)
+                via_params = ()  # only the top Via
+            elif key == "to" and to_tag is not None and request.to.tag is None:
+                value = f"{value};tag={to_tag}"
+            pairs.append((out_name, value))
+    pairs.extend(headers)
+    return Response(status=status, reason=reason, headers=Headers(pairs), body=body)
+
+
+def _with_top_via_params(line: str, params: tuple[Param, ...]) -> str:
+    """Set ``params`` on the first Via of a Via line, keeping the rest of the line verbatim."""
+    first = split_top_level(line)[0]
+    top = parse_via(first)[0].with_params(*params)
+    return str(top) + line[len(first) :]
