@@ -48,11 +48,23 @@ def _alert_name(reason: str) -> str | None:
 
 
 def _ssl_cause(exc: BaseException) -> BaseException:
-    """trio wraps the ssl/OS error in BrokenResourceError: look through it."""
+    """The error that says what happened, under trio's wrappers.
+
+    trio wraps ssl/OS errors in BrokenResourceError, and ``open_tcp_stream``
+    raises ``OSError("all attempts to connect ... failed")`` from a group of the
+    errors of each address tried; the first attempt's error speaks for them.
+    """
     seen = exc
-    while isinstance(seen, trio.BrokenResourceError) and seen.__cause__ is not None:
-        seen = seen.__cause__
-    return seen
+    while True:
+        cause = seen.__cause__
+        if isinstance(seen, trio.BrokenResourceError) and cause is not None:
+            seen = cause
+        elif isinstance(seen, BaseExceptionGroup) and seen.exceptions:
+            seen = seen.exceptions[0]
+        elif type(seen) is OSError and isinstance(cause, BaseExceptionGroup):
+            seen = cause
+        else:
+            return seen
 
 
 def describe_network_error(exc: BaseException, *, phase: Phase, target: str) -> str:

@@ -39,9 +39,7 @@ def _wrapped(cause: BaseException) -> trio.BrokenResourceError:
     ],
 )
 def test_ssl_errors_are_named_and_explained(reason: str, expected: str) -> None:
-    text = describe_network_error(
-        _wrapped(_ssl_error(reason)), phase=Phase.EXCHANGE, target=TARGET
-    )
+    text = describe_network_error(_wrapped(_ssl_error(reason)), phase=Phase.EXCHANGE, target=TARGET)
     assert text.startswith(expected)
 
 
@@ -64,9 +62,7 @@ def test_untrusted_server_certificate_gives_the_verify_message() -> None:
         (_ssl_error("UNEXPECTED_EOF_WHILE_READING", ssl.SSLEOFError), Phase.HANDSHAKE, TARGET),
     ],
 )
-def test_os_level_failures_name_the_target(
-    exc: BaseException, phase: Phase, expected: str
-) -> None:
+def test_os_level_failures_name_the_target(exc: BaseException, phase: Phase, expected: str) -> None:
     text = describe_network_error(_wrapped(exc), phase=phase, target=TARGET)
     assert expected in text
     assert TARGET in text
@@ -86,3 +82,13 @@ def test_a_reset_after_the_handshake_hints_at_a_refused_certificate() -> None:
 def test_close_during_handshake_and_after_differ() -> None:
     assert "during the TLS handshake" in describe_closed(Phase.HANDSHAKE, TARGET)
     assert "without answering" in describe_closed(Phase.EXCHANGE, TARGET)
+
+
+def test_open_tcp_stream_failure_is_read_through_its_group() -> None:
+    """trio raises OSError("all attempts ... failed") from a group of per-address errors."""
+    group = ExceptionGroup("attempts", [ConnectionRefusedError(111, "Connection refused")])
+    try:
+        raise OSError("all attempts to connect to 127.0.0.1:5061 failed") from group
+    except OSError as exc:
+        text = describe_network_error(exc, phase=Phase.CONNECT, target=TARGET)
+    assert text == f"connection refused by {TARGET} (is the Edge listening there?)"

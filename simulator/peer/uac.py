@@ -1,0 +1,240 @@
+"""Place one call into an Edge as a Cisco Expressway-E does: mutual TLS, one request, its answer.
+
+The transaction is the RFC 3261 client side on a reliable transport: no
+retransmissions (§17.1.1.2: Timer A is not used over TLS), one overall
+``timeout`` in place of Timer B/F. After the final response the ACK follows
+§17.1.1.3 (non-2xx: same branch) or §13.2.2.4 (2xx: a new transaction), and a
+BYE ends the call if asked. Network and TLS trouble never raises: it is
+reported in :attr:`CallResult.tls_error` in words (see :mod:`.tlserrors`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from simulator.errors import FedsimError
+from simulator.peer import requests
+from simulator.peer.conn import PeerClosed, SipConnection
+from simulator.peer.tlserrors import Phase, describe_closed, describe_network_error
+from simulator.sip import Request, Response
+
+#: Builds the request once our local address on the connection is known.
+_Builder = Callable[[tuple[str, int] | None], Request]
+
+#: How long a clean TLS close (close_notify) may take once the call is over.
+CLOSE_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallResult:
+    """What happened to one call.
+
+    Attributes:
+        request: the request we sent (or would have sent, when the connection failed).
+        responses: every response to it, in order (100, 180, 200 ... or 504).
+        final: the final response, or None (timeout, TLS refusal, connection lost).
+        tls_error: why no final response came, when it was the network or TLS
+            (e.g. ``TLS alert: unknown ca (the Edge refused our certificate)``).
+        local_port: our port on the connection (0 when it was never made).
+        forwarded_dialog: True when a 200 to INVITE was followed by ACK, BYE and a
+            2xx to the BYE: the call really went through and was torn down.
+        timed_out: True when ``timeout`` ran out before a final response.
+        ack: the ACK we sent, if any.
+        bye: the BYE we sent, if any.
+        bye_responses: every response to the BYE, in order.
+        dialog_error: why ACK/BYE did not complete after a 2xx, if they did not.
+    """
+
+    request: Request
+    responses: tuple[Response, ...]
+    final: Response | None
+    tls_error: str | None
+    local_port: int
+    forwarded_dialog: bool
+    timed_out: bool = False
+    ack: Request | None = None
+    bye: Request | None = None
+    bye_responses: tuple[Response, ...] = ()
+    dialog_error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.final is not None and self.final not in self.responses:
+            raise ValueError("the final response must be one of the responses")
+
+
+@dataclass(slots=True, kw_only=True)
+class _Progress:
+    """Mutable record of a call in flight; survives a timeout that cancels the call."""
+
+    request: Request
+    responses: list[Response] = field(default_factory=list)
+    final: Response | None = None
+    tls_error: str | None = None
+    local_port: int = 0
+    ack: Request | None = None
+    bye: Request | None = None
+    bye_responses: list[Response] = field(default_factory=list)
+    dialog_error: str | None = None
+
+    def result(self, *, timed_out: bool, timeout: float) -> CallResult:
+        forwarded = any(200 <= r.status < 300 for r in self.bye_responses)
+        dialog_error = self.dialog_error
+        if timed_out and self.bye is not None and not forwarded and dialog_error is None:
+            dialog_error = f"no final response to the BYE within {timeout:g} s"
+        return CallResult(
+            request=self.request,
+            responses=tuple(self.responses),
+            final=self.final,
+            tls_error=self.tls_error,
+            local_port=self.local_port,
+            forwarded_dialog=forwarded,
+            timed_out=timed_out and self.final is None and self.tls_error is None,
+            ack=self.ack,
+            bye=self.bye,
+            bye_responses=tuple(self.bye_responses),
+            dialog_error=dialog_error,
+        )
+
+
+async def place_call(
+    *,
+    edge: tuple[str, int],
+    ssl_context: ssl.SSLContext,
+    server_hostname: str,
+    from_uri: str,
+    to_uri: str,
+    pai: str | None = None,
+    method: str = "INVITE",
+    hang_up: bool = True,
+    timeout: float = 10.0,  # noqa: ASYNC109 (the contract: one bound for the whole call)
+    rng: random.Random | None = None,
+) -> CallResult:
+    """Open mutual TLS to ``edge``, send one request, and collect its answer.
+
+    Args:
+        edge: (host, port) of the Edge's federation listener.
+        ssl_context: client context: our certificate and the CAs we trust for the Edge.
+        server_hostname: SNI and the name checked against the Edge's certificate
+            (when the context checks host names).
+        from_uri: caller (From, Contact user).
+        to_uri: callee (Request-URI, To).
+        pai: P-Asserted-Identity, when the caller's domain should come from it.
+        method: INVITE, MESSAGE or OPTIONS.
+        hang_up: after a 200 to INVITE, send BYE and wait for its answer.
+        timeout: seconds for the whole exchange (connect, handshake, answer, BYE).
+        rng: source of Call-ID, tags, branch and CSeq (tests pass a seeded one).
+
+    Returns:
+        The :class:`CallResult`; network and TLS failures are in ``tls_error``.
+
+    Raises:
+        FedsimError: bad inputs (unknown method, a URI that is not a SIP URI,
+            a port out of range, a timeout that is not positive).
+    """
+    host, port = edge
+    if not 0 < port < 65536:
+        raise FedsimError(f"Edge port {port} is outside 1-65535")
+    if not timeout > 0:
+        raise FedsimError(f"timeout must be a positive number of seconds, not {timeout}")
+    rng = rng if rng is not None else random.Random()
+    ids = requests.CallIds.generate(rng)
+
+    def build(local: tuple[str, int] | None) -> Request:
+        return requests.build_request(
+            method=method, from_uri=from_uri, to_uri=to_uri, pai=pai, local=local, ids=ids
+        )
+
+    # Validates the inputs before any I/O, and stands in the result if we never connect.
+    progress = _Progress(request=build(None))
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    with trio.move_on_after(timeout) as scope:
+        await _run(progress, edge, ssl_context, server_hostname, build, hang_up, rng, target)
+    return progress.result(timed_out=scope.cancelled_caught, timeout=timeout)
+
+
+async def _run(
+    progress: _Progress,
+    edge: tuple[str, int],
+    ssl_context: ssl.SSLContext,
+    server_hostname: str,
+    build: _Builder,
+    hang_up: bool,
+    rng: random.Random,
+    target: str,
+) -> None:
+    try:
+        tcp = await trio.open_tcp_stream(*edge)
+    except OSError as exc:
+        progress.tls_error = describe_network_error(exc, phase=Phase.CONNECT, target=target)
+        return
+    local_host, local_port = tcp.socket.getsockname()[:2]
+    progress.local_port = local_port
+    progress.request = build((local_host, local_port))
+    stream = trio.SSLStream(tcp, ssl_context, server_hostname=server_hostname)
+    try:
+        try:
+            await stream.do_handshake()
+        except (trio.BrokenResourceError, OSError) as exc:
+            progress.tls_error = describe_network_error(exc, phase=Phase.HANDSHAKE, target=target)
+            return
+        conn = SipConnection(stream)
+        try:
+            await conn.send(progress.request)
+            progress.final = await _collect(conn, progress.request, progress.responses)
+        except PeerClosed:
+            progress.tls_error = describe_closed(Phase.EXCHANGE, target)
+            return
+        except (trio.BrokenResourceError, OSError) as exc:
+            progress.tls_error = describe_network_error(exc, phase=Phase.EXCHANGE, target=target)
+            return
+        try:
+            await _finish(progress, conn, progress.final, hang_up, rng)
+        except PeerClosed:
+            progress.dialog_error = describe_closed(Phase.EXCHANGE, target)
+        except (trio.BrokenResourceError, OSError) as exc:
+            progress.dialog_error = describe_network_error(exc, phase=Phase.EXCHANGE, target=target)
+    finally:
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            with contextlib.suppress(trio.BrokenResourceError, OSError):
+                # the peer may have gone first; the socket is closed either way
+                await stream.aclose()
+
+
+async def _collect(conn: SipConnection, request: Request, sink: list[Response]) -> Response:
+    """Read until the final response to ``request``; every response to it goes to ``sink``.
+
+    Anything else on the connection (a 2xx retransmission, a request from the
+    Edge) is not ours and is skipped.
+    """
+    while True:
+        message = await conn.receive()
+        if isinstance(message, Response) and requests.answers(message, request):
+            sink.append(message)
+            if message.status >= 200:
+                return message
+
+
+async def _finish(
+    progress: _Progress, conn: SipConnection, final: Response, hang_up: bool, rng: random.Random
+) -> None:
+    """ACK an INVITE's final response, and end a successful call with BYE if asked."""
+    request = progress.request
+    if request.method != "INVITE":
+        return
+    if final.status >= 300:
+        progress.ack = requests.build_ack_for_failure(request, final)
+        await conn.send(progress.ack)
+        return
+    progress.ack = requests.build_ack_for_success(request, final, branch=requests.new_branch(rng))
+    await conn.send(progress.ack)
+    if not hang_up:
+        return
+    progress.bye = requests.build_bye(request, final, branch=requests.new_branch(rng))
+    await conn.send(progress.bye)
+    await _collect(conn, progress.bye, progress.bye_responses)
