@@ -127,6 +127,12 @@ class IssuedCert:
     is_ca: bool
     public: bool
 
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("an issued certificate needs its lab name")
+        if self.cert_path == self.key_path:
+            raise ValueError(f"certificate and key of '{self.name}' must be different files")
+
 
 def file_stem(name: str) -> str:
     """Return the file-system-safe stem used for the lab name ``name``.
@@ -149,6 +155,11 @@ def issue_pki(
     The order of ``specs`` does not matter: issuers are resolved by name.
     Certificates whose spec, issuer and files are unchanged since the last run
     (and whose validity class still holds at ``now``) are reused byte for byte.
+
+    A CA's subject is ``O=fedsim lab PKI, CN=<cn or name>``; CAs get no EKU
+    and no SAN unless ``san`` is given (``eku`` is ignored on a CA: an EKU on a
+    CA restricts its whole subtree in OpenSSL). ``public`` counts only on
+    roots. A leaf's subject is ``CN=<cn>`` alone (empty when ``cn`` is None).
 
     Args:
         specs: the lab's certificates.
