@@ -219,7 +219,7 @@ async def test_tcp_connection_serves_many_queries(server: tuple[str, int]) -> No
         async with stream:
             await stream.send_all(b"".join(queries))  # pipelined in one segment
             buffer = b""
-            replies = []
+            replies: list[dns.message.Message] = []
             while len(replies) < 2:
                 buffer += await stream.receive_some(65536)
                 while len(buffer) >= 2 and len(buffer) >= 2 + int.from_bytes(buffer[:2], "big"):

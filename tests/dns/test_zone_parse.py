@@ -138,7 +138,7 @@ def test_parenthesised_record_reports_its_first_line() -> None:
     assert records[1].source == "steven.lab.zone:6"
 
 
-BAD_LINES: list[tuple[str, str, int, str]] = [
+BAD_LINES: list[tuple[str, int, str]] = [
     # (zone text, expected line, expected fragment of the message)
     ("a.lab. 300 IN SRV 0 0 70000 sip.a.lab.", 1, "bad SRV record 'a.lab. 300 IN SRV 0 0 70000"),
     ("ok.lab. A 127.0.0.1\na.lab. SRV 0 5061 sip.a.lab.", 2, "expected 4 field(s), got 3"),
