@@ -65,5 +65,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FedsimError as exc:
         print(f"fedsim: error: {exc}", file=sys.stderr)
         return 2
+    except BaseExceptionGroup as group:
+        # trio nurseries wrap a server's FedsimError (a port in use, a bad zone line
+        # found at start-up) in an ExceptionGroup: report it like any other.
+        found = _user_error(group)
+        if found is None:
+            raise
+        print(f"fedsim: error: {found}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _user_error(group: BaseExceptionGroup[BaseException]) -> FedsimError | None:
+    """The first FedsimError inside a (nested) exception group, if any."""
+    for exc in group.exceptions:
+        if isinstance(exc, FedsimError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            inner = _user_error(exc)
+            if inner is not None:
+                return inner
+    return None

@@ -64,8 +64,38 @@ def register(subparsers: Any) -> None:
     _register_issue(actions)
     _register_clone(actions)
     _register_show(actions)
-    # `fedsim certs init DIR` (the seed lab's PKI through issue_pki) is added here
-    # by the lead: def _register_init(actions) ... and a call beside the three above.
+    _register_init(actions)
+
+
+# --- fedsim certs init -----------------------------------------------------------
+
+
+def _register_init(actions: Any) -> None:
+    p: argparse.ArgumentParser = actions.add_parser(
+        "init",
+        help="write a lab's whole PKI (default: the built-in lab of the Cisco note)",
+        description=(
+            "Issue every [certs] entry of a lab file (default: the built-in seed lab: "
+            "public-root, private-root, sip.skype.lab, vcse.steven.lab) into DIR."
+        ),
+    )
+    p.add_argument("dir", metavar="DIR", type=Path, nargs="?", default=Path("certs"))
+    p.add_argument("--lab", type=Path, help="lab file whose [certs] to issue")
+    p.set_defaults(func=_run_init)
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    from simulator.lab import builtin_lab, load_lab
+
+    lab = load_lab(args.lab) if args.lab is not None else builtin_lab()
+    issued = issue_pki(lab.certs, args.dir, now=dt.datetime.now(dt.UTC))
+    for item in issued.values():
+        kind = "CA  " if item.is_ca else "leaf"
+        public = " (public)" if item.public and item.is_ca else ""
+        print(f"{kind} {item.name:<24} {item.cert_path}{public}")
+    roots = sorted({str(i.root_path) for i in issued.values()})
+    print(f"trust anchors: {', '.join(roots)}")
+    return 0
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -1,0 +1,192 @@
+"""``fedsim serve``: run a lab's DNS server and emulated Edge until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from importlib import resources
+from pathlib import Path
+
+import trio
+
+from simulator.edge.app import LabAddresses, serve_lab
+from simulator.errors import FedsimError
+from simulator.lab import Lab, builtin_lab, load_lab, parse_host_port, with_overrides
+
+EXAMPLES = """\
+examples:
+  fedsim serve                               the built-in lab of the Cisco note
+  fedsim serve lab.toml --log-dir /tmp/logs  your lab, logs elsewhere
+  fedsim serve --listen 0.0.0.0:5061 --dns-listen 0.0.0.0:53
+                                             let a real Expressway-E use fedsim as its
+                                             federation partner and DNS server
+"""
+
+#: The SIPp scenario fedsim writes next to its logs for the printed commands.
+SIPP_SCENARIO = "sipp_uac_invite.xml"
+STUNNEL_PORT = 15061
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the emulated Edge and the lab DNS server",
+        description="Run a lab: its DNS server and the emulated Skype for Business Edge.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("lab", nargs="?", type=Path, help="lab file (default: the built-in lab)")
+    parser.add_argument("--log-dir", type=Path, default=Path("logs"), help="default: ./logs")
+    parser.add_argument("--certs-dir", type=Path, default=Path("certs"), help="default: ./certs")
+    parser.add_argument("--listen", help="federation listener HOST:PORT (overrides [edge] listen)")
+    parser.add_argument("--clients", help="client listener HOST:PORT (overrides [edge] clients)")
+    parser.add_argument("--dns-listen", help="DNS server HOST:PORT (overrides [dns] listen)")
+    parser.set_defaults(func=run)
+
+
+def load(args: argparse.Namespace) -> Lab:
+    """The lab named on the command line (or the built-in one) with CLI overrides applied."""
+    lab = load_lab(args.lab) if args.lab is not None else builtin_lab()
+    return with_overrides(
+        lab,
+        listen=parse_host_port(args.listen, what="--listen") if args.listen else None,
+        clients=parse_host_port(args.clients, what="--clients") if args.clients else None,
+        dns_listen=parse_host_port(args.dns_listen, what="--dns-listen")
+        if args.dns_listen
+        else None,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    lab = load(args)
+
+    def console(line: str) -> None:
+        print(line, flush=True)
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                addresses = await nursery.start(_serve, lab, args.log_dir, args.certs_dir, console)
+                print(banner(lab, addresses), flush=True)
+                async for signum in signals:
+                    print(f"fedsim: {signal.Signals(signum).name}: stopping", flush=True)
+                    nursery.cancel_scope.cancel()
+                    break
+
+    try:
+        trio.run(main)
+    except OSError as exc:
+        raise FedsimError(
+            f"cannot listen: {exc.strerror or exc} (is another fedsim running?)"
+        ) from None
+    return 0
+
+
+async def _serve(
+    lab: Lab,
+    log_dir: Path,
+    certs_dir: Path,
+    console: object,
+    *,
+    task_status: trio.TaskStatus[LabAddresses] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await serve_lab(
+        lab,
+        log_dir=log_dir,
+        certs_dir=certs_dir,
+        console=console if callable(console) else None,
+        task_status=task_status,
+    )
+
+
+def _hostport(addr: tuple[str, int]) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def banner(lab: Lab, addresses: LabAddresses) -> str:
+    """What a person needs to point SIPp, dig or an Expressway-E at the running lab."""
+    fed_host, fed_port = addresses.federation
+    dns_host, dns_port = addresses.dns
+    lines = [
+        f"fedsim: lab {lab.name!r}: Edge {lab.edge.fqdn} for {', '.join(lab.edge.domains)}",
+        f"  federation  {_hostport(addresses.federation)}  (mutual TLS, client cert required)",
+        f"  lab DNS     {_hostport(addresses.dns)}  (UDP and TCP, authoritative)",
+        f"  Edge cert   {addresses.edge_cert}",
+    ]
+    if addresses.edge_ca is not None:
+        lines.append(f"  trust       {addresses.edge_ca}  (import this CA on the Expressway-E)")
+    lines.append(
+        f"  logs        {addresses.log_dir / 'edge.log'}, {addresses.log_dir / 'events.jsonl'}"
+    )
+    for host, note in (
+        (fed_host, "--listen"),
+        (dns_host, "--dns-listen"),
+    ):
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            lines.append(f"  note        {note} binds {host}: reachable from other machines")
+    peer = next(iter(lab.peers.values()), None)
+    srv_domain = _first_partner_domain(lab)
+    lines.append("try it:")
+    lines.append(f"  dig @{dns_host} -p {dns_port} _sipfederationtls._tcp.{srv_domain} SRV +norec")
+    if peer is not None and isinstance(peer.cert, str) and peer.cert in addresses.issued:
+        cert = addresses.issued[peer.cert]
+        ca = addresses.edge_ca or cert.root_path
+        call_from = next((c.from_ for c in lab.calls if c.direction == "inbound"), None)
+        call_to = next((c.to for c in lab.calls if c.direction == "inbound"), None)
+        if call_from is None:
+            call_from = f"sip:2000@{srv_domain}"
+        if call_to is None:
+            call_to = f"sip:user@{lab.edge.domains[0]}"
+        lines.append(
+            f"  fedsim call --edge {fed_host}:{fed_port} --cert {cert.cert_path} "
+            f"--key {cert.key_path} --ca {ca} --server-name {lab.edge.fqdn} "
+            f"--from {call_from} --to {call_to}"
+        )
+        stunnel, scenario = write_sipp_kit(addresses, cert.cert_path, cert.key_path, ca, lab)
+        user = call_to.split(":", 1)[-1].split("@", 1)[0]
+        domain = call_from.split("@", 1)[-1]
+        lines.append(f"  stunnel {stunnel}     # mutual TLS for SIPp on 127.0.0.1:{STUNNEL_PORT}")
+        lines.append(
+            f"  sipp -sf {scenario} -t t1 127.0.0.1:{STUNNEL_PORT} -s {user} "
+            f"-key from_domain {domain} -key to_domain {lab.edge.domains[0]} -m 1 -nostdin"
+        )
+    lines.append("decisions (one line per request; Ctrl-C stops):")
+    return "\n".join(lines)
+
+
+def _first_partner_domain(lab: Lab) -> str:
+    for call in lab.calls:
+        if call.direction == "inbound":
+            return call.from_.split("@", 1)[-1].split(";", 1)[0].split(">", 1)[0]
+    return lab.edge.domains[0]
+
+
+def write_sipp_kit(
+    addresses: LabAddresses, cert: Path, key: Path, ca: Path, lab: Lab
+) -> tuple[Path, Path]:
+    """Write a stunnel client config and a SIPp scenario next to the logs; return their paths."""
+    log_dir = addresses.log_dir
+    fed_host, fed_port = addresses.federation
+    stunnel = log_dir / "stunnel-sipp.conf"
+    stunnel.write_text(
+        "; written by fedsim serve: plain TCP from SIPp -> mutual TLS to the Edge\n"
+        "foreground = yes\n"
+        "pid =\n"
+        f"output = {log_dir.resolve() / 'stunnel.log'}\n"
+        "[sip-tls]\n"
+        "client = yes\n"
+        f"accept = 127.0.0.1:{STUNNEL_PORT}\n"
+        f"connect = {_hostport((fed_host, fed_port))}\n"
+        f"cert = {cert.resolve()}\n"
+        f"key = {key.resolve()}\n"
+        f"CAfile = {ca.resolve()}\n"
+        "verifyChain = yes\n"
+        f"checkHost = {lab.edge.fqdn}\n"
+        "sslVersionMin = TLSv1.2\n",
+        encoding="utf-8",
+    )
+    scenario = log_dir / SIPP_SCENARIO
+    text = resources.files("simulator.edge").joinpath(SIPP_SCENARIO).read_text(encoding="utf-8")
+    scenario.write_text(text, encoding="utf-8")
+    return stunnel, scenario

@@ -1,0 +1,191 @@
+"""Wire a lab into running servers: lab PKI, lab DNS, the Edge's federation listener.
+
+:func:`serve_lab` is what ``fedsim serve`` (and the scenario runner) runs: it
+issues the lab's certificates, loads its zones, starts the DNS server and the
+Edge in one nursery and reports every bound address through ``task_status``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+from cryptography import x509
+
+from simulator.dns import Record, Resolver, ZoneSet, load_zone_file, parse_zone_text, serve_dns
+from simulator.edge.events import EventLog
+from simulator.edge.federation import Edge, Limits, TrustStore, serve_federation
+from simulator.errors import LabError
+from simulator.lab import CertFiles, Lab
+from simulator.pki import (
+    IssuedCert,
+    issue_pki,
+    load_pem_certificates,
+    server_context,
+)
+from simulator.policy import AllowedDomain, EdgeSettings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsMaterial:
+    """Files of one TLS identity (certificate, key, chain) and the CA files it trusts."""
+
+    cert: Path
+    key: Path
+    chain: Path | None
+    trust: tuple[Path, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabAddresses:
+    """Where a running lab listens, and the files a peer needs to talk to it."""
+
+    dns: tuple[str, int]
+    federation: tuple[str, int]
+    edge_cert: Path
+    edge_ca: Path | None
+    log_dir: Path
+    certs_dir: Path
+    issued: dict[str, IssuedCert]
+
+
+def edge_settings(lab: Lab) -> EdgeSettings:
+    """The policy's view of the lab's ``[edge]`` table."""
+    edge = lab.edge
+    return EdgeSettings(
+        fqdn=edge.fqdn,
+        domains=tuple(d.lower() for d in edge.domains),
+        federation=edge.federation,
+        blocked=edge.blocked,
+        allowed=tuple(
+            AllowedDomain(domain=a.domain, proxy_fqdn=a.proxy_fqdn) for a in edge.allowed
+        ),
+        hosted=edge.hosted,
+        domain_source=edge.domain_source,
+        server_header=edge.server_header,
+    )
+
+
+def lab_zones(lab: Lab) -> ZoneSet:
+    """Load the lab's zone files and inline records (errors name file and line)."""
+    records: list[Record] = []
+    for path in lab.dns.zones:
+        records.extend(load_zone_file(path))
+    if lab.dns.records.strip():
+        source = str(lab.path) if lab.path is not None else "<built-in lab>"
+        records.extend(
+            parse_zone_text(lab.dns.records, source=source, first_line=lab.dns.records_line)
+        )
+    return ZoneSet.from_records(records, silent=lab.dns.silent, servfail=lab.dns.servfail)
+
+
+def resolve_identity(
+    lab: Lab, ref: str | CertFiles, trust: Sequence[str | Path], issued: dict[str, IssuedCert]
+) -> TlsMaterial:
+    """Turn a lab ``cert``/``trust`` pair (names or PEM paths) into files."""
+    if isinstance(ref, CertFiles):
+        cert, key, chain = ref.cert, ref.key, ref.chain
+    else:
+        item = issued[ref]
+        cert, key, chain = item.cert_path, item.key_path, item.chain_path
+    trust_files: list[Path] = []
+    for entry in trust:
+        if isinstance(entry, Path):
+            trust_files.append(entry)
+        else:
+            trust_files.append(issued[entry].cert_path)
+    return TlsMaterial(cert=cert, key=key, chain=chain, trust=tuple(trust_files))
+
+
+def _load_all(paths: Sequence[Path]) -> list[x509.Certificate]:
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise LabError(
+                f"cannot read {path}: {exc.strerror}", path=str(path), fix="check the path"
+            ) from None
+        certs.extend(load_pem_certificates(data, source=str(path)))
+    return certs
+
+
+def trust_store(lab: Lab, material: TlsMaterial, issued: dict[str, IssuedCert]) -> TrustStore:
+    """The Edge's trust anchors, which of them are 'public', and every lab CA for paths."""
+    roots = _load_all(material.trust)
+    public_files = [i.cert_path for i in issued.values() if i.is_ca and i.public]
+    ca_files = [i.cert_path for i in issued.values() if i.is_ca]
+    public = _load_all(public_files)
+    return TrustStore(roots=roots, public_roots=public, intermediates=_load_all(ca_files))
+
+
+async def serve_lab(
+    lab: Lab,
+    *,
+    log_dir: Path,
+    certs_dir: Path,
+    console: Callable[[str], None] | None = None,
+    limits: Limits | None = None,
+    rng: random.Random | None = None,
+    task_status: trio.TaskStatus[LabAddresses] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the lab's DNS server and Edge until cancelled; report a :class:`LabAddresses`."""
+    issued = issue_pki(lab.certs, certs_dir, now=dt.datetime.now(dt.UTC))
+    zones = lab_zones(lab)
+    material = resolve_identity(lab, lab.edge.cert, lab.edge.trust, issued)
+    # Office 365 (hosted) accepts only publicly trusted CAs (reference §5.4, [CISCO]):
+    # the TLS layer trusts only the public ones among the Edge's trust list.
+    trust_files = material.trust
+    if lab.edge.hosted:
+        public = {i.cert_path for i in issued.values() if i.is_ca and i.public}
+        trust_files = tuple(p for p in trust_files if p in public)
+    context = server_context(
+        cert=material.cert,
+        key=material.key,
+        chain=material.chain,
+        trust=trust_files,
+        require_client_cert=True,
+        profile=lab.edge.tls,
+    )
+    events = EventLog(log_dir, console=console)
+    try:
+        async with trio.open_nursery() as nursery:
+            dns_addr = await nursery.start(serve_dns, zones, *lab.dns.listen)
+            resolver_target = lab.edge.dns if lab.edge.dns is not None else dns_addr
+            limits = limits or Limits()
+            edge = Edge(
+                settings=edge_settings(lab),
+                users=lab.edge.users,
+                resolver=Resolver(
+                    resolver_target,
+                    timeout=limits.dns_timeout,
+                    attempts=limits.dns_attempts,
+                    rng=rng,
+                ),
+                trust=trust_store(lab, material, issued),
+                events=events,
+                machine=lab.edge.machine,
+                limits=limits,
+                rng=rng or random.Random(),
+            )
+            fed_addr = await nursery.start(serve_federation, edge, context, *lab.edge.listen)
+            edge_ca = None
+            if isinstance(lab.edge.cert, str):
+                edge_ca = issued[lab.edge.cert].root_path
+            task_status.started(
+                LabAddresses(
+                    dns=dns_addr,
+                    federation=fed_addr,
+                    edge_cert=material.cert,
+                    edge_ca=edge_ca,
+                    log_dir=log_dir,
+                    certs_dir=certs_dir,
+                    issued=issued,
+                )
+            )
+    finally:
+        events.close()

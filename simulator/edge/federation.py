@@ -1,0 +1,610 @@
+"""The federation side of the Edge: mutual TLS on 5061, one loop per connection.
+
+Every out-of-dialog request goes through the same steps as on a real Access
+Edge (reference §2.2): the peer's certificate facts are taken once per
+connection, the callback SRV of the request's domain is resolved (cached per
+TTL), :func:`simulator.policy.decide_inbound` decides, and the answer is either
+the emulated Skype user's or the bare ``504 Server time-out`` of the seeds,
+with the Edge log record and the JSON event written before the reply leaves.
+
+This module only gathers facts and carries bytes; every decision is pure code
+in :mod:`simulator.policy`, every string comes from :mod:`simulator.diagnostics`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import ssl
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import trio
+from cryptography import x509
+
+from simulator.diagnostics import LogContext, decision_event, format_edge_log
+from simulator.dns import Resolver
+from simulator.edge.events import EventLog
+from simulator.edge.replies import error_response_for
+from simulator.edge.sdp import build_answer
+from simulator.pki import facts_from_der, verify_chain
+from simulator.policy import (
+    Decision,
+    EdgeSettings,
+    InboundFacts,
+    InboundRequest,
+    PeerCertificate,
+    SrvLookup,
+    SrvTarget,
+    decide_inbound,
+    inbound_srv_name,
+)
+from simulator.sip import (
+    FramingError,
+    Headers,
+    KeepAlive,
+    Need,
+    Request,
+    Response,
+    SipParseError,
+    StreamFramer,
+    build_response,
+    parse_message,
+    parse_name_addr,
+    serialize,
+)
+
+#: Methods the emulated Skype user agent implements (Allow header of 200/405/501).
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, INFO, UPDATE, PRACK"
+
+#: Methods that only make sense inside a dialog (RFC 3261 §12.2.2: else 481).
+IN_DIALOG_ONLY = frozenset({"BYE", "INFO", "UPDATE", "PRACK", "NOTIFY"})
+
+#: How many INVITE transactions and dialogs we remember for CANCEL/BYE matching.
+MAX_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Timeouts and sizes of the federation listener; every one is a setting."""
+
+    handshake_timeout: float = 10.0
+    idle_timeout: float = 300.0
+    max_connections: int = 1000
+    max_header_bytes: int = StreamFramer.DEFAULT_MAX_HEADER_BYTES
+    max_body_bytes: int = StreamFramer.DEFAULT_MAX_BODY_BYTES
+    ring_seconds: float = 0.0
+    dns_timeout: float = 2.0
+    dns_attempts: int = 2
+
+
+@dataclass(slots=True)
+class TrustStore:
+    """The CAs the Edge trusts, plus every lab CA for path building (Python 3.11 cannot
+    show us the peer's intermediates)."""
+
+    roots: list[x509.Certificate]
+    public_roots: list[x509.Certificate]
+    intermediates: list[x509.Certificate]
+
+
+@dataclass(slots=True)
+class Edge:
+    """Everything an Edge connection needs, shared by all connections."""
+
+    settings: EdgeSettings
+    users: Mapping[str, int]
+    resolver: Resolver
+    trust: TrustStore
+    events: EventLog
+    machine: str = "sfvedge"
+    limits: Limits = field(default_factory=Limits)
+    rng: random.Random = field(default_factory=random.Random)
+    connections: int = 0
+    connection_counter: int = 0
+    record_seq: int = 0
+    requests: int = 0
+    dialogs: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)
+    invites: OrderedDict[tuple[str, str], tuple[str, trio.Event]] = field(
+        default_factory=OrderedDict
+    )
+
+    def new_tag(self) -> str:
+        """A To tag as the Edge writes them: 32 upper-case hex digits (reference §7.1)."""
+        return f"{self.rng.getrandbits(128):032X}"
+
+    def remember(self, table: OrderedDict[tuple[str, str], object], key: tuple[str, str]) -> None:
+        table.move_to_end(key)
+        while len(table) > MAX_REMEMBERED:
+            table.popitem(last=False)
+
+
+@dataclass(slots=True)
+class Connection:
+    """One accepted federation connection."""
+
+    stream: trio.SSLStream[trio.SocketStream]
+    peer_ip: str
+    peer_port: int
+    local_ip: str
+    cid: str
+    peer: PeerCertificate
+    send_lock: trio.Lock = field(default_factory=trio.Lock)
+
+    async def send(self, data: bytes) -> None:
+        async with self.send_lock:
+            await self.stream.send_all(data)
+
+
+def peer_certificate(der: bytes, trust: TrustStore, *, now: dt.datetime) -> PeerCertificate:
+    """Turn the peer's DER certificate into the policy's facts (once per connection)."""
+    facts = facts_from_der(der)
+    leaf = x509.load_der_x509_certificate(der)
+    verdict = verify_chain(
+        leaf,
+        trust.intermediates,
+        trust.roots,
+        now=now,
+        public_roots=trust.public_roots,
+        usage="client",
+    )
+    return PeerCertificate(
+        display_name=facts.display_name(),
+        names=facts.names_for_matching(),
+        chain=verdict.status,
+        public_root=verdict.root_is_public,
+    )
+
+
+async def serve_federation(
+    edge: Edge,
+    ssl_context: ssl.SSLContext,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the federation port (mutual TLS) until cancelled; report (host, port) bound."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()
+    task_status.started((bound[0], bound[1]))
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await handle_connection(edge, ssl_context, stream)
+
+    await trio.serve_listeners(handler, listeners)
+
+
+async def handle_connection(
+    edge: Edge, ssl_context: ssl.SSLContext, stream: trio.SocketStream
+) -> None:
+    """Handshake, then serve requests on one connection until it closes or idles out."""
+    try:
+        peer_addr = stream.socket.getpeername()
+        local_addr = stream.socket.getsockname()
+    except OSError:
+        await stream.aclose()
+        return
+    peer_ip, peer_port = str(peer_addr[0]), int(peer_addr[1])
+    if edge.connections >= edge.limits.max_connections:
+        # Over the limit: refuse cleanly, existing connections keep working.
+        await trio.aclose_forcefully(stream)
+        _record_tls_failure(edge, peer_ip, peer_port, "connection limit reached")
+        return
+    edge.connections += 1
+    edge.connection_counter += 1
+    # ms-received-cid: the seeds show "100" and "6DA00", i.e. a connection number
+    # followed by "00" in hex (inferred from two samples).
+    cid = f"{edge.connection_counter * 0x100:X}"
+    tls = trio.SSLStream(stream, ssl_context, server_side=True)
+    try:
+        try:
+            with trio.fail_after(edge.limits.handshake_timeout):
+                await tls.do_handshake()
+        except trio.TooSlowError:
+            _record_tls_failure(edge, peer_ip, peer_port, "TLS handshake timed out")
+            await trio.aclose_forcefully(tls)
+            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            _record_tls_failure(edge, peer_ip, peer_port, _tls_reason(exc))
+            await trio.aclose_forcefully(tls)
+            return
+        der = tls.getpeercert(binary_form=True)
+        if not der:
+            _record_tls_failure(edge, peer_ip, peer_port, "no client certificate")
+            await trio.aclose_forcefully(tls)
+            return
+        conn = Connection(
+            stream=tls,
+            peer_ip=peer_ip,
+            peer_port=peer_port,
+            local_ip=str(local_addr[0]),
+            cid=cid,
+            peer=peer_certificate(der, edge.trust, now=dt.datetime.now(dt.UTC)),
+        )
+        async with trio.open_nursery() as nursery:
+            await _serve_requests(edge, conn, nursery)
+            nursery.cancel_scope.cancel()
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the peer went away; nothing to answer
+    finally:
+        edge.connections -= 1
+        await trio.aclose_forcefully(tls)
+
+
+def _tls_reason(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ssl.SSLError):
+        return cause.reason or str(cause)
+    return str(cause or exc) or type(exc).__name__
+
+
+async def _serve_requests(edge: Edge, conn: Connection, nursery: trio.Nursery) -> None:
+    framer = StreamFramer(
+        max_header_bytes=edge.limits.max_header_bytes,
+        max_body_bytes=edge.limits.max_body_bytes,
+    )
+    while True:
+        try:
+            item = framer.next_message()
+        except FramingError as exc:
+            # RFC 4475 ncl/mcl01: framing is lost; answer if we can, then close.
+            await _answer_unparsable(edge, conn, exc)
+            return
+        if item is Need.DATA:
+            with trio.move_on_after(edge.limits.idle_timeout):
+                data = await conn.stream.receive_some(65536)
+                if not data:
+                    return
+                framer.receive_data(bytes(data))
+                continue
+            return  # idle too long
+        if item is KeepAlive.PING:
+            await conn.send(b"\r\n")  # RFC 5626 §3.5.1 pong
+            continue
+        assert isinstance(item, bytes)
+        try:
+            message = parse_message(item)
+        except SipParseError as exc:
+            await _answer_unparsable(edge, conn, exc, raw=item)
+            continue
+        if isinstance(message, Response):
+            continue  # answers to our NOTIFYs, or strays: a UAS drops them
+        edge.requests += 1
+        await _handle_request(edge, conn, message, nursery)
+
+
+async def _answer_unparsable(
+    edge: Edge, conn: Connection, exc: SipParseError, raw: bytes | None = None
+) -> None:
+    data = raw if raw is not None else exc.offending
+    reply = error_response_for(
+        data, exc.status_hint, server=edge.settings.server_header, to_tag=edge.new_tag()
+    )
+    edge.events.write(
+        {
+            "time": _now_iso(),
+            "direction": "inbound",
+            "kind": "malformed",
+            "peer": f"{conn.peer.display_name}:{conn.peer_port}",
+            "status": exc.status_hint if reply is not None else None,
+            "error": str(exc),
+        }
+    )
+    if reply is not None:
+        await conn.send(reply)
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _respond(
+    edge: Edge,
+    conn: Connection,
+    request: Request,
+    status: int,
+    *,
+    to_tag: str | None,
+    headers: Sequence[tuple[str, str]] = (),
+    body: bytes = b"",
+) -> bytes:
+    """Serialize a response with the Edge's Via additions (reference §7.2)."""
+    response = build_response(
+        request,
+        status,
+        to_tag=to_tag,
+        headers=headers,
+        body=body,
+        via_params=(
+            ("received", conn.peer_ip),
+            ("ms-received-port", str(conn.peer_port)),
+            ("ms-received-cid", conn.cid),
+        ),
+    )
+    return serialize(response)
+
+
+async def _handle_request(
+    edge: Edge, conn: Connection, request: Request, nursery: trio.Nursery
+) -> None:
+    method = request.method
+    to_tag = request.to.tag
+    server = ("Server", edge.settings.server_header)
+    if method == "ACK":
+        return  # ACK to our 2xx (dialog confirmed) or to our error (transaction done)
+    if method == "CANCEL":
+        await _handle_cancel(edge, conn, request)
+        return
+    if to_tag is not None:
+        await _handle_in_dialog(edge, conn, request, to_tag)
+        return
+    if method in IN_DIALOG_ONLY:
+        await conn.send(_respond(edge, conn, request, 481, to_tag=edge.new_tag(), headers=[server]))
+        return
+    decision, srv = await _decide(edge, conn, request)
+    tag = edge.new_tag()
+    _record_decision(edge, conn, request, decision, srv)
+    if not decision.accepted:
+        await conn.send(
+            _respond(edge, conn, request, decision.status, to_tag=tag, headers=decision.headers)
+        )
+        return
+    await _answer_as_user(edge, conn, request, tag, nursery)
+
+
+async def _decide(
+    edge: Edge, conn: Connection, request: Request
+) -> tuple[Decision, SrvLookup | None]:
+    pai = request.headers.get("P-Asserted-Identity")
+    facts_request = InboundRequest(
+        method=request.method,
+        start_line=request.start_line,
+        call_id=request.call_id,
+        cseq=f"{request.cseq[0]} {request.cseq[1]}",
+        from_uri=str(request.from_.uri),
+        pai_uri=str(parse_name_addr(pai).uri) if pai else None,
+        to_uri=str(request.to.uri),
+    )
+    srv: SrvLookup | None = None
+    name = inbound_srv_name(facts_request, edge.settings)
+    if name is not None:
+        answer = await edge.resolver.srv(name)
+        srv = SrvLookup(
+            name=name,
+            outcome=answer.outcome,
+            targets=tuple(
+                SrvTarget(
+                    target=t.target.rstrip("."),
+                    port=t.port,
+                    priority=t.priority,
+                    weight=t.weight,
+                )
+                for t in answer.targets
+            ),
+        )
+    facts = InboundFacts(request=facts_request, peer=conn.peer, peer_port=conn.peer_port, srv=srv)
+    return decide_inbound(facts, edge.settings), srv
+
+
+def _record_decision(
+    edge: Edge, conn: Connection, request: Request, decision: Decision, srv: SrvLookup | None
+) -> None:
+    record_text: str | None = None
+    now = dt.datetime.now(dt.UTC)
+    if decision.edge_log is not None:
+        edge.record_seq += 1
+        ctx = LogContext(
+            machine=edge.machine,
+            pid=os.getpid() & 0xFFFF,
+            tid=threading.get_native_id() & 0xFFFF,
+            when=now,
+            seq=edge.record_seq,
+            correlation_id=edge.rng.getrandbits(32),
+            start_line=request.start_line,
+            call_id=request.call_id,
+            cseq=f"{request.cseq[0]} {request.cseq[1]}",
+            peer=f"{conn.peer.display_name}:{conn.peer_port}",
+        )
+        record_text = format_edge_log(decision.edge_log, ctx)
+    event = decision_event(
+        decision,
+        time=now.isoformat(timespec="milliseconds"),
+        direction="inbound",
+        call_id=request.call_id,
+        method=request.method,
+        from_uri=str(request.from_.uri),
+        to_uri=str(request.to.uri),
+        peer=f"{conn.peer.display_name}:{conn.peer_port}",
+        extra={
+            "peer_address": f"{conn.peer_ip}:{conn.peer_port}",
+            "cert_names": list(conn.peer.names),
+            "chain": conn.peer.chain,
+            "srv": None
+            if srv is None
+            else {
+                "name": srv.name,
+                "outcome": srv.outcome,
+                "targets": [f"{t.target}:{t.port}" for t in srv.targets],
+            },
+        },
+    )
+    edge.events.write(event, record_text)
+    edge.events.say(
+        f"{now:%H:%M:%S} inbound  {request.method} {request.from_.uri} -> {request.to.uri}"
+        f"  {decision.rule}  {decision.status}"
+    )
+
+
+async def _answer_as_user(
+    edge: Edge, conn: Connection, request: Request, tag: str, nursery: trio.Nursery
+) -> None:
+    """Answer an accepted request as the called Skype user would."""
+    server = ("Server", edge.settings.server_header)
+    user = request.to.uri.user if hasattr(request.to.uri, "user") else None
+    to_host = str(getattr(request.to.uri, "host", "")).lower()
+    if to_host not in edge.settings.domains:
+        await conn.send(_respond(edge, conn, request, 404, to_tag=tag, headers=[server]))
+        return
+    status = edge.users.get(user or "", 200)
+    method = request.method
+    contact = ("Contact", f"<sip:{user}@{edge.settings.fqdn}:5061;transport=tls>")
+    if method == "INVITE":
+        if status >= 300:
+            await conn.send(_respond(edge, conn, request, status, to_tag=tag, headers=[server]))
+            return
+        branch = request.vias[0].branch or ""
+        cancelled = trio.Event()
+        edge.invites[(request.call_id, branch)] = (tag, cancelled)
+        edge.remember(edge.invites, (request.call_id, branch))  # type: ignore[arg-type]
+        await conn.send(_respond(edge, conn, request, 180, to_tag=tag, headers=[contact, server]))
+        if edge.limits.ring_seconds > 0:
+            nursery.start_soon(_ring_then_answer, edge, conn, request, tag, cancelled)
+            return
+        await _final_200(edge, conn, request, tag)
+        return
+    if method == "OPTIONS":
+        headers = [
+            ("Allow", ALLOW),
+            ("Accept", "application/sdp"),
+            ("Supported", "replaces"),
+            server,
+        ]
+        await conn.send(_respond(edge, conn, request, 200, to_tag=tag, headers=headers))
+        return
+    if method == "MESSAGE":
+        await conn.send(_respond(edge, conn, request, status, to_tag=tag, headers=[server]))
+        return
+    if method == "SUBSCRIBE":
+        await _handle_subscribe(edge, conn, request, tag, status)
+        return
+    await conn.send(
+        _respond(edge, conn, request, 501, to_tag=tag, headers=[("Allow", ALLOW), server])
+    )
+
+
+async def _ring_then_answer(
+    edge: Edge, conn: Connection, request: Request, tag: str, cancelled: trio.Event
+) -> None:
+    with trio.move_on_after(edge.limits.ring_seconds):
+        await cancelled.wait()
+    if cancelled.is_set():
+        server = ("Server", edge.settings.server_header)
+        await conn.send(_respond(edge, conn, request, 487, to_tag=tag, headers=[server]))
+        return
+    await _final_200(edge, conn, request, tag)
+
+
+async def _final_200(edge: Edge, conn: Connection, request: Request, tag: str) -> None:
+    branch = request.vias[0].branch or ""
+    entry = edge.invites.get((request.call_id, branch))
+    if entry is not None and entry[1].is_set():
+        return
+    edge.invites.pop((request.call_id, branch), None)
+    user = getattr(request.to.uri, "user", None) or "user"
+    sdp = build_answer(request.body, address=conn.local_ip, session_id=edge.rng.getrandbits(31))
+    headers = [
+        ("Contact", f"<sip:{user}@{edge.settings.fqdn}:5061;transport=tls>"),
+        ("Content-Type", "application/sdp"),
+        ("Server", edge.settings.server_header),
+    ]
+    edge.dialogs[(request.call_id, tag)] = "confirmed"
+    edge.remember(edge.dialogs, (request.call_id, tag))  # type: ignore[arg-type]
+    await conn.send(_respond(edge, conn, request, 200, to_tag=tag, headers=headers, body=sdp))
+
+
+async def _handle_cancel(edge: Edge, conn: Connection, request: Request) -> None:
+    """RFC 3261 §9.2: 200 to a CANCEL that matches a pending INVITE (which gets 487), else 481."""
+    server = ("Server", edge.settings.server_header)
+    branch = request.vias[0].branch or ""
+    entry = edge.invites.pop((request.call_id, branch), None)
+    if entry is None:
+        await conn.send(_respond(edge, conn, request, 481, to_tag=edge.new_tag(), headers=[server]))
+        return
+    tag, cancelled = entry
+    await conn.send(_respond(edge, conn, request, 200, to_tag=tag, headers=[server]))
+    cancelled.set()
+
+
+async def _handle_in_dialog(edge: Edge, conn: Connection, request: Request, to_tag: str) -> None:
+    server = ("Server", edge.settings.server_header)
+    key = (request.call_id, to_tag)
+    if key not in edge.dialogs:
+        await conn.send(_respond(edge, conn, request, 481, to_tag=None, headers=[server]))
+        return
+    if request.method == "BYE":
+        del edge.dialogs[key]
+        await conn.send(_respond(edge, conn, request, 200, to_tag=None, headers=[server]))
+        return
+    if request.method == "INVITE":
+        sdp = build_answer(request.body, address=conn.local_ip, session_id=edge.rng.getrandbits(31))
+        headers = [("Content-Type", "application/sdp"), server]
+        await conn.send(_respond(edge, conn, request, 200, to_tag=None, headers=headers, body=sdp))
+        return
+    await conn.send(_respond(edge, conn, request, 200, to_tag=None, headers=[server]))
+
+
+async def _handle_subscribe(
+    edge: Edge, conn: Connection, request: Request, tag: str, status: int
+) -> None:
+    """SUBSCRIBE: 202 Accepted, then the initial NOTIFY (RFC 6665 §4.2.1)."""
+    server = ("Server", edge.settings.server_header)
+    if status >= 300:
+        await conn.send(_respond(edge, conn, request, status, to_tag=tag, headers=[server]))
+        return
+    expires = request.headers.get("Expires") or "3600"
+    event = request.headers.get("Event") or "presence"
+    user = getattr(request.to.uri, "user", None) or "user"
+    contact = f"<sip:{user}@{edge.settings.fqdn}:5061;transport=tls>"
+    await conn.send(
+        _respond(
+            edge,
+            conn,
+            request,
+            202,
+            to_tag=tag,
+            headers=[("Expires", expires.strip()), ("Contact", contact), server],
+        )
+    )
+    edge.dialogs[(request.call_id, tag)] = "subscription"
+    edge.remember(edge.dialogs, (request.call_id, tag))  # type: ignore[arg-type]
+    target = request.headers.get("Contact")
+    notify_uri = str(parse_name_addr(target).uri) if target else str(request.from_.uri)
+    to_header = request.headers.get("From") or ""
+    from_header = (request.headers.get("To") or "") + f";tag={tag}"
+    headers = Headers(
+        [
+            ("Via", f"SIP/2.0/TLS {edge.settings.fqdn}:5061;branch=z9hG4bK{edge.new_tag()}"),
+            ("Max-Forwards", "70"),
+            ("From", from_header),
+            ("To", to_header),
+            ("Call-ID", request.call_id),
+            ("CSeq", "1 NOTIFY"),
+            ("Contact", contact),
+            ("Event", event.strip()),
+            ("Subscription-State", f"active;expires={expires.strip()}"),
+            ("Server", edge.settings.server_header),
+        ]
+    )
+    await conn.send(serialize(Request(method="NOTIFY", uri=notify_uri, headers=headers)))
+
+
+def _record_tls_failure(edge: Edge, peer_ip: str, peer_port: int, reason: str) -> None:
+    """A refused handshake: the event, and an inferred Edge record (no source shows one)."""
+    now = dt.datetime.now(dt.UTC)
+    edge.events.write(
+        {
+            "time": now.isoformat(timespec="milliseconds"),
+            "direction": "inbound",
+            "kind": "tls-handshake-failed",
+            "peer_address": f"{peer_ip}:{peer_port}",
+            "rule": "tls-handshake-failed",
+            "status": None,
+            "reason": reason,
+            "fidelity": "inferred",
+        }
+    )
+    edge.events.say(f"{now:%H:%M:%S} inbound  TLS from {peer_ip}:{peer_port} refused: {reason}")
