@@ -22,7 +22,7 @@ from simulator.errors import FedsimError
 from simulator.peer import requests
 from simulator.peer.conn import PeerClosed, SipConnection
 from simulator.peer.tlserrors import Phase, describe_closed, describe_network_error
-from simulator.sip import Request, Response
+from simulator.sip import FramingError, Request, Response
 
 #: Builds the request once our local address on the connection is known.
 _Builder = Callable[[tuple[str, int] | None], Request]
@@ -190,6 +190,9 @@ async def _run(
         except PeerClosed:
             progress.tls_error = describe_closed(Phase.EXCHANGE, target)
             return
+        except FramingError as exc:
+            progress.tls_error = f"{target} sent bytes that are not SIP framing: {exc}"
+            return
         except (trio.BrokenResourceError, OSError) as exc:
             progress.tls_error = describe_network_error(exc, phase=Phase.EXCHANGE, target=target)
             return
@@ -197,6 +200,8 @@ async def _run(
             await _finish(progress, conn, progress.final, hang_up, rng)
         except PeerClosed:
             progress.dialog_error = describe_closed(Phase.EXCHANGE, target)
+        except FramingError as exc:
+            progress.dialog_error = f"{target} sent bytes that are not SIP framing: {exc}"
         except (trio.BrokenResourceError, OSError) as exc:
             progress.dialog_error = describe_network_error(exc, phase=Phase.EXCHANGE, target=target)
     finally:

@@ -35,6 +35,7 @@ from simulator.peer.conn import PeerClosed, SipConnection
 from simulator.peer.tlserrors import Phase, describe_network_error
 from simulator.sip import (
     REASON_PHRASES,
+    FramingError,
     Request,
     Response,
     SipParseError,
@@ -201,6 +202,8 @@ async def _serve_connection(peer: _Peer, tcp: trio.SocketStream) -> None:
                     await _handle(peer, conn, message, remote, local, nursery)
         except (PeerClosed, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass  # the client went away; nothing to answer any more
+        except FramingError:
+            pass  # RFC 3261 §18.3: the stream lost its framing; only closing is left
         finally:
             nursery.cancel_scope.cancel()
     with trio.move_on_after(ALERT_LINGER):

@@ -311,3 +311,21 @@ async def test_serve_peer_rejects_bad_settings(
 ) -> None:
     with pytest.raises(FedsimError, match=match):
         await serve_peer(host="127.0.0.1", port=0, ssl_context=edge_server_ctx, **options)  # type: ignore[arg-type]
+
+
+async def test_an_edge_that_breaks_framing_is_reported_not_raised(
+    nursery: trio.Nursery, edge_server_ctx: ssl.SSLContext, expe_client_ctx: ssl.SSLContext
+) -> None:
+    async def garbage(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        await stream.receive_some(65536)
+        await stream.send_all(b"SIP/2.0 200 OK\r\nContent-Length: many\r\n\r\n")
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(
+        partial(trio.serve_ssl_over_tcp, garbage, 0, edge_server_ctx, host="127.0.0.1")
+    )
+    port = listeners[0].transport_listener.socket.getsockname()[1]
+    result = await call(Peer(("127.0.0.1", port)), expe_client_ctx)
+    assert result.final is None
+    assert result.tls_error is not None
+    assert "not SIP framing" in result.tls_error
