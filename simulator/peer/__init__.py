@@ -1,4 +1,4 @@
-"""The simulated Cisco Expressway-E: places calls into an Edge (UAC) and answers the Edge's (UAS)."""
+"""The simulated Cisco Expressway-E: places calls into an Edge (UAC), answers its calls (UAS)."""
 
 from __future__ import annotations
 
