@@ -86,7 +86,7 @@ class StreamFramer:
     @property
     def in_message(self) -> bool:
         """True when part of a message has arrived (a half-read message at close is an error)."""
-        return bool(self._buffer) and self._buffer != _CRLF[: len(self._buffer)]
+        return self._message_end is not None or bool(self._buffer.lstrip(b"\r\n"))
 
     def receive_data(self, data: bytes) -> None:
         """Add received bytes. Processing happens in :meth:`next_message`.
