@@ -97,6 +97,7 @@ async def serve_dns(
     host: str,
     port: int,
     *,
+    idle_timeout: float = IDLE_TIMEOUT,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``zones`` over UDP and TCP on ``host``:``port`` until cancelled.
@@ -105,6 +106,8 @@ async def serve_dns(
         zones: what to answer.
         host: a local address, IPv4 or IPv6 ("127.0.0.1", "::1").
         port: the port for both transports; 0 picks a free one.
+        idle_timeout: seconds a TCP client has to send each query (and take
+            each reply) before it is disconnected.
         task_status: receives the (host, port) actually bound.
 
     Raises:
@@ -116,7 +119,8 @@ async def serve_dns(
         bound = udp.getsockname()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_serve_udp, zones, udp)
-            nursery.start_soon(trio.serve_listeners, partial(_serve_tcp, zones), [listener])
+            handler = partial(_serve_tcp, zones, idle_timeout=idle_timeout)
+            nursery.start_soon(trio.serve_listeners, handler, [listener])
             task_status.started((str(bound[0]), int(bound[1])))
 
 
@@ -160,21 +164,21 @@ async def _next_tcp_query(stream: trio.SocketStream, buffer: bytearray) -> bytes
     return query
 
 
-async def _serve_tcp(zones: ZoneSet, stream: trio.SocketStream) -> None:
+async def _serve_tcp(zones: ZoneSet, stream: trio.SocketStream, *, idle_timeout: float) -> None:
     """Answer queries on one TCP connection until it closes, stalls or misbehaves."""
     buffer = bytearray()
     try:
         async with stream:
             while True:
                 query = None
-                with trio.move_on_after(IDLE_TIMEOUT):
+                with trio.move_on_after(idle_timeout):
                     query = await _next_tcp_query(stream, buffer)
                 if query is None:
                     return
                 reply = zones.answer(query, transport="tcp")
                 if reply is None:
                     continue  # a silent name: the client sees a timeout for this query only
-                with trio.move_on_after(IDLE_TIMEOUT) as sending:
+                with trio.move_on_after(idle_timeout) as sending:
                     await stream.send_all(len(reply).to_bytes(2, "big") + reply)
                 if sending.cancelled_caught:
                     return

@@ -89,6 +89,7 @@ _TYPE_NAMES = {code: name for name, code in TYPE_CODES.items()}
 CLASS_IN = 1
 CLASS_ANY = 255
 HEADER_LEN = 12
+MAX_WIRE_NAME = 255
 _QR = 0x8000
 _OPCODE_MASK = 0x7800
 _TC = 0x0200
@@ -242,6 +243,8 @@ def parse_query(data: bytes) -> Query | bytes | None:
         return header_reply(data, "FORMERR")
     if len(opts) > 1 or qtype == TYPE_CODES["OPT"]:
         return header_reply(data, "FORMERR")  # RFC 6891 §6.1.1 / §6.1.2
+    if sum(len(label) + 1 for label in qlabels) + 1 > MAX_WIRE_NAME:
+        return header_reply(data, "FORMERR")  # RFC 1035 §2.3.4: 255 octets at most
     return Query(
         id=qid,
         flags=flags,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from functools import partial
 
 import dns.asyncbackend
 import dns.asyncquery
@@ -13,7 +14,6 @@ import dns.rcode
 import pytest
 import trio
 
-import simulator.dns.server as server_module
 from simulator.dns.server import DnsListenError, serve_dns
 from simulator.dns.zone import ZoneSet, parse_zone_text
 
@@ -229,11 +229,11 @@ async def test_tcp_connection_serves_many_queries(server: tuple[str, int]) -> No
     assert [(r.id, r.rcode()) for r in replies] == [(1, dns.rcode.NOERROR), (2, dns.rcode.NXDOMAIN)]
 
 
-async def test_idle_tcp_connection_is_closed(
-    server: tuple[str, int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(server_module, "IDLE_TIMEOUT", 0.05)
-    assert await tcp_exchange(server, b"") == b""  # we send nothing; the server hangs up
+async def test_idle_tcp_connection_is_closed(nursery: trio.Nursery) -> None:
+    address = await nursery.start(partial(serve_dns, ZONES, "127.0.0.1", 0, idle_timeout=0.05))
+    assert await tcp_exchange(address, b"") == b""  # we send nothing; the server hangs up
+    assert await tcp_exchange(address, b"\x00\x20abc") == b""  # half a query, then nothing
+    await assert_still_answers(address)
 
 
 async def test_silent_name_gets_no_reply_but_the_next_query_does(server: tuple[str, int]) -> None:

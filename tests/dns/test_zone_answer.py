@@ -337,6 +337,16 @@ def test_truncated_query_gets_formerr_with_its_id() -> None:
     assert reply.rcode() == dns.rcode.FORMERR
 
 
+def test_name_longer_than_255_octets_gets_formerr() -> None:
+    # Four 63-octet labels are 257 octets on the wire: legal labels, an illegal name.
+    name = b"".join(b"\x3f" + b"x" * 63 for _ in range(4)) + b"\x00"
+    packet = struct.pack("!HHHHHH", 77, 0x0100, 1, 0, 0, 0) + name + b"\x00\x01\x00\x01"
+    reply = ZONES.answer(packet, transport="udp")
+    assert reply is not None
+    assert header(reply)[0] == 77
+    assert header(reply)[1] & 0xF == dns.rcode.FORMERR
+
+
 def test_two_questions_get_formerr() -> None:
     wire = bytearray(good_query())
     wire[4:6] = b"\x00\x02"
@@ -411,6 +421,7 @@ SEED_QUERIES = [
         ("alias.steven.lab.", "A"),
         ("big.steven.lab.", "TXT"),
         ("nobody.example.com.", "AAAA"),
+        (f"{'a' * 63}.{'b' * 63}.{'c' * 63}.{'d' * 61}.", "A"),  # 255 octets: the longest name
     ]
     for edns in (False, 0)
 ]
