@@ -1,0 +1,87 @@
+"""Turn a pasted ms-diagnostics header or Edge log record into cause and fix.
+
+The pure core of ``fedsim explain``.
+"""
+
+from __future__ import annotations
+
+from simulator.diagnostics.catalogue import MS_DIAGNOSTICS, UNVERIFIED_HEX
+from simulator.diagnostics.format import (
+    MsDiagnostics,
+    ParsedEdgeRecord,
+    find_ms_diagnostics,
+    parse_edge_log,
+    parse_ms_diagnostics,
+)
+
+_FIDELITY_NOTE = {
+    "verbatim": "seen verbatim in Microsoft traces/logs",
+    "inferred": "inferred by fedsim, not seen verbatim",
+    "unverified": "unverified: commonly reported, not found in any source",
+}
+
+
+def _lines_for_diagnostics(diag: MsDiagnostics) -> list[str]:
+    code = f"{diag.code}" if diag.sub_code is None else f"{diag.code}.{diag.sub_code}"
+    out = [f"ms-diagnostics {code}: {diag.reason or '(no reason)'}"]
+    for name, value in diag.params:
+        out.append(f"  {name} = {value}")
+    if diag.source:
+        out.append(f"  source = {diag.source} (the server that generated it)")
+    entry = MS_DIAGNOSTICS.get(diag.code)
+    if entry is None:
+        out.append("  Not in fedsim's catalogue: no explanation available.")
+        return out
+    out.append(f"  Meaning: {entry.meaning}")
+    out.extend(f"  Cause: {cause}" for cause in entry.causes)
+    out.append(f"  Fix: {entry.fix}")
+    status = "unknown status" if entry.status is None else f"usually on SIP {entry.status}"
+    out.append(f"  ({_FIDELITY_NOTE[entry.fidelity]}; {status}; source: {entry.source})")
+    return out
+
+
+def _lines_for_record(record: ParsedEdgeRecord) -> list[str]:
+    out = [f"Edge log {record.severity or '?'}: {record.result_hex} {record.result_symbol}"]
+    if record.text:
+        out.append(f"  Text: {record.text}")
+    if record.start_line:
+        out.append(f"  Request: {record.start_line} (Call-ID {record.call_id})")
+    if record.peer:
+        out.append(f"  Peer: {record.peer}")
+    for name, value in record.data:
+        out.append(f"  {name} = {value}")
+    entry = record.result
+    if entry is None:
+        why = (
+            "fedsim marker for an unknown code"
+            if record.result_hex == UNVERIFIED_HEX
+            else "not in fedsim's catalogue"
+        )
+        out.append(f"  {why}: no explanation available.")
+        return out
+    out.append(f"  Meaning: {entry.meaning}")
+    out.extend(f"  Cause: {cause}" for cause in entry.causes)
+    out.append(f"  Fix: {entry.fix}")
+    out.append(f"  ({_FIDELITY_NOTE[entry.fidelity]}; source: {entry.source})")
+    return out
+
+
+def explain_text(text: str) -> str:
+    """Explain every Edge log record and ms-diagnostics header found in ``text``.
+
+    ``text`` may be a bare value (``1009;reason=...``), a header line, a whole SIP
+    response or an Edge log excerpt, in the Edge's layout or a flattened paste.
+
+    Returns:
+        Plain text, one block per artefact found, ending with a newline.
+
+    Raises:
+        DiagnosticsParseError: nothing recognisable was found.
+    """
+    blocks: list[list[str]] = [_lines_for_record(r) for r in parse_edge_log(text)]
+    if not blocks:
+        headers = find_ms_diagnostics(text)
+        if not headers:
+            headers = [parse_ms_diagnostics(text.strip())]
+        blocks = [_lines_for_diagnostics(d) for d in headers]
+    return "\n\n".join("\n".join(block) for block in blocks) + "\n"
