@@ -616,7 +616,7 @@ class ZoneSet:
         Raises:
             ZoneError: a CNAME beside other data at one name (RFC 1034 §3.6.2),
                 two different SOAs for one zone, or rdata that cannot be encoded.
-            ValueError: a silent/servfail name that is not a domain name.
+                A silent/servfail name that is not a domain name is one too.
         """
         by_name: dict[str, list[Record]] = {}
         seen: set[tuple[str, str, str]] = set()
@@ -664,17 +664,24 @@ class ZoneSet:
         return cls(
             by_name={name: tuple(group) for name, group in by_name.items()},
             soa=soa,
-            silent=tuple(cls._checked_names(silent)),
-            servfail=tuple(cls._checked_names(servfail)),
+            silent=tuple(cls._checked_names(silent, "silent")),
+            servfail=tuple(cls._checked_names(servfail, "servfail")),
         )
 
     @staticmethod
-    def _checked_names(names: Iterable[str]) -> list[str]:
+    def _checked_names(names: Iterable[str], key: str) -> list[str]:
         out = []
         for raw in names:
             name = _normal_name(raw)
             if (problem := name_problem(name)) is not None:
-                raise ValueError(f"{raw!r} is not a domain name: {problem}")
+                raise ZoneError(
+                    problem,
+                    source=f"[dns] {key}",
+                    line=None,
+                    text=raw,
+                    subject="bad name",
+                    fix=_FIX_NAME,
+                )
             out.append(name)
         return out
 

@@ -243,3 +243,10 @@ def test_identical_records_are_served_once() -> None:
     text = "a.lab. 300 A 127.0.0.1\na.lab. 60 A 127.0.0.1\n"
     zones = ZoneSet.from_records(parse_zone_text(text, source="z"))
     assert len(zones.lookup("a.lab.", "A").records) == 1
+
+
+@pytest.mark.parametrize("key", ["silent", "servfail"])
+def test_bad_staged_failure_name_is_a_zone_error(key: str) -> None:
+    with pytest.raises(ZoneError) as caught:
+        ZoneSet.from_records([], **{key: ["ok.lab", "not..ok"]})
+    assert str(caught.value).startswith(f"[dns] {key}: bad name 'not..ok': ")
