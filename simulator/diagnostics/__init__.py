@@ -18,6 +18,7 @@ from simulator.diagnostics.catalogue import (
     lookup_result,
     weakest,
 )
+from simulator.diagnostics.explain import explain_text
 from simulator.diagnostics.format import (
     DiagnosticsParseError,
     EdgeLogRecord,
@@ -52,6 +53,7 @@ __all__ = [
     "Severity",
     "decision_event",
     "event_json",
+    "explain_text",
     "find_ms_diagnostics",
     "format_edge_log",
     "format_ms_diagnostics",
