@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 import trio
 from cryptography import x509
 
-from simulator.diagnostics import LogContext, decision_event, format_edge_log
+from simulator.diagnostics import (
+    RESULT_CODES,
+    EdgeLogRecord,
+    LogContext,
+    decision_event,
+    format_edge_log,
+)
 from simulator.dns import Resolver
 from simulator.edge.events import EventLog
 from simulator.edge.replies import error_response_for
@@ -593,8 +599,30 @@ async def _handle_subscribe(
 
 
 def _record_tls_failure(edge: Edge, peer_ip: str, peer_port: int, reason: str) -> None:
-    """A refused handshake: the event, and an inferred Edge record (no source shows one)."""
+    """A refused handshake: the event, and an inferred Edge record (no source shows one).
+
+    Windows' Schannel refuses the peer before any SIP arrives, so the record has no
+    SIP fields; Peer is the address, as no certificate name was accepted.
+    """
     now = dt.datetime.now(dt.UTC)
+    record = EdgeLogRecord(
+        result=RESULT_CODES["EMU_UNVERIFIED_TLS_HANDSHAKE_FAILED"],
+        data=(("reason", reason),),
+        fidelity="inferred",
+    )
+    edge.record_seq += 1
+    ctx = LogContext(
+        machine=edge.machine,
+        pid=os.getpid() & 0xFFFF,
+        tid=threading.get_native_id() & 0xFFFF,
+        when=now,
+        seq=edge.record_seq,
+        correlation_id=edge.rng.getrandbits(32),
+        start_line="-",
+        call_id="-",
+        cseq="-",
+        peer=f"{peer_ip}:{peer_port}",
+    )
     edge.events.write(
         {
             "time": now.isoformat(timespec="milliseconds"),
@@ -605,6 +633,12 @@ def _record_tls_failure(edge: Edge, peer_ip: str, peer_port: int, reason: str) -
             "status": None,
             "reason": reason,
             "fidelity": "inferred",
-        }
+            "edge_log": {
+                "result_code": record.result.hex,
+                "symbol": record.result.symbol,
+                "fidelity": "inferred",
+            },
+        },
+        format_edge_log(record, ctx),
     )
     edge.events.say(f"{now:%H:%M:%S} inbound  TLS from {peer_ip}:{peer_port} refused: {reason}")

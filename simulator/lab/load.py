@@ -647,6 +647,10 @@ class _Loader:
                 fix="omit public here and set it on the root",
             )
         cn = t.string("cn", None, example='"vcse.steven.lab"')
+        if cn is None and not ca and t.get("san") is _MISSING:
+            # A leaf named like a host ([certs."vcse.steven.lab"]) with neither cn nor
+            # san is that host: CN = the name, SAN = the CN (CertSpec's default).
+            cn = name
         san_list = t.string_list(
             "san", expected="a list of DNS names", example='["vcse.steven.lab"]'
         )
