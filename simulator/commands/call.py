@@ -21,7 +21,7 @@ import trio
 from simulator.diagnostics.catalogue import MS_DIAGNOSTICS
 from simulator.diagnostics.format import DiagnosticsParseError, parse_ms_diagnostics
 from simulator.errors import FedsimError
-from simulator.lab import CallSpec, Lab, load_lab, parse_hostport
+from simulator.lab import CallSpec, Lab, builtin_lab, load_lab, parse_hostport
 from simulator.peer.labpeer import issue_lab_pki, lab_peer, peer_client_context, peer_files
 from simulator.peer.requests import METHODS
 from simulator.peer.uac import CallResult, place_call
@@ -34,6 +34,7 @@ examples:
       --key certs/vcse.steven.lab.key --ca certs/public-root.crt \\
       --server-name sip.skype.lab --from sip:2000@acano.steven.lab --to sip:stejanss@skype.lab
   fedsim call lab.toml --via expe --from sip:2000@acano.steven.lab --to sip:stejanss@skype.lab
+  fedsim call --via expe --from sip:2000@steven.lab     the built-in lab of `fedsim serve`
   fedsim call lab.toml --via expe --method OPTIONS --to sip:Options_User@skype.lab
   fedsim call lab.toml --via expe --expect-status 504 --show-messages
 
@@ -58,7 +59,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("lab", nargs="?", type=Path, metavar="LAB.toml", help="a lab file")
+    parser.add_argument(
+        "lab",
+        nargs="?",
+        type=Path,
+        metavar="LAB.toml",
+        help="a lab file (with --via alone: the built-in lab of 'fedsim serve')",
+    )
     lab = parser.add_argument_group("with a lab file")
     lab.add_argument("--via", metavar="NAME", help="the [peers.NAME] to act as")
     lab.add_argument(
@@ -139,17 +146,19 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     if args.expect_status is not None and not 100 <= args.expect_status <= 699:
         raise FedsimError(f"--expect-status {args.expect_status}: a SIP status is 100-699")
     from_uri, to_uri, pai = args.from_uri, args.to_uri, args.pai
-    if args.lab is not None:
+    if args.lab is not None or args.via is not None:
         if args.cert is not None or args.key is not None or args.ca:
             raise FedsimError(
-                "give either a lab file with --via NAME, or --cert/--key/--ca, not both"
+                "give either a lab (LAB.toml and/or --via NAME), or --cert/--key/--ca, not both"
             )
-        lab = load_lab(args.lab)
+        # No file with --via: the built-in lab, the one `fedsim serve` runs without a file.
+        lab = load_lab(args.lab) if args.lab is not None else builtin_lab()
+        where = str(args.lab) if args.lab is not None else "the built-in lab"
         via = args.via
         if via is None:
             if len(lab.peers) != 1:
                 known = ", ".join(lab.peers) or "none"
-                raise FedsimError(f"{args.lab}: --via NAME is required (peers: {known})")
+                raise FedsimError(f"{where}: --via NAME is required (peers: {known})")
             via = next(iter(lab.peers))
         peer = lab_peer(lab, via)
         files = peer_files(peer, issue_lab_pki(lab, args.certs_dir))
@@ -174,11 +183,9 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         if from_uri is None or to_uri is None:
             flags = " and ".join(f for f, v in (("--from", from_uri), ("--to", to_uri)) if not v)
             raise FedsimError(
-                f"{args.lab}: {flags} required: the lab has no inbound [[calls]] via {via}"
+                f"{where}: {flags} required: the lab has no inbound [[calls]] via {via}"
             )
     else:
-        if args.via is not None:
-            raise FedsimError("--via needs a lab file: fedsim call LAB.toml --via NAME")
         missing = [
             flag
             for flag, value in (

@@ -211,7 +211,7 @@ async def test_ms_diagnostics_of_the_final_response_are_decoded(
         ({"--timeout": "0"}, "--timeout 0.0: must be a positive number"),
         ({"--expect-status": "42"}, "--expect-status 42: a SIP status is 100-699"),
         ({"--to": None}, "missing --to"),
-        ({"--via": "expe"}, "--via needs a lab file"),
+        ({"--via": "expe"}, "give either a lab (LAB.toml and/or --via NAME), or --cert"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(
