@@ -13,6 +13,7 @@ in :mod:`simulator.policy`, every string comes from :mod:`simulator.diagnostics`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import random
@@ -238,6 +239,15 @@ async def handle_connection(
         pass  # the peer went away; nothing to answer
     finally:
         edge.connections -= 1
+        await _close(tls)
+
+
+async def _close(tls: trio.SSLStream[trio.SocketStream]) -> None:
+    """Close with a TLS close_notify when the peer is still there, never hang on it."""
+    with trio.move_on_after(1) as scope:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await tls.aclose()
+    if scope.cancelled_caught:
         await trio.aclose_forcefully(tls)
 
 

@@ -1,0 +1,218 @@
+"""One federation connection, byte by byte: keep-alives, bad requests, pipelining,
+SUBSCRIBE/NOTIFY and CANCEL, seen from a raw mutual-TLS client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trio
+
+from simulator.edge.app import LabAddresses, serve_lab
+from simulator.edge.federation import Limits
+from simulator.lab import builtin_lab, with_overrides
+from simulator.pki import client_context
+from simulator.sip import KeepAlive, Need, Request, Response, StreamFramer, parse_message
+
+LOOPBACK = ("127.0.0.1", 0)
+
+
+def invite(call: str, *, domain: str = "steven.lab", branch: str = "z9hG4bKraw1") -> bytes:
+    body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    body += b"m=audio 30000 RTP/AVP 8 0\r\n"
+    head = (
+        f"INVITE sip:stejanss@skype.lab SIP/2.0\r\n"
+        f"Via: SIP/2.0/TLS 127.0.0.1:5061;branch={branch}\r\n"
+        f"Max-Forwards: 70\r\n"
+        f"From: <sip:2000@{domain}>;tag=abc\r\n"
+        f"To: <sip:stejanss@skype.lab>\r\n"
+        f"Call-ID: {call}\r\n"
+        f"CSeq: 7 INVITE\r\n"
+        f"Contact: <sip:2000@127.0.0.1:5061;transport=tls>\r\n"
+        f"Content-Type: application/sdp\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def simple(method: str, call: str, *, extra: str = "", to_tag: str = "") -> bytes:
+    tag = f";tag={to_tag}" if to_tag else ""
+    return (
+        f"{method} sip:stejanss@skype.lab SIP/2.0\r\n"
+        f"Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK{method.lower()}{call}\r\n"
+        f"Max-Forwards: 70\r\n"
+        f"From: <sip:2000@steven.lab>;tag=abc\r\n"
+        f"To: <sip:stejanss@skype.lab>{tag}\r\n"
+        f"Call-ID: {call}\r\n"
+        f"CSeq: 1 {method}\r\n"
+        f"{extra}"
+        f"Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+@dataclass
+class Client:
+    stream: trio.SSLStream[trio.SocketStream]
+    framer: StreamFramer
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def receive(self) -> Response | Request | KeepAlive | bytes:
+        """The next message, or b"" when the Edge closed the connection."""
+        with trio.fail_after(5):
+            while True:
+                item = self.framer.next_message()
+                if isinstance(item, bytes):
+                    return parse_message(item)
+                if item is KeepAlive.PING:
+                    return item
+                assert item is Need.DATA
+                try:
+                    data = await self.stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    return b""
+                if not data:
+                    return b""
+                self.framer.receive_data(bytes(data))
+
+    async def response(self) -> Response:
+        item = await self.receive()
+        assert isinstance(item, Response), item
+        return item
+
+
+@dataclass
+class Edge:
+    addresses: LabAddresses
+    clients: list[Client]
+
+    async def connect(self) -> Client:
+        peer = self.addresses.issued["vcse.steven.lab"]
+        ctx = client_context(
+            cert=peer.cert_path,
+            key=peer.key_path,
+            trust=[self.addresses.issued["public-root"].cert_path],
+        )
+        tcp = await trio.open_tcp_stream(*self.addresses.federation)
+        tls = trio.SSLStream(tcp, ctx, server_hostname="sip.skype.lab")
+        client = Client(stream=tls, framer=StreamFramer())
+        self.clients.append(client)
+        await tls.do_handshake()
+        return client
+
+
+@pytest.fixture
+async def edge(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Edge]:
+    lab = with_overrides(builtin_lab(), listen=LOOPBACK, dns_listen=LOOPBACK)
+    addresses: LabAddresses = await nursery.start(
+        lambda task_status: serve_lab(
+            lab,
+            log_dir=tmp_path / "logs",
+            certs_dir=tmp_path / "certs",
+            limits=Limits(ring_seconds=0.5),
+            task_status=task_status,
+        )
+    )
+    running = Edge(addresses=addresses, clients=[])
+    yield running
+    for client in running.clients:
+        await trio.aclose_forcefully(client.stream)
+
+
+async def test_keepalive_ping_gets_pong_and_connection_keeps_serving(edge: Edge) -> None:
+    client = await edge.connect()
+    await client.send(b"\r\n\r\n")  # RFC 5626 §3.5.1 ping
+    with trio.fail_after(5):
+        assert await client.stream.receive_some(100) == b"\r\n"  # pong
+    await client.send(simple("OPTIONS", "ka1"))
+    assert (await client.response()).status == 200
+
+
+async def test_malformed_request_gets_400_and_connection_keeps_serving(edge: Edge) -> None:
+    client = await edge.connect()
+    bad = simple("OPTIONS", "bad1").replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 INVITE")
+    await client.send(bad)
+    reply = await client.response()
+    assert reply.status == 400
+    assert reply.call_id == "bad1"
+    await client.send(simple("OPTIONS", "good1"))
+    assert (await client.response()).status == 200
+
+
+async def test_wrong_version_gets_505(edge: Edge) -> None:
+    client = await edge.connect()
+    await client.send(simple("OPTIONS", "v7").replace(b" SIP/2.0\r\n", b" SIP/7.0\r\n", 1))
+    assert (await client.response()).status == 505
+
+
+async def test_pipelined_requests_each_get_their_answer(edge: Edge) -> None:
+    client = await edge.connect()
+    await client.send(b"".join(simple("OPTIONS", f"p{i}") for i in range(5)))
+    calls = [(await client.response()).call_id for _ in range(5)]
+    assert calls == [f"p{i}" for i in range(5)]
+
+
+async def test_one_byte_at_a_time(edge: Edge) -> None:
+    client = await edge.connect()
+    for byte in simple("OPTIONS", "slow"):
+        await client.send(bytes([byte]))
+    assert (await client.response()).status == 200
+
+
+async def test_framing_error_closes_the_connection(edge: Edge) -> None:
+    client = await edge.connect()
+    await client.send(simple("OPTIONS", "neg").replace(b"Content-Length: 0", b"Content-Length: -5"))
+    first = await client.receive()
+    if isinstance(first, Response):
+        assert first.status == 400
+        first = await client.receive()
+    assert first == b""  # closed: RFC 4475 §3.1.2.3, framing cannot be recovered
+
+
+async def test_subscribe_gets_202_then_notify(edge: Edge) -> None:
+    client = await edge.connect()
+    extra = "Event: presence\r\nExpires: 600\r\nContact: <sip:2000@127.0.0.1;transport=tls>\r\n"
+    await client.send(simple("SUBSCRIBE", "sub1", extra=extra))
+    accepted = await client.response()
+    assert accepted.status == 202
+    notify = await client.receive()
+    assert isinstance(notify, Request)
+    assert notify.method == "NOTIFY"
+    assert notify.call_id == "sub1"
+    assert notify.headers.get("Subscription-State") == "active;expires=600"
+    assert notify.from_.tag == accepted.to.tag
+
+
+async def test_cancel_while_ringing_gets_200_and_487(edge: Edge) -> None:
+    client = await edge.connect()
+    await client.send(invite("c1", branch="z9hG4bKcancel1"))
+    ringing = await client.response()
+    assert ringing.status == 180
+    cancel = (
+        b"CANCEL sip:stejanss@skype.lab SIP/2.0\r\n"
+        b"Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKcancel1\r\n"
+        b"Max-Forwards: 70\r\nFrom: <sip:2000@steven.lab>;tag=abc\r\n"
+        b"To: <sip:stejanss@skype.lab>\r\nCall-ID: c1\r\nCSeq: 7 CANCEL\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    await client.send(cancel)
+    statuses = {(await client.response()).status for _ in range(2)}
+    assert statuses == {200, 487}
+
+
+async def test_bye_outside_any_dialog_gets_481(edge: Edge) -> None:
+    client = await edge.connect()
+    await client.send(simple("BYE", "nodialog", to_tag="DEADBEEF"))
+    assert (await client.response()).status == 481
+
+
+async def test_unanswered_ring_becomes_200_with_sdp_answer(edge: Edge) -> None:
+    client = await edge.connect()
+    await client.send(invite("ring1"))
+    assert (await client.response()).status == 180
+    ok = await client.response()
+    assert ok.status == 200
+    assert b"m=audio 20000 RTP/AVP 8" in ok.body  # first codec of the offer we share
