@@ -114,6 +114,7 @@ class Edge:
     connection_counter: int = 0
     record_seq: int = 0
     requests: int = 0
+    internal_errors: int = 0
     dialogs: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)
     invites: OrderedDict[tuple[str, str], tuple[str, trio.Event]] = field(
         default_factory=OrderedDict
@@ -237,6 +238,18 @@ async def handle_connection(
             nursery.cancel_scope.cancel()
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the peer went away; nothing to answer
+    except Exception as exc:  # a bug in fedsim must not take the whole Edge down
+        edge.internal_errors += 1
+        edge.events.write(
+            {
+                "time": _now_iso(),
+                "direction": "inbound",
+                "kind": "internal-error",
+                "peer_address": f"{peer_ip}:{peer_port}",
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        )
+        edge.events.say(f"fedsim: internal error on {peer_ip}:{peer_port}: {exc!r} (please report)")
     finally:
         edge.connections -= 1
         await _close(tls)
