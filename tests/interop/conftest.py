@@ -1,0 +1,358 @@
+"""Real peers against a real ``fedsim serve``: the subprocess, its ports, its logs.
+
+Every test gets its own ``fedsim serve`` (built-in seed lab) on free loopback
+ports, with a fresh log dir and certs dir, so events.jsonl counts belong to one
+test. Nothing waits by sleeping: a process is "up" when it printed the line
+that says so (serve: its banner's ``decisions (`` line; stunnel: ``bound to``),
+read from its pipe with a deadline. Every process a test starts is registered
+with ``procs`` and killed by PID when the test ends.
+
+Helpers are handed out as fixtures because test modules cannot import this
+conftest (``--import-mode=importlib``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+
+#: Upper bound for any process to print its "ready" line or any reply to show up.
+READY_TIMEOUT = 15.0
+
+#: The seed lab's names (simulator/lab/seed.toml).
+EDGE_FQDN = "sip.skype.lab"
+PEER_CERT = "vcse.steven.lab"
+TRUST_ROOT = "public-root"
+
+
+def require_tool(name: str) -> str:
+    """Return the path of a real peer tool, failing (not skipping) when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name} is not on PATH: install the real peers "
+            "(apt-get install sip-tester stunnel4 dnsutils openssl baresip-core)"
+        )
+    return path
+
+
+def free_port(*, udp_too: bool = False) -> int:
+    """A loopback port that is free now for TCP (and UDP when asked), found by binding 0."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            if not udp_too:
+                return port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free loopback port pair found in 50 tries")
+
+
+class OutputReader:
+    """Line reader over a child's pipe with a deadline, keeping everything read."""
+
+    def __init__(self, stream: object, what: str) -> None:
+        fileno = getattr(stream, "fileno", None)
+        if fileno is None:
+            raise TypeError("a pipe with fileno() is needed")
+        self.fd: int = fileno()
+        os.set_blocking(self.fd, False)
+        self.what = what
+        self.text = ""
+        self._pending = ""
+        self.closed = False
+
+    def _pump(self, timeout: float) -> None:
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.fd, selectors.EVENT_READ)
+            if not sel.select(timeout):
+                return
+        try:
+            chunk = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.closed = True
+            return
+        decoded = chunk.decode("utf-8", "replace")
+        self.text += decoded
+        self._pending += decoded
+
+    def drain(self) -> str:
+        """Read whatever is available now without waiting; return all text so far."""
+        while not self.closed:
+            before = len(self.text)
+            self._pump(0)
+            if len(self.text) == before:
+                break
+        return self.text
+
+    def wait_for(self, pattern: str, timeout: float = READY_TIMEOUT) -> re.Match[str]:
+        """Block until ``pattern`` (a regex) appears in the output; fail after ``timeout``."""
+        regex = re.compile(pattern, re.MULTILINE)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = regex.search(self.text)
+            if found is not None:
+                return found
+            left = deadline - time.monotonic()
+            if left <= 0 or self.closed:
+                state = "exited" if self.closed else f"timed out after {timeout:g}s"
+                pytest.fail(
+                    f"{self.what}: {state} without printing /{pattern}/; output:\n{self.text[-3000:]}"
+                )
+            self._pump(left)
+
+
+@dataclass
+class Child:
+    """A started process and the reader of its (merged) output."""
+
+    proc: subprocess.Popen[bytes]
+    out: OutputReader
+
+    def finish(self, timeout: float) -> int:
+        """Wait for a clean exit (reading its output meanwhile); fail if it overruns."""
+        deadline = time.monotonic() + timeout
+        while not self.out.closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                stop(self.proc)
+                pytest.fail(f"{self.out.what} still running after {timeout:g}s:\n{self.out.text}")
+            self.out._pump(left)
+        try:
+            return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            stop(self.proc)
+            pytest.fail(f"{self.out.what} closed its output but did not exit")
+
+
+@dataclass
+class Procs:
+    """Every process a test started; :meth:`kill_all` stops each one by its PID."""
+
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(
+        self, argv: Sequence[str | Path], *, cwd: Path | None = None, stdin: int | None = None
+    ) -> Child:
+        """Start ``argv`` with stdout+stderr on one pipe (read through ``Child.out``)."""
+        proc = subprocess.Popen(
+            [str(a) for a in argv],
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+        )
+        self.started.append(proc)
+        assert proc.stdout is not None
+        return Child(proc=proc, out=OutputReader(proc.stdout, Path(str(argv[0])).name))
+
+    def run(
+        self, argv: Sequence[str | Path], *, cwd: Path | None = None, timeout: float = 30.0
+    ) -> tuple[int, str]:
+        """Run to completion (killed by PID at ``timeout``); return (exit code, output)."""
+        child = self.start(argv, cwd=cwd)
+        code = child.finish(timeout)
+        return code, child.out.text
+
+    def kill_all(self) -> None:
+        for proc in reversed(self.started):
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process by PID, SIGKILL it if it lingers, and reap it."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
+@pytest.fixture
+def procs() -> Iterator[Procs]:
+    """Start helper processes through this; all are killed by PID when the test ends."""
+    registry = Procs()
+    try:
+        yield registry
+    finally:
+        registry.kill_all()
+
+
+@dataclass
+class Lab:
+    """A running ``fedsim serve`` of the seed lab and the files it wrote."""
+
+    proc: subprocess.Popen[bytes]
+    out: OutputReader
+    fed_port: int
+    dns_port: int
+    log_dir: Path
+    certs_dir: Path
+
+    @property
+    def fed(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.fed_port)
+
+    def cert(self, name: str) -> Path:
+        return self.certs_dir / f"{name}.crt"
+
+    def key(self, name: str) -> Path:
+        return self.certs_dir / f"{name}.key"
+
+    @property
+    def ca(self) -> Path:
+        return self.cert(TRUST_ROOT)
+
+    def events(self) -> list[dict[str, object]]:
+        path = self.log_dir / "events.jsonl"
+        if not path.exists():
+            return []
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def edge_log(self) -> str:
+        path = self.log_dir / "edge.log"
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_decision(self, pattern: str) -> re.Match[str]:
+        """Wait for serve's console line of a decision (printed before the reply leaves)."""
+        return self.out.wait_for(pattern)
+
+
+@pytest.fixture
+def lab(tmp_path: Path, procs: Procs) -> Iterator[Lab]:
+    """``fedsim serve`` (seed lab) as a real subprocess on free loopback ports."""
+    fed_port = free_port()
+    dns_port = free_port(udp_too=True)
+    log_dir = tmp_path / "logs"
+    certs_dir = tmp_path / "certs"
+    child = procs.start(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{fed_port}",
+            "--dns-listen",
+            f"127.0.0.1:{dns_port}",
+            "--log-dir",
+            log_dir,
+            "--certs-dir",
+            certs_dir,
+        ],
+        cwd=REPO,
+    )
+    child.out.what = "fedsim serve"
+    child.out.wait_for(r"^decisions \(")
+    assert f"federation  127.0.0.1:{fed_port}" in child.out.text
+    assert f"lab DNS     127.0.0.1:{dns_port}" in child.out.text
+    running = Lab(
+        proc=child.proc,
+        out=child.out,
+        fed_port=fed_port,
+        dns_port=dns_port,
+        log_dir=log_dir,
+        certs_dir=certs_dir,
+    )
+    try:
+        yield running
+    finally:
+        child.out.drain()
+        stop(child.proc)
+
+
+@pytest.fixture
+def rogue(lab: Lab, procs: Procs) -> tuple[Path, Path]:
+    """A peer certificate from the seed's private-root, which the Edge does not trust."""
+    code, output = procs.run(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "certs",
+            "issue",
+            "rogue.steven.lab",
+            "--issuer",
+            "private-root",
+            "--out",
+            lab.certs_dir,
+        ],
+        cwd=REPO,
+    )
+    assert code == 0, output
+    return lab.cert("rogue.steven.lab"), lab.key("rogue.steven.lab")
+
+
+@pytest.fixture
+def tool() -> Callable[[str], str]:
+    """``tool(name)``: the path of a real peer, failing the test when it is not installed."""
+    return require_tool
+
+
+StartStunnel = Callable[..., int]
+
+
+@pytest.fixture
+def stunnel(lab: Lab, procs: Procs, tmp_path: Path) -> StartStunnel:
+    """``stunnel(cert=None, key=None) -> port``: fedsim's printed stunnel config with a free
+    accept port (and optionally another client certificate), started and listening."""
+
+    def start(*, cert: Path | None = None, key: Path | None = None) -> int:
+        binary = require_tool("stunnel")
+        printed = (lab.log_dir / "stunnel-sipp.conf").read_text(encoding="utf-8")
+        port = free_port()
+        overrides = {"accept": f"127.0.0.1:{port}"}
+        if cert is not None and key is not None:
+            overrides |= {"cert": str(cert), "key": str(key)}
+        lines = ["debug = 6"]  # level 6 prints "bound to", our readiness line
+        for line in printed.splitlines():
+            name = line.split("=", 1)[0].strip()
+            if name == "output":
+                continue  # log to stderr (foreground = yes), which we read
+            if name in overrides:
+                line = f"{name} = {overrides.pop(name)}"
+            lines.append(line)
+        assert not overrides, f"fedsim's stunnel config lacks {sorted(overrides)}"
+        config = tmp_path / f"stunnel-{port}.conf"
+        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        child = procs.start([binary, config])
+        child.out.wait_for(rf"bound to 127\.0\.0\.1:{port}\b")
+        return port
+
+    return start
