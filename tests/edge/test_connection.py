@@ -106,7 +106,7 @@ class Edge:
 
 @pytest.fixture
 async def edge(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Edge]:
-    lab = with_overrides(builtin_lab(), listen=LOOPBACK, dns_listen=LOOPBACK)
+    lab = with_overrides(builtin_lab(), listen=LOOPBACK, clients=LOOPBACK, dns_listen=LOOPBACK)
     addresses: LabAddresses = await nursery.start(
         lambda task_status: serve_lab(
             lab,

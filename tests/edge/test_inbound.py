@@ -65,7 +65,7 @@ class Running:
 
 
 async def start(nursery: trio.Nursery, lab: Lab, tmp_path: Path, **limits: float) -> Running:
-    lab = with_overrides(lab, listen=LOOPBACK, dns_listen=LOOPBACK)
+    lab = with_overrides(lab, listen=LOOPBACK, clients=LOOPBACK, dns_listen=LOOPBACK)
     certs, logs = tmp_path / "certs", tmp_path / "logs"
     addresses = await nursery.start(
         lambda task_status: serve_lab(
