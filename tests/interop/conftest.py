@@ -84,7 +84,7 @@ class OutputReader:
         self._pending = ""
         self.closed = False
 
-    def _pump(self, timeout: float) -> None:
+    def pump(self, timeout: float) -> None:
         with selectors.DefaultSelector() as sel:
             sel.register(self.fd, selectors.EVENT_READ)
             if not sel.select(timeout):
@@ -104,7 +104,7 @@ class OutputReader:
         """Read whatever is available now without waiting; return all text so far."""
         while not self.closed:
             before = len(self.text)
-            self._pump(0)
+            self.pump(0)
             if len(self.text) == before:
                 break
         return self.text
@@ -120,10 +120,9 @@ class OutputReader:
             left = deadline - time.monotonic()
             if left <= 0 or self.closed:
                 state = "exited" if self.closed else f"timed out after {timeout:g}s"
-                pytest.fail(
-                    f"{self.what}: {state} without printing /{pattern}/; output:\n{self.text[-3000:]}"
-                )
-            self._pump(left)
+                tail = self.text[-3000:]
+                pytest.fail(f"{self.what}: {state} without printing /{pattern}/; output:\n{tail}")
+            self.pump(left)
 
 
 @dataclass
@@ -141,7 +140,7 @@ class Child:
             if left <= 0:
                 stop(self.proc)
                 pytest.fail(f"{self.out.what} still running after {timeout:g}s:\n{self.out.text}")
-            self.out._pump(left)
+            self.out.pump(left)
         try:
             return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -269,6 +268,8 @@ def lab(tmp_path: Path, procs: Procs) -> Iterator[Lab]:
             "serve",
             "--listen",
             f"127.0.0.1:{fed_port}",
+            "--clients",
+            f"127.0.0.1:{free_port()}",
             "--dns-listen",
             f"127.0.0.1:{dns_port}",
             "--log-dir",
