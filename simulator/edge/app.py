@@ -1,8 +1,9 @@
-"""Wire a lab into running servers: lab PKI, lab DNS, the Edge's federation listener.
+"""Wire a lab into running servers: lab PKI, lab DNS, the Edge's two listeners.
 
 :func:`serve_lab` is what ``fedsim serve`` (and the scenario runner) runs: it
-issues the lab's certificates, loads its zones, starts the DNS server and the
-Edge in one nursery and reports every bound address through ``task_status``.
+issues the lab's certificates, loads its zones, starts the DNS server, the
+Edge's federation listener, its clients listener and the outbound connector in
+one nursery and reports every bound address through ``task_status``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ import datetime as dt
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import trio
 from cryptography import x509
 
 from simulator.dns import Record, Resolver, ZoneSet, load_zone_file, parse_zone_text, serve_dns
+from simulator.edge.clients import clients_context, serve_clients
 from simulator.edge.events import EventLog
 from simulator.edge.federation import Edge, Limits, TrustStore, serve_federation
+from simulator.edge.outbound import Outbound, OutboundLimits, outbound_context
 from simulator.errors import LabError
 from simulator.lab import CertFiles, Lab
 from simulator.pki import (
@@ -46,6 +50,7 @@ class LabAddresses:
 
     dns: tuple[str, int]
     federation: tuple[str, int]
+    clients: tuple[str, int]
     edge_cert: Path
     edge_ca: Path | None
     log_dir: Path
@@ -130,10 +135,15 @@ async def serve_lab(
     certs_dir: Path,
     console: Callable[[str], None] | None = None,
     limits: Limits | None = None,
+    outbound: OutboundLimits | None = None,
     rng: random.Random | None = None,
     task_status: trio.TaskStatus[LabAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the lab's DNS server and Edge until cancelled; report a :class:`LabAddresses`."""
+    """Run the lab's DNS server and Edge until cancelled; report a :class:`LabAddresses`.
+
+    ``outbound`` sets the outbound connector's timeouts (and the port of
+    ``proxy_fqdn`` partners); ``limits`` those of the listeners.
+    """
     issued = issue_pki(lab.certs, certs_dir, now=dt.datetime.now(dt.UTC))
     zones = lab_zones(lab)
     material = resolve_identity(lab, lab.edge.cert, lab.edge.trust, issued)
@@ -150,6 +160,19 @@ async def serve_lab(
         trust=trust_files,
         require_client_cert=True,
         profile=lab.edge.tls,
+    )
+    # Clients authenticate the Edge only (their own identity is the FE's business).
+    clients_ctx = clients_context(
+        server_context(
+            cert=material.cert,
+            key=material.key,
+            chain=material.chain,
+            require_client_cert=False,
+            profile=lab.edge.tls,
+        )
+    )
+    out_ctx = outbound_context(
+        cert=material.cert, key=material.key, chain=material.chain, profile=lab.edge.tls
     )
     events = EventLog(log_dir, console=console)
     try:
@@ -173,6 +196,14 @@ async def serve_lab(
                 rng=rng or random.Random(),
             )
             fed_addr = await nursery.start(serve_federation, edge, context, *lab.edge.listen)
+            connector = Outbound(edge, out_ctx, limits=outbound)
+            await nursery.start(connector.run)
+            clients_addr = await nursery.start(
+                partial(serve_clients, connector=connector),
+                edge,
+                clients_ctx,
+                *lab.edge.clients,
+            )
             edge_ca = None
             if isinstance(lab.edge.cert, str):
                 edge_ca = issued[lab.edge.cert].root_path
@@ -180,6 +211,7 @@ async def serve_lab(
                 LabAddresses(
                     dns=dns_addr,
                     federation=fed_addr,
+                    clients=clients_addr,
                     edge_cert=material.cert,
                     edge_ca=edge_ca,
                     log_dir=log_dir,
