@@ -111,6 +111,7 @@ def banner(lab: Lab, addresses: LabAddresses) -> str:
     lines = [
         f"fedsim: lab {lab.name!r}: Edge {lab.edge.fqdn} for {', '.join(lab.edge.domains)}",
         f"  federation  {_hostport(addresses.federation)}  (mutual TLS, client cert required)",
+        f"  clients     {_hostport(addresses.clients)}  (TLS, Skype clients call out here)",
         f"  lab DNS     {_hostport(addresses.dns)}  (UDP and TCP, authoritative)",
         f"  Edge cert   {addresses.edge_cert}",
     ]
@@ -122,6 +123,7 @@ def banner(lab: Lab, addresses: LabAddresses) -> str:
     for host, note in (
         (fed_host, "--listen"),
         (dns_host, "--dns-listen"),
+        (addresses.clients[0], "--clients"),
     ):
         if host not in ("127.0.0.1", "::1", "localhost"):
             lines.append(f"  note        {note} binds {host}: reachable from other machines")
@@ -151,8 +153,20 @@ def banner(lab: Lab, addresses: LabAddresses) -> str:
             f"  sipp -sf {scenario} -t t1 127.0.0.1:{STUNNEL_PORT} -s {user} "
             f"-key from_domain {domain} -key to_domain {lab.edge.domains[0]} -m 1 -nostdin"
         )
+    lines.append(_client_example(lab, addresses))
     lines.append("decisions (one line per request; Ctrl-C stops):")
     return "\n".join(lines)
+
+
+def _client_example(lab: Lab, addresses: LabAddresses) -> str:
+    """A ``fedsim client`` line: the lab's first outbound call, else a call to steven.lab."""
+    call = next((c for c in lab.calls if c.direction == "outbound"), None)
+    to_uri = call.to if call is not None else "sip:2000@steven.lab"
+    ca = f" --ca {addresses.edge_ca}" if addresses.edge_ca is not None else ""
+    return (
+        f"  fedsim client --edge {_hostport(addresses.clients)}{ca} "
+        f"--server-name {lab.edge.fqdn} --to {to_uri}"
+    )
 
 
 def _first_partner_domain(lab: Lab) -> str:
