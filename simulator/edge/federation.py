@@ -283,6 +283,13 @@ def _tls_reason(exc: BaseException) -> str:
 
 
 async def _serve_requests(edge: Edge, conn: Connection, nursery: trio.Nursery) -> None:
+    """Serve until the peer closes, idles out or breaks the connection."""
+    # The peer went away (reset, or no close_notify): nothing left to answer.
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await _request_loop(edge, conn, nursery)
+
+
+async def _request_loop(edge: Edge, conn: Connection, nursery: trio.Nursery) -> None:
     framer = StreamFramer(
         max_header_bytes=edge.limits.max_header_bytes,
         max_body_bytes=edge.limits.max_body_bytes,
@@ -387,7 +394,8 @@ async def _handle_request(
         return
     decision, srv = await _decide(edge, conn, request)
     tag = edge.new_tag()
-    _record_decision(edge, conn, request, decision, srv)
+    final = decision.status if not decision.accepted else user_status(edge, request)
+    _record_decision(edge, conn, request, decision, srv, final)
     if not decision.accepted:
         await conn.send(
             _respond(edge, conn, request, decision.status, to_tag=tag, headers=decision.headers)
@@ -430,8 +438,29 @@ async def _decide(
     return decide_inbound(facts, edge.settings), srv
 
 
+def user_status(edge: Edge, request: Request) -> int:
+    """The final status the emulated Skype user answers an accepted request with."""
+    to_host = str(getattr(request.to.uri, "host", "")).lower()
+    if to_host not in edge.settings.domains:
+        return 404  # not a domain homed behind this Edge
+    user = getattr(request.to.uri, "user", None) or ""
+    status = edge.users.get(user, 200)
+    if request.method == "OPTIONS":
+        return 200
+    if request.method == "SUBSCRIBE":
+        return 202 if status < 300 else status
+    if request.method in ("INVITE", "MESSAGE"):
+        return status
+    return 501
+
+
 def _record_decision(
-    edge: Edge, conn: Connection, request: Request, decision: Decision, srv: SrvLookup | None
+    edge: Edge,
+    conn: Connection,
+    request: Request,
+    decision: Decision,
+    srv: SrvLookup | None,
+    final: int,
 ) -> None:
     record_text: str | None = None
     now = dt.datetime.now(dt.UTC)
@@ -472,10 +501,13 @@ def _record_decision(
             },
         },
     )
+    # The decision's status is the Edge's; an accepted request is then answered by
+    # the user (486, 404...): the event says what went on the wire.
+    event["status"] = final
     edge.events.write(event, record_text)
     edge.events.say(
         f"{now:%H:%M:%S} inbound  {request.method} {request.from_.uri} -> {request.to.uri}"
-        f"  {decision.rule}  {decision.status}"
+        f"  {decision.rule}  {final}"
     )
 
 
@@ -484,12 +516,11 @@ async def _answer_as_user(
 ) -> None:
     """Answer an accepted request as the called Skype user would."""
     server = ("Server", edge.settings.server_header)
-    user = request.to.uri.user if hasattr(request.to.uri, "user") else None
-    to_host = str(getattr(request.to.uri, "host", "")).lower()
-    if to_host not in edge.settings.domains:
+    user = getattr(request.to.uri, "user", None)
+    status = user_status(edge, request)
+    if status == 404:
         await conn.send(_respond(edge, conn, request, 404, to_tag=tag, headers=[server]))
         return
-    status = edge.users.get(user or "", 200)
     method = request.method
     contact = ("Contact", f"<sip:{user}@{edge.settings.fqdn}:5061;transport=tls>")
     if method == "INVITE":
@@ -527,6 +558,13 @@ async def _answer_as_user(
 
 
 async def _ring_then_answer(
+    edge: Edge, conn: Connection, request: Request, tag: str, cancelled: trio.Event
+) -> None:
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await _ring(edge, conn, request, tag, cancelled)
+
+
+async def _ring(
     edge: Edge, conn: Connection, request: Request, tag: str, cancelled: trio.Event
 ) -> None:
     with trio.move_on_after(edge.limits.ring_seconds):
