@@ -1,0 +1,230 @@
+"""What ``fedsim run`` observed for each call, and how it is judged (pure, no I/O).
+
+A call's :class:`Outcome` ("got") is built from what the runner saw: the final
+response the caller received, the Edge's ``events.jsonl`` line for that call
+(matched by Call-ID, or by the caller's source port when the TLS handshake was
+refused before any SIP), and the requests the partner peer received. It is
+compared key by key with the lab file's :class:`~simulator.lab.Expect`; a key
+the lab does not set is not checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from simulator.lab import Expect, FrozenMap
+
+Verdict = Literal["PASS", "FAIL", "ERROR"]
+
+#: What "got" shows for a call whose TLS handshake the other side refused.
+TLS_REFUSED = "tls-refused"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What one call produced, in the terms of :class:`~simulator.lab.Expect`.
+
+    Attributes:
+        status: final SIP status the caller received; None when none came.
+        edge_log: Result-Code symbol of the Edge record written for the call.
+        rule: the rule named by the Edge's event for the call.
+        ms_diagnostics: ErrorId of the ms-diagnostics header of the final response.
+        ms_diagnostics_params: every parameter of that header (reason and source
+            included), names as received.
+        forwarded: outbound: the partner peer received the request; inbound: the
+            Edge accepted it and answered as the Skype user.
+        error: why no final response came (TLS refusal, timeout), in words.
+    """
+
+    status: int | None
+    edge_log: str | None = None
+    rule: str | None = None
+    ms_diagnostics: int | None = None
+    ms_diagnostics_params: Mapping[str, str] = field(default_factory=FrozenMap)
+    forwarded: bool | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ms_diagnostics_params, FrozenMap):
+            object.__setattr__(self, "ms_diagnostics_params", FrozenMap(self.ms_diagnostics_params))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mismatch:
+    """One expectation that did not hold."""
+
+    key: str
+    expected: object
+    got: object
+
+    def line(self) -> str:
+        """``status: expected 504, got 200`` (values shown as in the lab file)."""
+        return f"{self.key}: expected {_show(self.expected)}, got {_show(self.got)}"
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def _param(params: Mapping[str, str], name: str) -> str | None:
+    """A diagnostics parameter by name, case-insensitively (reference §3.1: case varies)."""
+    for key, value in params.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def compare(expect: Expect, got: Outcome) -> tuple[Mismatch, ...]:
+    """Every expectation of ``expect`` that ``got`` breaks, in the lab file's key order."""
+    out: list[Mismatch] = []
+    if expect.status is not None and got.status != expect.status:
+        out.append(Mismatch(key="status", expected=expect.status, got=status_text(got)))
+    if expect.edge_log is not None and got.edge_log != expect.edge_log:
+        out.append(Mismatch(key="edge_log", expected=expect.edge_log, got=got.edge_log))
+    if expect.ms_diagnostics is not None and got.ms_diagnostics != expect.ms_diagnostics:
+        out.append(
+            Mismatch(key="ms_diagnostics", expected=expect.ms_diagnostics, got=got.ms_diagnostics)
+        )
+    for name, value in expect.ms_diagnostics_params.items():
+        seen = _param(got.ms_diagnostics_params, name)
+        if seen != value:
+            out.append(Mismatch(key=f"ms_diagnostics_params.{name}", expected=value, got=seen))
+    if expect.forwarded is not None and got.forwarded != expect.forwarded:
+        out.append(Mismatch(key="forwarded", expected=expect.forwarded, got=got.forwarded))
+    if expect.rule is not None and got.rule != expect.rule:
+        out.append(Mismatch(key="rule", expected=expect.rule, got=got.rule))
+    return tuple(out)
+
+
+def status_text(got: Outcome) -> int | str | None:
+    """The status as the report shows it: the number, ``tls-refused``, or None."""
+    if got.status is not None:
+        return got.status
+    if got.rule == "tls-handshake-failed" or (got.error or "").startswith("TLS"):
+        return TLS_REFUSED
+    return None
+
+
+def describe_expect(expect: Expect) -> str:
+    """``status=504 edge_log=SIPPROXY_...``: the keys the lab file sets, in order."""
+    parts: list[str] = []
+    if expect.status is not None:
+        parts.append(f"status={expect.status}")
+    if expect.edge_log is not None:
+        parts.append(f"edge_log={expect.edge_log}")
+    if expect.ms_diagnostics is not None:
+        parts.append(f"ms_diagnostics={expect.ms_diagnostics}")
+    for name, value in expect.ms_diagnostics_params.items():
+        parts.append(f"{name}={value}")
+    if expect.forwarded is not None:
+        parts.append(f"forwarded={_show(expect.forwarded)}")
+    if expect.rule is not None:
+        parts.append(f"rule={expect.rule}")
+    return " ".join(parts)
+
+
+def describe_got(expect: Expect, got: Outcome) -> str:
+    """What was observed for the same keys as :func:`describe_expect` (status always)."""
+    parts = [f"status={status_text(got) or '-'}"]
+    if expect.edge_log is not None:
+        parts.append(f"edge_log={got.edge_log or '-'}")
+    if expect.ms_diagnostics is not None:
+        parts.append(f"ms_diagnostics={got.ms_diagnostics or '-'}")
+    for name in expect.ms_diagnostics_params:
+        parts.append(f"{name}={_param(got.ms_diagnostics_params, name) or '-'}")
+    if expect.forwarded is not None:
+        parts.append(f"forwarded={_show(got.forwarded)}")
+    if expect.rule is not None:
+        parts.append(f"rule={got.rule or '-'}")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallTrace:
+    """Everything observed about one call: the report's excerpt and the ladder's input.
+
+    Attributes:
+        scenario: the lab's name.
+        number: the call's position in the lab (1-based).
+        direction: inbound or outbound.
+        method: request method.
+        from_uri / to_uri / pai: the request's identities.
+        caller: who placed the call ("Expressway-E expe", "Skype client").
+        edge_fqdn: the Edge's external FQDN.
+        edge_cert_names: names in the certificate the Edge presents.
+        peer_name: the lab peer involved (caller inbound, partner outbound), if any.
+        peer_cert_names: names the Edge saw in the peer's certificate (from the event).
+        request_line: the request's start line as sent.
+        responses: status lines of every response the caller received, in order.
+        partner_requests: start lines of requests the partner peer received for the call.
+        error: why no final response came, in words.
+        event: the Edge's events.jsonl object for the call (None if none was written).
+        edge_record: the Edge log record for the call, as written (None if none).
+    """
+
+    scenario: str
+    number: int
+    direction: str
+    method: str
+    from_uri: str
+    to_uri: str
+    pai: str | None = None
+    caller: str
+    edge_fqdn: str
+    edge_cert_names: tuple[str, ...] = ()
+    peer_name: str | None = None
+    peer_cert_names: tuple[str, ...] = ()
+    request_line: str
+    responses: tuple[str, ...] = ()
+    partner_requests: tuple[str, ...] = ()
+    error: str | None = None
+    event: Mapping[str, object] | None = None
+    edge_record: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallReport:
+    """One call's verdict."""
+
+    id: str
+    number: int
+    label: str
+    expect: Expect
+    got: Outcome
+    mismatches: tuple[Mismatch, ...]
+    trace: CallTrace
+    seconds: float
+
+    @property
+    def verdict(self) -> Verdict:
+        return "FAIL" if self.mismatches else "PASS"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabReport:
+    """One lab's calls, or the error that stopped it before its calls could run."""
+
+    name: str
+    id: str
+    path: str
+    summary: str
+    calls: tuple[CallReport, ...]
+    error: str | None = None
+    seconds: float = 0.0
+    selected: int = 0
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for c in self.calls if c.verdict != "PASS")
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.failed == 0
