@@ -131,6 +131,9 @@ class Child:
 
     proc: subprocess.Popen[bytes]
     out: OutputReader
+    #: What ends it at teardown: SIGTERM (then SIGKILL after 5 s), or SIGKILL at once
+    #: for clients whose graceful exit waits on network timers (baresip's BYE).
+    stop_signal: signal.Signals = signal.SIGTERM
 
     def finish(self, timeout: float) -> int:
         """Wait for a clean exit (reading its output meanwhile); fail if it overruns."""
@@ -152,7 +155,7 @@ class Child:
 class Procs:
     """Every process a test started; :meth:`kill_all` stops each one by its PID."""
 
-    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    started: list[Child] = field(default_factory=list)
 
     def start(
         self, argv: Sequence[str | Path], *, cwd: Path | None = None, stdin: int | None = None
@@ -165,9 +168,10 @@ class Procs:
             stderr=subprocess.STDOUT,
             cwd=cwd,
         )
-        self.started.append(proc)
         assert proc.stdout is not None
-        return Child(proc=proc, out=OutputReader(proc.stdout, Path(str(argv[0])).name))
+        child = Child(proc=proc, out=OutputReader(proc.stdout, Path(str(argv[0])).name))
+        self.started.append(child)
+        return child
 
     def run(
         self, argv: Sequence[str | Path], *, cwd: Path | None = None, timeout: float = 30.0
@@ -178,15 +182,15 @@ class Procs:
         return code, child.out.text
 
     def kill_all(self) -> None:
-        for proc in reversed(self.started):
-            stop(proc)
+        for child in reversed(self.started):
+            stop(child.proc, child.stop_signal)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process by PID, SIGKILL it if it lingers, and reap it."""
+def stop(proc: subprocess.Popen[bytes], how: signal.Signals = signal.SIGTERM) -> None:
+    """Signal the process by PID (SIGTERM by default), SIGKILL it if it lingers, reap it."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
+            os.kill(proc.pid, how)
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -253,13 +257,12 @@ class Lab:
         return self.out.wait_for(pattern)
 
 
-@pytest.fixture
-def lab(tmp_path: Path, procs: Procs) -> Iterator[Lab]:
-    """``fedsim serve`` (seed lab) as a real subprocess on free loopback ports."""
+def start_lab(procs: Procs, base: Path) -> Lab:
+    """Start ``fedsim serve`` (seed lab) on free loopback ports, logs and certs under ``base``."""
     fed_port = free_port()
     dns_port = free_port(udp_too=True)
-    log_dir = tmp_path / "logs"
-    certs_dir = tmp_path / "certs"
+    log_dir = base / "logs"
+    certs_dir = base / "certs"
     child = procs.start(
         [
             sys.executable,
@@ -283,7 +286,7 @@ def lab(tmp_path: Path, procs: Procs) -> Iterator[Lab]:
     child.out.wait_for(r"^decisions \(")
     assert f"federation  127.0.0.1:{fed_port}" in child.out.text
     assert f"lab DNS     127.0.0.1:{dns_port}" in child.out.text
-    running = Lab(
+    return Lab(
         proc=child.proc,
         out=child.out,
         fed_port=fed_port,
@@ -291,11 +294,22 @@ def lab(tmp_path: Path, procs: Procs) -> Iterator[Lab]:
         log_dir=log_dir,
         certs_dir=certs_dir,
     )
+
+
+@pytest.fixture
+def lab(tmp_path: Path, procs: Procs) -> Lab:
+    """``fedsim serve`` (seed lab) as a real subprocess, one per test; ``procs`` kills it."""
+    return start_lab(procs, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One ``fedsim serve`` for a whole module, for read-only checks (the lab DNS)."""
+    registry = Procs()
     try:
-        yield running
+        yield start_lab(registry, tmp_path_factory.mktemp("shared-lab"))
     finally:
-        child.out.drain()
-        stop(child.proc)
+        registry.kill_all()
 
 
 @pytest.fixture

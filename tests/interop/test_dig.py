@@ -1,5 +1,6 @@
 """``dig`` against the lab DNS server of a running ``fedsim serve`` (UDP and TCP).
 
+All tests share one serve (``shared_lab``): DNS queries change nothing.
 The lab server is authoritative for its zones and does no recursion: answers
 carry ``aa`` and never ``ra``, and a missing name is NXDOMAIN with the zone's SOA.
 """
@@ -22,11 +23,11 @@ TRANSPORTS = [pytest.param((), id="udp"), pytest.param(("+tcp",), id="tcp")]
 
 
 def dig(
-    lab: Lab, procs: Procs, tool: Callable[[str], str], *args: str
+    shared_lab: Lab, procs: Procs, tool: Callable[[str], str], *args: str
 ) -> tuple[str, set[str], list[str], list[str]]:
     """Run dig; return (status, header flags, answer lines, authority lines)."""
     code, out = procs.run(
-        [tool("dig"), "@127.0.0.1", "-p", str(lab.dns_port), "+time=3", "+tries=1", *args],
+        [tool("dig"), "@127.0.0.1", "-p", str(shared_lab.dns_port), "+time=3", "+tries=1", *args],
         timeout=15,
     )
     assert code == 0, out
@@ -53,11 +54,11 @@ def dig(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_acano_srv_is_authoritative_and_points_at_the_parent_domain_host(
-    lab: Lab, procs: Procs, tool: Callable[[str], str], transport: tuple[str, ...]
+    shared_lab: Lab, procs: Procs, tool: Callable[[str], str], transport: tuple[str, ...]
 ) -> None:
     # dig asks with RD set (its default): the lab server still must not offer recursion.
     status, flags, answer, _ = dig(
-        lab, procs, tool, "_sipfederationtls._tcp.acano.steven.lab", "SRV", *transport
+        shared_lab, procs, tool, "_sipfederationtls._tcp.acano.steven.lab", "SRV", *transport
     )
     assert status == "NOERROR"
     assert "aa" in flags
@@ -69,14 +70,14 @@ def test_acano_srv_is_authoritative_and_points_at_the_parent_domain_host(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_srv_short_form_gives_the_target(
-    lab: Lab, procs: Procs, tool: Callable[[str], str], transport: tuple[str, ...]
+    shared_lab: Lab, procs: Procs, tool: Callable[[str], str], transport: tuple[str, ...]
 ) -> None:
     code, out = procs.run(
         [
             tool("dig"),
             "@127.0.0.1",
             "-p",
-            str(lab.dns_port),
+            str(shared_lab.dns_port),
             "_sipfederationtls._tcp.steven.lab",
             "SRV",
             "+short",
@@ -90,10 +91,10 @@ def test_srv_short_form_gives_the_target(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_missing_name_is_nxdomain_with_the_zone_soa(
-    lab: Lab, procs: Procs, tool: Callable[[str], str], transport: tuple[str, ...]
+    shared_lab: Lab, procs: Procs, tool: Callable[[str], str], transport: tuple[str, ...]
 ) -> None:
     status, flags, answer, authority = dig(
-        lab, procs, tool, "nosrv.steven.lab", "SRV", "+norec", *transport
+        shared_lab, procs, tool, "nosrv.steven.lab", "SRV", "+norec", *transport
     )
     assert status == "NXDOMAIN"
     assert "aa" in flags

@@ -189,11 +189,6 @@ def test_edge_survives_a_peer_that_vanishes_without_close_notify(
     assert lab.alive()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fedsim bug: events.jsonl says 200 for a request "
-    "answered 404 on the wire (event written before the user-agent answer)",
-)
 def test_event_status_is_the_status_sent_on_the_wire(
     lab: Lab, procs: Procs, tool: Callable[[str], str]
 ) -> None:
