@@ -268,6 +268,8 @@ HNAME_RE = re.compile(HNAME)
 HVALUE_RE = re.compile(HVALUE)
 QUOTED_STRING_RE = re.compile(QUOTED_STRING)
 QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
+#: What must be written as a quoted-pair inside a quoted-string.
+QUOTE_ME_RE = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 DISPLAY_TOKENS_RE = re.compile(DISPLAY_TOKENS)
 GEN_VALUE_RE = re.compile(GEN_VALUE)
 SEMI_GENERIC_PARAM_RE = re.compile(SEMI_GENERIC_PARAM)

@@ -296,7 +296,9 @@ def _unquote(quoted: str) -> str:
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # RFC 3261 §25.1: qdtext excludes '"', '\\' and controls other than SP/HTAB;
+    # those go out as quoted-pairs (CR and LF cannot, NameAddr refuses them).
+    return '"' + abnf.QUOTE_ME_RE.sub(r"\\\g<0>", text) + '"'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -311,6 +313,17 @@ class NameAddr:
     display: str | None = None
     uri: SipUri | AbsoluteUri
     params: tuple[Param, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.display is not None and ("\r" in self.display or "\n" in self.display):
+            raise ValueError(f"a display name cannot hold CR or LF: {self.display!r}")
+        if not isinstance(self.uri, SipUri | AbsoluteUri):
+            raise TypeError(f"uri must be SipUri or AbsoluteUri, not {type(self.uri).__name__}")
+        for pname, pvalue in self.params:
+            if not abnf.TOKEN_RE.fullmatch(pname) or (
+                pvalue is not None and not abnf.GEN_VALUE_RE.fullmatch(pvalue)
+            ):
+                raise ValueError(f"bad parameter {pname!r}={pvalue!r}")
 
     @property
     def tag(self) -> str | None:
