@@ -7,4 +7,4 @@ returning the exit status) as the parser default.
 
 from __future__ import annotations
 
-COMMANDS: tuple[str, ...] = ("serve", "call", "client", "peer", "certs", "explain")
+COMMANDS: tuple[str, ...] = ("serve", "call", "client", "peer", "certs", "explain", "check", "run")
