@@ -1,0 +1,209 @@
+"""Reports of a ``fedsim run``: the results table, failure details, JUnit XML and JSON (pure)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+
+from simulator.run.model import CallReport, LabReport, describe_expect, describe_got, status_text
+
+
+def failure_text(call: CallReport) -> str:
+    """The diff of expected vs got, then the Edge record and the events line of the call."""
+    lines = [f"  {m.line()}" for m in call.mismatches]
+    if call.got.error:
+        lines.append(f"  caller saw: {call.got.error}")
+    trace = call.trace
+    if trace.responses:
+        lines.append("  responses: " + " | ".join(trace.responses))
+    lines.append("  edge.log record:")
+    if trace.edge_record:
+        lines.extend(f"    {line}" for line in trace.edge_record.splitlines())
+    else:
+        lines.append("    (none written for this call)")
+    lines.append("  events.jsonl:")
+    if trace.event is not None:
+        lines.append("    " + json.dumps(trace.event, ensure_ascii=False, separators=(",", ":")))
+    else:
+        lines.append("    (no event for this call)")
+    return "\n".join(lines)
+
+
+def results_table(reports: Sequence[LabReport]) -> str:
+    """One row per call (scenario, call, expected, got, verdict), then details of failures."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for lab in reports:
+        if lab.error is not None:
+            rows.append((lab.id, "-", "-", lab.error, "ERROR"))
+        for call in lab.calls:
+            rows.append(
+                (
+                    lab.id,
+                    call.label,
+                    describe_expect(call.expect),
+                    describe_got(call.expect, call.got),
+                    call.verdict,
+                )
+            )
+    header = ("scenario", "call", "expected", "got", "verdict")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    out = []
+    for row in [header, *rows]:
+        cells = [row[i].ljust(widths[i]) for i in range(4)]
+        out.append("  ".join([*cells, row[4]]).rstrip())
+    details = []
+    for lab in reports:
+        for call in lab.calls:
+            if call.mismatches:
+                details.append(f"FAIL {call.id}: {call.label}\n{failure_text(call)}")
+    text = "\n".join(out)
+    if details:
+        text += "\n\n" + "\n\n".join(details)
+    return text + "\n"
+
+
+def summary_line(reports: Sequence[LabReport]) -> str:
+    """``35 labs, 80 calls: 79 passed, 1 failed, 0 lab errors``."""
+    calls = [c for lab in reports for c in lab.calls]
+    failed = sum(1 for c in calls if c.verdict != "PASS")
+    errors = sum(1 for lab in reports if lab.error is not None)
+    return (
+        f"{len(reports)} labs, {len(calls)} calls: {len(calls) - failed} passed, "
+        f"{failed} failed, {errors} lab errors"
+    )
+
+
+def _got_json(call: CallReport) -> dict[str, object]:
+    got = call.got
+    return {
+        "status": status_text(got),
+        "edge_log": got.edge_log,
+        "rule": got.rule,
+        "ms_diagnostics": got.ms_diagnostics,
+        "ms_diagnostics_params": dict(got.ms_diagnostics_params),
+        "forwarded": got.forwarded,
+        "error": got.error,
+    }
+
+
+def _expect_json(call: CallReport) -> dict[str, object]:
+    e = call.expect
+    out: dict[str, object] = {}
+    for key in ("status", "edge_log", "ms_diagnostics", "forwarded", "rule"):
+        value = getattr(e, key)
+        if value is not None:
+            out[key] = value
+    if e.ms_diagnostics_params:
+        out["ms_diagnostics_params"] = dict(e.ms_diagnostics_params)
+    return out
+
+
+def results_json(reports: Sequence[LabReport]) -> str:
+    """Machine-readable results: every lab, every call, expected, got, mismatches, excerpts."""
+    calls = [c for lab in reports for c in lab.calls]
+    doc: dict[str, object] = {
+        "summary": {
+            "labs": len(reports),
+            "calls": len(calls),
+            "passed": sum(1 for c in calls if c.verdict == "PASS"),
+            "failed": sum(1 for c in calls if c.verdict != "PASS"),
+            "lab_errors": sum(1 for lab in reports if lab.error is not None),
+            "ok": all(lab.ok for lab in reports),
+        },
+        "labs": [
+            {
+                "id": lab.id,
+                "name": lab.name,
+                "path": lab.path,
+                "summary": lab.summary,
+                "error": lab.error,
+                "seconds": round(lab.seconds, 3),
+                "calls": [
+                    {
+                        "id": c.id,
+                        "number": c.number,
+                        "call": c.label,
+                        "direction": c.trace.direction,
+                        "method": c.trace.method,
+                        "from": c.trace.from_uri,
+                        "to": c.trace.to_uri,
+                        "expected": _expect_json(c),
+                        "got": _got_json(c),
+                        "verdict": c.verdict,
+                        "mismatches": [
+                            {"key": m.key, "expected": m.expected, "got": m.got}
+                            for m in c.mismatches
+                        ],
+                        "responses": list(c.trace.responses),
+                        "edge_record": c.trace.edge_record,
+                        "event": _plain(c.trace.event),
+                        "seconds": round(c.seconds, 3),
+                    }
+                    for c in lab.calls
+                ],
+            }
+            for lab in reports
+        ],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def _plain(event: Mapping[str, object] | None) -> object:
+    return None if event is None else dict(event)
+
+
+def junit_xml(reports: Sequence[LabReport]) -> str:
+    """JUnit XML: ``<testsuites>``, one ``<testsuite>`` per lab, one ``<testcase>`` per call.
+
+    A failed expectation is a ``<failure>`` (message: the mismatches; text: the
+    diff and the log excerpt); a lab that could not run is one ``<testcase>`` with
+    an ``<error>``.
+    """
+    calls = [c for lab in reports for c in lab.calls]
+    root = ET.Element(
+        "testsuites",
+        name="fedsim run",
+        tests=str(len(calls) + sum(1 for lab in reports if lab.error is not None)),
+        failures=str(sum(1 for c in calls if c.verdict == "FAIL")),
+        errors=str(sum(1 for lab in reports if lab.error is not None)),
+        time=f"{sum(lab.seconds for lab in reports):.3f}",
+    )
+    for lab in reports:
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=lab.id,
+            tests=str(len(lab.calls) or (1 if lab.error else 0)),
+            failures=str(lab.failed),
+            errors="1" if lab.error is not None else "0",
+            skipped="0",
+            time=f"{lab.seconds:.3f}",
+            file=lab.path,
+        )
+        classname = "fedsim." + lab.id.replace("/", ".")
+        if lab.error is not None:
+            case = ET.SubElement(suite, "testcase", classname=classname, name="lab", time="0")
+            error = ET.SubElement(case, "error", message=lab.error, type="LabError")
+            error.text = lab.error
+        for call in lab.calls:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=classname,
+                name=f"call-{call.number}: {call.label.split(': ', 1)[-1]}",
+                time=f"{call.seconds:.3f}",
+            )
+            if call.mismatches:
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    message="; ".join(m.line() for m in call.mismatches),
+                    type="ExpectationMismatch",
+                )
+                failure.text = failure_text(call)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+__all__ = ["failure_text", "junit_xml", "results_json", "results_table", "summary_line"]
