@@ -184,13 +184,18 @@ class Headers:
         except ValueError:
             return None
 
+    def get_lines(self, name: str) -> list[str]:
+        """The value of every line called ``name``, as received (list headers not split)."""
+        key = canonical_name(name)
+        return [v for k, (_, v) in zip(self._keys, self._pairs, strict=True) if k == key]
+
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``: all its lines, and list headers split at top-level commas.
 
         Empty list elements (``a,,b``) are dropped, surrounding whitespace is stripped.
         """
         key = canonical_name(name)
-        values = [v for k, (_, v) in zip(self._keys, self._pairs, strict=True) if k == key]
+        values = self.get_lines(key)
         if key not in LIST_HEADERS:
             return values
         out: list[str] = []

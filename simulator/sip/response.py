@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from simulator.sip.abnf import TOKEN_RE
 from simulator.sip.headers import Headers, canonical_name, split_top_level
 from simulator.sip.message import Request, Response
 from simulator.sip.uri import Param, parse_via
@@ -125,7 +126,8 @@ def build_response(
         The Response.
 
     Raises:
-        ValueError: no reason given and ``status`` is not in the table, or a bad header.
+        ValueError: no reason given and ``status`` is not in the table, a bad
+            header, a to_tag that is not a token, or a bad Via parameter.
         SipParseError: the request's top Via is malformed (never for a parsed request).
     """
     if reason is None:
@@ -133,21 +135,26 @@ def build_response(
             reason = REASON_PHRASES[status]
         except KeyError:
             raise ValueError(f"no standard reason phrase for {status}: pass reason=") from None
+    if to_tag is not None and not TOKEN_RE.fullmatch(to_tag):
+        raise ValueError(f"to_tag must be a token, not {to_tag!r}")
+    extra = Headers(headers)  # validated: it comes from the caller
     via_params = tuple(via_params)
+    # Copied lines come from a Headers, so they are valid already; the Via
+    # params are checked by Via.with_params and the tag just above.
     pairs: list[tuple[str, str]] = []
+    keys: list[str] = []
     for out_name in copy_order:
         key = canonical_name(out_name)
-        for name, value in request.headers.pairs:
-            if canonical_name(name) != key:
-                continue
+        for value in request.headers.get_lines(key):
             if key == "via" and via_params:
                 value = _with_top_via_params(value, via_params)
                 via_params = ()  # only the top Via
             elif key == "to" and to_tag is not None and request.to.tag is None:
                 value = f"{value};tag={to_tag}"
             pairs.append((out_name, value))
-    pairs.extend(headers)
-    return Response(status=status, reason=reason, headers=Headers(pairs), body=body)
+            keys.append(key)
+    all_headers = Headers._trusted((*pairs, *extra.pairs), (*keys, *extra._keys))
+    return Response(status=status, reason=reason, headers=all_headers, body=body)
 
 
 def _with_top_via_params(line: str, params: tuple[Param, ...]) -> str:

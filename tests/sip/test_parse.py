@@ -271,6 +271,7 @@ def test_get_all_splits_list_headers_at_top_level_commas() -> None:
     assert headers.get_all("Route") == ["<sip:a@b;lr>", '<sip:c@d;lr>;x="1,2"']
     assert headers.get_all("Via") == ["SIP/2.0/TLS a", "SIP/2.0/TLS b", "SIP/2.0/TLS c"]
     assert headers.get("Via") == "SIP/2.0/TLS a, SIP/2.0/TLS b"
+    assert headers.get_lines("via") == ["SIP/2.0/TLS a, SIP/2.0/TLS b", "SIP/2.0/TLS c"]
     assert Headers([("Contact", "*")]).get_all("m") == ["*"]
     assert headers.get("Missing") is None
     assert headers.get_all("Missing") == []

@@ -234,3 +234,12 @@ def test_content_length_cannot_be_passed_as_a_header() -> None:
 def test_body_goes_out_with_its_length() -> None:
     response = build_response(request(*BASE), 200, body=b"v=0\r\n")
     assert serialize(response).endswith(b"Content-Length: 5\r\n\r\nv=0\r\n")
+
+
+def test_caller_input_is_validated() -> None:
+    with pytest.raises(ValueError, match="to_tag"):
+        build_response(request(*BASE), 486, to_tag="a\r\nX-Injected: 1")
+    with pytest.raises(ValueError, match="Via parameter"):
+        build_response(request(*BASE), 486, via_params=[("received", "a b")])
+    with pytest.raises(ValueError, match="header"):
+        build_response(request(*BASE), 486, headers=[("Server", "RTC/6.0\r\n")])
