@@ -12,12 +12,14 @@ import ipaddress
 import os
 import random
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.utils import CryptographyDeprecationWarning
 
 from simulator.check.report import AddressLookup
 from simulator.dns.resolver import Resolver
@@ -35,6 +37,7 @@ DNS_PORT = 53
 MAX_TARGETS = 8
 # OpenSSL's hashed CA directory entries: <8 hex>.<n> (c_rehash(1)).
 _HASHED = re.compile(r"[0-9a-f]{8}\.[0-9]+")
+_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,26 +202,39 @@ def _system_store(
     found: dict[bytes, x509.Certificate] = {}
     used: list[str] = []
     if cafile and os.path.isfile(cafile):
-        try:
-            for cert in x509.load_pem_x509_certificates(Path(cafile).read_bytes()):
-                found.setdefault(cert.fingerprint(hashes.SHA256()), cert)
+        _add_bundle(Path(cafile), found)
+        if found:
             used.append(cafile)
-        except (OSError, ValueError):
-            pass
     if not found and capath and os.path.isdir(capath):
         for entry in sorted(os.listdir(capath)):
-            if not _HASHED.fullmatch(entry):
-                continue
-            try:
-                for cert in x509.load_pem_x509_certificates((Path(capath) / entry).read_bytes()):
-                    found.setdefault(cert.fingerprint(hashes.SHA256()), cert)
-            except (OSError, ValueError):
-                continue
+            if _HASHED.fullmatch(entry):
+                _add_bundle(Path(capath) / entry, found)
         if found:
             used.append(capath)
     if not found:
         return (), "none: no system CA store found (pass --trust or --public-trust)"
     return tuple(found.values()), f"{len(found)} public from the system store {', '.join(used)}"
+
+
+def _add_bundle(path: Path, found: dict[bytes, x509.Certificate]) -> None:
+    """Add every certificate of a system PEM bundle, skipping the ones that do not parse.
+
+    One odd certificate in the distribution's bundle must not drop the whole
+    store, and its deprecation warnings are the distribution's business.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return
+    for block in _PEM_BLOCK.findall(data):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            try:
+                cert = x509.load_pem_x509_certificate(block)
+                key = cert.fingerprint(hashes.SHA256())
+            except ValueError:
+                continue
+        found.setdefault(key, cert)
 
 
 async def lookup_dns(

@@ -804,9 +804,7 @@ def _fixes(
             fix = f"add {t.host} to the Expressway-E certificate's SANs and reissue it"
             cn = ctx.cert.subject_cn
             if ctx.cert.dns_sans and cn and normalise_domain(cn) == t.host:
-                fix += (
-                    " (its CN already says so, but a certificate with DNS SANs is matched on them)"
-                )
+                fix += " (its CN says so, but a certificate with DNS SANs is matched on them)"
             if others:
                 fix += f", or point {name} at {others[0]}, which the certificate already names"
             fixes.append(fix)
@@ -832,12 +830,17 @@ def _trust_fixes(ctx: _Ctx, status: dict[str, Status]) -> list[str]:
                 "Office 365 (hosted) trusts only public CAs: reissue the Expressway-E certificate "
                 f"from a public CA (it now chains to {path.root_subject})"
             )
+        elif path.status == "untrusted-root" and ctx.options.hosted:
+            fixes.append(
+                "Office 365 (hosted) trusts only public CAs: reissue the Expressway-E certificate "
+                f"from a public CA (its issuer {path.root_subject} is not one)"
+            )
         elif path.status == "untrusted-root":
             fixes.append(
-                f"{path.detail}: import that root CA into the Edge's Trusted Root store (here: "
-                "--trust ROOT.pem) or reissue the certificate from a public CA; an intermediate "
-                "must be sent by the Expressway-E (here: --chain)"
-                + ("; Office 365 accepts only public CAs" if ctx.options.hosted else "")
+                f"make the Edge trust the issuer {path.root_subject}: import its root CA into the "
+                "Edge's Trusted Root store (here: --trust ROOT.pem) or reissue the certificate "
+                "from a public CA; if the issuer is an intermediate, the Expressway-E must send "
+                "it (here: --chain)"
             )
         else:
             fixes.append(f"fix the certificate chain: {path.detail}")
