@@ -213,7 +213,7 @@ async def test_private_ca_not_trusted_fails_rule_5(
     assert "of 'vcse.cms.steven.lab' is not a trusted CA and was not sent" in out
     assert our_record(out)[0] == "EMU_UNVERIFIED_CERT_UNTRUSTED_ROOT"
     assert 'HRESULT="0x80090325(SEC_E_UNTRUSTED_ROOT)";source="sip.skype.lab"' in out
-    assert "import that root CA into the Edge's Trusted Root store" in out
+    assert "import its root CA into the Edge's Trusted Root store (here: --trust ROOT.pem)" in out
 
     # Imported into the Edge's store: trusted.
     code, out, _ = await check(
