@@ -603,10 +603,17 @@ class Outbound:
                         if isinstance(item, _Lost):
                             lost = item
                             break
+                        if item.cseq[1] != forwarded.cseq[1]:
+                            # Same branch, other method: the partner's 200 to our CANCEL
+                            # (RFC 3261 §17.1.3 matches on branch and CSeq method).
+                            continue
                         if item.status == 100:
                             continue  # RFC 3261 §16.7 step 3: 100 is hop-by-hop
                         if item.status >= 200:
                             final = item
+                        if final is not None and request.method == "INVITE" and item.status >= 300:
+                            # Hop by hop, before relaying (RFC 3261 §17.1.1.3).
+                            await self._ack_failure(partner, forwarded, final)
                         await self._relay_to_client(client, request, item, partner, domain)
                         if final is not None:
                             break
@@ -615,8 +622,6 @@ class Outbound:
             partner.pending.discard(branch)
             self._invites.pop(invite_key, None)
         if final is not None:
-            if request.method == "INVITE" and final.status >= 300:
-                await self._ack_failure(partner, forwarded, final)
             self._write_forwarded(client, request, domain, facts, final)
             return
         if lost is not None:

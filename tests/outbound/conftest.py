@@ -97,12 +97,29 @@ records = """
 
 
 @dataclass
+class PartnerLog:
+    """What the partner received, with an event that fires on each arrival."""
+
+    requests: list[tuple[Request, tuple[str, int]]] = field(default_factory=list)
+    arrival: trio.Event = field(default_factory=trio.Event)
+
+    def add(self, request: Request, remote: tuple[str, int]) -> None:
+        self.requests.append((request, remote))
+        self.arrival.set()
+        self.arrival = trio.Event()
+
+
+@dataclass
 class Running:
     lab: Lab
     addresses: LabAddresses
     logs: Path
     partner: tuple[str, int] | None
-    partner_requests: list[tuple[Request, tuple[str, int]]] = field(default_factory=list)
+    partner_log: PartnerLog
+
+    @property
+    def partner_requests(self) -> list[tuple[Request, tuple[str, int]]]:
+        return self.partner_log.requests
 
     def events(self) -> list[dict[str, object]]:
         path = self.logs / "events.jsonl"
@@ -114,6 +131,13 @@ class Running:
 
     def partner_methods(self) -> list[str]:
         return [r.method for r, _ in self.partner_requests]
+
+    async def wait_partner(self, count: int) -> list[str]:
+        """Wait (bounded) until the partner has received ``count`` requests; their methods."""
+        with trio.fail_after(10):
+            while len(self.partner_requests) < count:
+                await self.partner_log.arrival.wait()
+        return self.partner_methods()
 
     async def call(
         self,
@@ -152,6 +176,7 @@ async def start(
     partner_port: int | None = None,
     proxy_to_partner: bool = False,
     connect_timeout: float = 2.0,
+    ring_seconds: float = 0.0,
 ) -> Running:
     """Start the partner (if any), then the lab; ``{port}`` in ``records`` is the partner's."""
     certs, logs = tmp_path / "certs", tmp_path / "logs"
@@ -160,7 +185,7 @@ async def start(
         path=tmp_path / "lab.toml",
     )
     issued = issue_pki(probe.certs, certs, now=dt.datetime.now(dt.UTC))
-    seen: list[tuple[Request, tuple[str, int]]] = []
+    partner_log = PartnerLog()
     bound: tuple[str, int] | None = None
     if partner_cert is not None:
         item = issued[partner_cert]
@@ -177,7 +202,8 @@ async def start(
                 port=0,
                 ssl_context=ctx,
                 answer=answer,
-                on_request=lambda request, remote: seen.append((request, remote)),
+                ring_seconds=ring_seconds,
+                on_request=partner_log.add,
                 task_status=task_status,
             )
         )
@@ -201,7 +227,7 @@ async def start(
             task_status=task_status,
         )
     )
-    return Running(lab=lab, addresses=addresses, logs=logs, partner=bound, partner_requests=seen)
+    return Running(lab=lab, addresses=addresses, logs=logs, partner=bound, partner_log=partner_log)
 
 
 def wire(message: Request | Response) -> str:

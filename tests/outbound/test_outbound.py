@@ -418,7 +418,7 @@ async def test_partner_error_without_diagnostics_gets_1034(outbound_lab: Any, st
         f'Domain="steven.lab";PeerServer="vcse.steven.lab";{SOURCE}'
     )
     assert result.final.headers.get("Server") == "TANDBERG/4352 (X14.0.2)"  # the partner's
-    assert lab.partner_methods() == ["INVITE", "ACK"]  # the Edge ACKs the failure itself
+    assert await lab.wait_partner(2) == ["INVITE", "ACK"]  # the Edge ACKs the failure itself
     event = only_event(lab)
     assert (event["rule"], event["status"], event["ms_diagnostics_added"]) == (
         "forwarded",
