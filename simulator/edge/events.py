@@ -2,9 +2,13 @@
 
 Every decision is written and flushed before the reply leaves, so nothing is
 lost at shutdown or under load. A log directory that becomes unwritable (or a
-full disk) never stops the Edge: the failure is reported once on stderr, the
-records are counted in :attr:`EventLog.unwritten`, and writing resumes when
-the directory is writable again.
+full disk) never stops the Edge: the failure is reported once per failure
+streak on stderr and on the console (``fedsim serve``'s stdout, the next
+writable place), the records are counted in :attr:`EventLog.unwritten`, and
+writing resumes when the directory is writable again, starting with a
+``{"kind": "log-gap", "unwritten": N}`` line so the file itself says what it
+lacks. :meth:`EventLog.close` says ``fedsim: stopped: N requests, N events,
+N unwritten`` on the console, so a shutdown can be checked against the file.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ class EventLog:
         log_dir: where the two files live (created if missing).
         console: called with one human line per decision (``fedsim serve`` prints it).
         stderr: where write failures are reported (once per failure streak).
+        edge_log_path: where the Edge log records go (default ``log_dir/edge.log``).
+        events_path: where the JSON events go (default ``log_dir/events.jsonl``).
+
+    Attributes:
+        written: events written (``log-gap`` notices not included).
+        unwritten: events that could not be written.
+        request_counter: the owner's count of requests accepted off the wire (the Edge
+            sets it), for the shutdown summary.
     """
 
     def __init__(
@@ -35,12 +47,18 @@ class EventLog:
         *,
         console: Callable[[str], None] | None = None,
         stderr: TextIO | None = None,
+        edge_log_path: Path | None = None,
+        events_path: Path | None = None,
     ) -> None:
         self.log_dir = log_dir
         self.console = console
         self.stderr = stderr if stderr is not None else sys.stderr
+        self._edge_log_path = edge_log_path or log_dir / EDGE_LOG
+        self._events_path = events_path or log_dir / EVENTS
         self.written = 0
         self.unwritten = 0
+        self.request_counter: Callable[[], int] | None = None
+        self._gap = 0  # events lost in the current failure streak, for the log-gap line
         self._failing = False
         self._edge: IO[str] | None = None
         self._events: IO[str] | None = None
@@ -48,11 +66,11 @@ class EventLog:
 
     @property
     def edge_log_path(self) -> Path:
-        return self.log_dir / EDGE_LOG
+        return self._edge_log_path
 
     @property
     def events_path(self) -> Path:
-        return self.log_dir / EVENTS
+        return self._events_path
 
     def _open(self) -> None:
         try:
@@ -67,12 +85,17 @@ class EventLog:
     def _report(self, exc: OSError) -> None:
         if not self._failing:
             self._failing = True
-            print(
-                f"fedsim: warning: cannot write logs in {self.log_dir}: {exc.strerror or exc}; "
-                "the Edge keeps answering and counts what it could not write",
-                file=self.stderr,
-                flush=True,
+            where = exc.filename or self.log_dir
+            self._notice(
+                f"fedsim: warning: cannot write logs ({where}): {exc.strerror or exc}; "
+                "the Edge keeps answering and counts what it could not write"
             )
+
+    def _notice(self, text: str) -> None:
+        """Say ``text`` on stderr and on the console: never let a broken pipe stop us."""
+        with contextlib.suppress(OSError, ValueError):
+            print(text, file=self.stderr, flush=True)
+        self.say(text)
 
     def write(self, event: Mapping[str, object], edge_record: str | None = None) -> None:
         """Write one decision: its Edge log record (if any) and its JSON event, both flushed."""
@@ -82,6 +105,8 @@ class EventLog:
         try:
             if self._edge is None or self._events is None:
                 raise OSError("log files are not open")
+            if self._gap:
+                self._write_gap()
             if edge_record is not None:
                 self._edge.write(edge_record)
                 self._edge.flush()
@@ -89,23 +114,40 @@ class EventLog:
             self._events.flush()
         except OSError as exc:
             self.unwritten += 1
+            self._gap += 1
             self._report(exc)
             self._close_files()
         else:
             self.written += 1
             if self._failing:
                 self._failing = False
-                print(
-                    f"fedsim: logs in {self.log_dir} are writable again "
-                    f"({self.unwritten} record(s) could not be written)",
-                    file=self.stderr,
-                    flush=True,
+                self._notice(
+                    f"fedsim: logs are writable again ({self.unwritten} record(s) "
+                    "could not be written)"
                 )
 
+    def _write_gap(self) -> None:
+        """After a failure streak: one line in events.jsonl saying how many events are missing."""
+        assert self._events is not None
+        gap = {"kind": "log-gap", "unwritten": self._gap, "unwritten_total": self.unwritten}
+        self._events.write(json.dumps(gap, separators=(",", ":")) + "\n")
+        self._events.flush()
+        self._gap = 0
+
+    def summary(self) -> str:
+        """``fedsim: stopped: N requests, N events, N unwritten`` (requests when known)."""
+        requests = f"{self.request_counter()} requests, " if self.request_counter else ""
+        return f"fedsim: stopped: {requests}{self.written} events, {self.unwritten} unwritten"
+
     def say(self, text: str) -> None:
-        """Pass one human-readable line to the console callback, if any."""
+        """Pass one human-readable line to the console callback, if any.
+
+        The console is a courtesy: a closed or broken stdout (``fedsim serve | head``)
+        must not stop the Edge, whose record of the decision is the log files.
+        """
         if self.console is not None:
-            self.console(text)
+            with contextlib.suppress(OSError, ValueError):
+                self.console(text)
 
     def _close_files(self) -> None:
         for handle in (self._edge, self._events):
@@ -116,5 +158,7 @@ class EventLog:
         self._events = None
 
     def close(self) -> None:
-        """Flush and close both files."""
+        """Flush and close both files; say the summary when an Edge was attached."""
         self._close_files()
+        if self.request_counter is not None:
+            self.say(self.summary())

@@ -78,16 +78,31 @@ MAX_REMEMBERED = 10_000
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """Timeouts and sizes of the federation listener; every one is a setting."""
+    """Timeouts and sizes of the federation listener; every one is a setting.
+
+    ``max_connections`` bounds the whole listener and ``max_connections_per_peer``
+    one source IP (an Expressway-E cluster node needs a handful; a runaway or
+    hostile peer must not take every slot). Beyond either, a new connection is
+    reset before its handshake and existing ones keep working.
+    """
 
     handshake_timeout: float = 10.0
     idle_timeout: float = 300.0
     max_connections: int = 1000
+    max_connections_per_peer: int = 100
     max_header_bytes: int = StreamFramer.DEFAULT_MAX_HEADER_BYTES
     max_body_bytes: int = StreamFramer.DEFAULT_MAX_BODY_BYTES
     ring_seconds: float = 0.0
     dns_timeout: float = 2.0
     dns_attempts: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("max_connections", "max_connections_per_peer"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Limits.{name} must be >= 1")
+        for name in ("handshake_timeout", "idle_timeout", "dns_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"Limits.{name} must be > 0")
 
 
 @dataclass(slots=True)
@@ -113,6 +128,8 @@ class Edge:
     limits: Limits = field(default_factory=Limits)
     rng: random.Random = field(default_factory=random.Random)
     connections: int = 0
+    #: Open connections per source IP (entries are removed when they reach 0).
+    per_peer: dict[str, int] = field(default_factory=dict)
     connection_counter: int = 0
     record_seq: int = 0
     requests: int = 0
@@ -121,6 +138,10 @@ class Edge:
     invites: OrderedDict[tuple[str, str], tuple[str, trio.Event]] = field(
         default_factory=OrderedDict
     )
+
+    def __post_init__(self) -> None:
+        # The log's shutdown summary compares requests with events (issue 8).
+        self.events.request_counter = lambda: self.requests
 
     def new_tag(self) -> str:
         """A To tag as the Edge writes them: 32 upper-case hex digits (reference §7.1)."""
@@ -199,12 +220,20 @@ async def handle_connection(
         await stream.aclose()
         return
     peer_ip, peer_port = str(peer_addr[0]), int(peer_addr[1])
+    over = None
     if edge.connections >= edge.limits.max_connections:
-        # Over the limit: refuse cleanly, existing connections keep working.
+        over = "connection limit reached"
+    elif edge.per_peer.get(peer_ip, 0) >= edge.limits.max_connections_per_peer:
+        over = "per-peer connection limit reached"
+    if over is not None:
+        # Over a limit: refuse cleanly (a reset, no handshake work spent on it);
+        # existing connections keep working.
+        _reset(stream)
         await trio.aclose_forcefully(stream)
-        _record_tls_failure(edge, peer_ip, peer_port, "connection limit reached")
+        _record_tls_failure(edge, peer_ip, peer_port, over)
         return
     edge.connections += 1
+    edge.per_peer[peer_ip] = edge.per_peer.get(peer_ip, 0) + 1
     edge.connection_counter += 1
     # ms-received-cid: the seeds show "100" and "6DA00", i.e. a connection number
     # followed by "00" in hex (inferred from two samples).
@@ -255,6 +284,11 @@ async def handle_connection(
         edge.events.say(f"fedsim: internal error on {peer_ip}:{peer_port}: {exc!r} (please report)")
     finally:
         edge.connections -= 1
+        left = edge.per_peer.get(peer_ip, 1) - 1
+        if left > 0:
+            edge.per_peer[peer_ip] = left
+        else:
+            edge.per_peer.pop(peer_ip, None)
         await _close(tls)
 
 
@@ -392,7 +426,13 @@ async def _handle_request(
     if method in IN_DIALOG_ONLY:
         await conn.send(_respond(edge, conn, request, 481, to_tag=edge.new_tag(), headers=[server]))
         return
-    decision, srv = await _decide(edge, conn, request)
+    try:
+        decision, srv = await _decide(edge, conn, request)
+    except trio.Cancelled:
+        # Shutdown (or the connection's end) caught the request mid-lookup: it still
+        # gets its event line, so events never fall behind accepted requests.
+        _record_unanswered(edge, conn, request, "the Edge stopped before deciding")
+        raise
     tag = edge.new_tag()
     final = decision.status if not decision.accepted else user_status(edge, request)
     _record_decision(edge, conn, request, decision, srv, final)
@@ -668,6 +708,25 @@ async def _handle_subscribe(
         ]
     )
     await conn.send(serialize(Request(method="NOTIFY", uri=notify_uri, headers=headers)))
+
+
+def _record_unanswered(edge: Edge, conn: Connection, request: Request, reason: str) -> None:
+    """The event of a request that was accepted off the wire but never decided."""
+    edge.events.write(
+        {
+            "time": _now_iso(),
+            "direction": "inbound",
+            "kind": "unanswered",
+            "call_id": request.call_id,
+            "method": request.method,
+            "from": str(request.from_.uri),
+            "to": str(request.to.uri),
+            "peer": f"{conn.peer.display_name}:{conn.peer_port}",
+            "peer_address": f"{conn.peer_ip}:{conn.peer_port}",
+            "status": None,
+            "reason": reason,
+        }
+    )
 
 
 def _record_tls_failure(edge: Edge, peer_ip: str, peer_port: int, reason: str) -> None:
