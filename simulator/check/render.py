@@ -61,12 +61,12 @@ def _answer_lines(answer: Answer) -> list[str]:
     if decision is None:
         return out
     to = "the Expressway-E" if answer.direction == "inbound" else "the Skype client"
-    out.append(f"    to {to} ({answer.fidelity}):")
+    out.append(f"    to {to} (fidelity: {answer.fidelity}):")
     out.append(f"      SIP/2.0 {decision.status} {decision.reason}")
     out.extend(f"      {name}: {value}" for name, value in decision.headers)
     if answer.edge_log is not None:
         assert decision.edge_log is not None
-        out.append(f"    Edge log record ({decision.edge_log.fidelity}):")
+        out.append(f"    Edge log record (fidelity: {decision.edge_log.fidelity}):")
         out.extend(f"      {line}" for line in answer.edge_log.splitlines())
     return out
 
