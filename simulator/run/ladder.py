@@ -180,8 +180,9 @@ def ladder_svg(trace: CallTrace) -> str:
     lanes, steps = _inbound(trace) if trace.direction == "inbound" else _outbound(trace)
     step_h = [ROW * (len(s.lines) if isinstance(s, _Note) else 1) + 6 for s in steps]
     height = LANE_TOP + 40 + sum(step_h) + 40
-    gap = (WIDTH - 160) / max(len(lanes) - 1, 1)
-    x = {lane: 80 + i * gap for i, lane in enumerate(lanes)}
+    # Lane boxes are 180 wide: keep their centres 110 px from the edges.
+    gap = (WIDTH - 220) / max(len(lanes) - 1, 1)
+    x = {lane: 110 + i * gap for i, lane in enumerate(lanes)}
     title = (
         f"{trace.scenario} call-{trace.number}: {trace.direction} {trace.method} "
         f"{trace.from_uri} -> {trace.to_uri}"
