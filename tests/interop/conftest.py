@@ -36,9 +36,7 @@ SHARED = REPO.parent / "shared"
 #: Upper bound for any process to print its "ready" line or any reply to show up.
 READY_TIMEOUT = 15.0
 
-#: The seed lab's names (simulator/lab/seed.toml).
-EDGE_FQDN = "sip.skype.lab"
-PEER_CERT = "vcse.steven.lab"
+#: The CA the seed lab's Edge trusts (simulator/lab/seed.toml).
 TRUST_ROOT = "public-root"
 
 
@@ -99,15 +97,6 @@ class OutputReader:
         decoded = chunk.decode("utf-8", "replace")
         self.text += decoded
         self._pending += decoded
-
-    def drain(self) -> str:
-        """Read whatever is available now without waiting; return all text so far."""
-        while not self.closed:
-            before = len(self.text)
-            self.pump(0)
-            if len(self.text) == before:
-                break
-        return self.text
 
     def wait_for(self, pattern: str, timeout: float = READY_TIMEOUT) -> re.Match[str]:
         """Block until ``pattern`` (a regex) appears in the output; fail after ``timeout``."""
@@ -224,10 +213,6 @@ class Lab:
     log_dir: Path
     certs_dir: Path
 
-    @property
-    def fed(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.fed_port)
-
     def cert(self, name: str) -> Path:
         return self.certs_dir / f"{name}.crt"
 
@@ -251,10 +236,6 @@ class Lab:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
-
-    def wait_decision(self, pattern: str) -> re.Match[str]:
-        """Wait for serve's console line of a decision (printed before the reply leaves)."""
-        return self.out.wait_for(pattern)
 
 
 def start_lab(procs: Procs, base: Path) -> Lab:
