@@ -59,6 +59,7 @@ from simulator.sip import (
     Request,
     Response,
     SipParseError,
+    SipUri,
     StreamFramer,
     build_response,
     parse_message,
@@ -161,6 +162,7 @@ class Connection:
     peer_ip: str
     peer_port: int
     local_ip: str
+    local_port: int
     cid: str
     peer: PeerCertificate
     send_lock: trio.Lock = field(default_factory=trio.Lock)
@@ -262,6 +264,7 @@ async def handle_connection(
             peer_ip=peer_ip,
             peer_port=peer_port,
             local_ip=str(local_addr[0]),
+            local_port=int(local_addr[1]),
             cid=cid,
             peer=peer_certificate(der, edge.trust, now=dt.datetime.now(dt.UTC)),
         )
@@ -355,7 +358,12 @@ async def _request_loop(edge: Edge, conn: Connection, nursery: trio.Nursery) -> 
         if isinstance(message, Response):
             continue  # answers to our NOTIFYs, or strays: a UAS drops them
         edge.requests += 1
-        await _handle_request(edge, conn, message, nursery)
+        try:
+            await _handle_request(edge, conn, message, nursery)
+        except SipParseError as exc:
+            # A header the parser keeps as raw text (P-Asserted-Identity, Contact) is
+            # read later and can still be malformed: 400, as for any unparsable request.
+            await _answer_unparsable(edge, conn, exc, raw=item)
 
 
 async def _answer_unparsable(
@@ -426,6 +434,16 @@ async def _handle_request(
     if method in IN_DIALOG_ONLY:
         await conn.send(_respond(edge, conn, request, 481, to_tag=edge.new_tag(), headers=[server]))
         return
+    refusal = _scheme_refusal(request)
+    if refusal is not None:
+        # RFC 3261 §8.2.2.1: 416 for a Request-URI scheme we do not serve; a From or
+        # To that is not a SIP URI cannot name a federated domain at all: 400.
+        status, why = refusal
+        _record_rejected(edge, conn, request, status, why)
+        await conn.send(
+            _respond(edge, conn, request, status, to_tag=edge.new_tag(), headers=[server])
+        )
+        return
     try:
         decision, srv = await _decide(edge, conn, request)
     except trio.Cancelled:
@@ -476,6 +494,41 @@ async def _decide(
         )
     facts = InboundFacts(request=facts_request, peer=conn.peer, peer_port=conn.peer_port, srv=srv)
     return decide_inbound(facts, edge.settings), srv
+
+
+def _scheme_refusal(request: Request) -> tuple[int, str] | None:
+    """Why the Edge cannot route this request by its URIs, or None when it can."""
+    if not request.uri.lower().startswith(("sip:", "sips:")):
+        return 416, f"Request-URI scheme not supported: {request.uri[:60]!r}"
+    for name, value in (("From", request.from_), ("To", request.to)):
+        if not isinstance(value.uri, SipUri):
+            return 400, f"{name} is not a SIP URI: {str(value.uri)[:60]!r}"
+    pai = request.headers.get("P-Asserted-Identity")
+    if pai is not None:
+        try:
+            uri = parse_name_addr(pai).uri
+        except SipParseError:
+            return 400, "P-Asserted-Identity is not a name-addr"
+        if not isinstance(uri, SipUri):
+            return 400, f"P-Asserted-Identity is not a SIP URI: {str(uri)[:60]!r}"
+    return None
+
+
+def _record_rejected(edge: Edge, conn: Connection, request: Request, status: int, why: str) -> None:
+    """The event of a request refused before policy (its URIs cannot be routed)."""
+    edge.events.write(
+        {
+            "time": _now_iso(),
+            "direction": "inbound",
+            "kind": "rejected",
+            "call_id": request.call_id,
+            "method": request.method,
+            "peer": f"{conn.peer.display_name}:{conn.peer_port}",
+            "rule": "unsupported-uri",
+            "status": status,
+            "reason": why,
+        }
+    )
 
 
 def user_status(edge: Edge, request: Request) -> int:
@@ -562,7 +615,7 @@ async def _answer_as_user(
         await conn.send(_respond(edge, conn, request, 404, to_tag=tag, headers=[server]))
         return
     method = request.method
-    contact = ("Contact", f"<sip:{user}@{edge.settings.fqdn}:5061;transport=tls>")
+    contact = ("Contact", _contact(conn, user))
     if method == "INVITE":
         if status >= 300:
             await conn.send(_respond(edge, conn, request, status, to_tag=tag, headers=[server]))
@@ -597,6 +650,12 @@ async def _answer_as_user(
     )
 
 
+def _contact(conn: Connection, user: str | None) -> str:
+    """Our Contact: the address this connection reached, so a UA's ACK/BYE come back here."""
+    host = f"[{conn.local_ip}]" if ":" in conn.local_ip else conn.local_ip
+    return f"<sip:{user or 'user'}@{host}:{conn.local_port};transport=tls>"
+
+
 async def _ring_then_answer(
     edge: Edge, conn: Connection, request: Request, tag: str, cancelled: trio.Event
 ) -> None:
@@ -625,7 +684,7 @@ async def _final_200(edge: Edge, conn: Connection, request: Request, tag: str) -
     user = getattr(request.to.uri, "user", None) or "user"
     sdp = build_answer(request.body, address=conn.local_ip, session_id=edge.rng.getrandbits(31))
     headers = [
-        ("Contact", f"<sip:{user}@{edge.settings.fqdn}:5061;transport=tls>"),
+        ("Contact", _contact(conn, user)),
         ("Content-Type", "application/sdp"),
         ("Server", edge.settings.server_header),
     ]
@@ -676,7 +735,7 @@ async def _handle_subscribe(
     expires = request.headers.get("Expires") or "3600"
     event = request.headers.get("Event") or "presence"
     user = getattr(request.to.uri, "user", None) or "user"
-    contact = f"<sip:{user}@{edge.settings.fqdn}:5061;transport=tls>"
+    contact = _contact(conn, user)
     await conn.send(
         _respond(
             edge,

@@ -119,11 +119,6 @@ def test_call_from_acano_gets_504_and_baresip_acks_it(
     assert "SIPPROXY_E_EPROUTING_MSG_ALLOWED_DOMAIN_NO_SRV_MATCH" in lab.edge_log()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fedsim bug: the 200 OK's Contact is sip:stejanss@sip.skype.lab:5061 whatever "
-    "--listen says, so a UA's ACK and BYE go to port 5061, not to the Edge",
-)
 def test_ack_to_the_200_reaches_the_edge(
     lab: Lab, procs: Procs, tool: Callable[[str], str], shared_dir: Path, tmp_path: Path
 ) -> None:

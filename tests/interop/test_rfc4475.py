@@ -120,8 +120,8 @@ EXPECTED: dict[str, Expect] = {
     "insuf.dat": Expect(
         statuses=(), rfc="ideally 400; no Call-ID/From/To to echo, so the Edge stays silent"
     ),
-    "unkscm.dat": Expect(statuses=(504,), rfc="416 Unsupported URI Scheme"),
-    "novelsc.dat": Expect(statuses=(504,), rfc="416 (or 404)"),
+    "unkscm.dat": Expect(statuses=(416,), rfc="416 Unsupported URI Scheme"),
+    "novelsc.dat": Expect(statuses=(416,), rfc="416 (or 404)"),
     # Non-SIP From/To: the RFC's own advice (registrar 400) fits an Edge too; the
     # status is left open, the point is an answer on a connection that stays up.
     "unksm2.dat": Expect(any_error=True, rfc="parse; registrar 400"),
@@ -144,13 +144,7 @@ EXPECTED: dict[str, Expect] = {
 
 #: Files that show a fedsim bug today: the per-file test is a strict xfail, the
 #: one-connection run records them without asserting (the xfail does that).
-KNOWN_BUGS = {
-    "unksm2.dat": (
-        "fedsim bug: From: <http://www.example.com> raises ValueError('not a sip: or sips: "
-        "URI') in the request handler; the Edge logs an internal error and drops the "
-        "connection without answering"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def index() -> list[dict[str, str]]:
