@@ -25,7 +25,7 @@ import fnmatch
 import json
 import re
 import shutil
-import ssl  # noqa: TID251 (an I/O module: pyproject per-file-ignores pending)
+import ssl
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-import trio  # noqa: TID251 (an I/O module: pyproject per-file-ignores pending)
+import trio
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from simulator.diagnostics import DiagnosticsParseError, parse_ms_diagnostics
