@@ -46,12 +46,14 @@ def results_table(reports: Sequence[LabReport]) -> str:
                     call.verdict,
                 )
             )
-    header = ("scenario", "call", "expected", "got", "verdict")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    out = []
-    for row in [header, *rows]:
-        cells = [row[i].ljust(widths[i]) for i in range(4)]
-        out.append("  ".join([*cells, row[4]]).rstrip())
+    # Expected and got can be long (ms-diagnostics parameters): each gets its own
+    # indented line under the call instead of a column as wide as the longest one.
+    width = max(len(r[0]) for r in [("scenario",), *rows])
+    out = [f"{'verdict':<8} {'scenario':<{width}}  call"]
+    for scenario, label, expected, got, verdict in rows:
+        out.append(f"{verdict:<8} {scenario:<{width}}  {label}".rstrip())
+        out.append(f"{'':<8} {'':<{width}}    expected  {expected}".rstrip())
+        out.append(f"{'':<8} {'':<{width}}    got       {got}".rstrip())
     details = []
     for lab in reports:
         for call in lab.calls:
