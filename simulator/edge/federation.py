@@ -24,6 +24,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import trio
 from cryptography import x509
@@ -172,8 +173,18 @@ class Connection:
             await self.stream.send_all(data)
 
 
-def peer_certificate(der: bytes, trust: TrustStore, *, now: dt.datetime) -> PeerCertificate:
-    """Turn the peer's DER certificate into the policy's facts (once per connection)."""
+def peer_certificate(
+    der: bytes,
+    trust: TrustStore,
+    *,
+    now: dt.datetime,
+    usage: Literal["client", "server"] = "client",
+) -> PeerCertificate:
+    """Turn a peer's DER certificate into the policy's facts (once per connection).
+
+    ``usage`` is the role the certificate plays: "client" for a partner calling in,
+    "server" for a partner the Edge calls out to.
+    """
     facts = facts_from_der(der)
     leaf = x509.load_der_x509_certificate(der)
     verdict = verify_chain(
@@ -182,7 +193,7 @@ def peer_certificate(der: bytes, trust: TrustStore, *, now: dt.datetime) -> Peer
         trust.roots,
         now=now,
         public_roots=trust.public_roots,
-        usage="client",
+        usage=usage,
     )
     return PeerCertificate(
         display_name=facts.display_name(),

@@ -47,12 +47,11 @@ from pathlib import Path
 from typing import Protocol
 
 import trio
-from cryptography import x509
 
 from simulator.diagnostics import LogContext, decision_event, format_edge_log
-from simulator.edge.federation import MAX_REMEMBERED, Edge, TrustStore
+from simulator.edge.federation import MAX_REMEMBERED, Edge, TrustStore, peer_certificate
 from simulator.peer.conn import PeerClosed, SipConnection
-from simulator.pki import client_context, facts_from_der, verify_chain
+from simulator.pki import client_context
 from simulator.pki.contexts import TlsProfile
 from simulator.policy import (
     Decision,
@@ -190,22 +189,7 @@ def outbound_context(
 
 def partner_certificate(der: bytes, trust: TrustStore, *, now: dt.datetime) -> PeerCertificate:
     """The policy's facts about a partner's server certificate (chain verified for serverAuth)."""
-    facts = facts_from_der(der)
-    leaf = x509.load_der_x509_certificate(der)
-    verdict = verify_chain(
-        leaf,
-        trust.intermediates,
-        trust.roots,
-        now=now,
-        public_roots=trust.public_roots,
-        usage="server",
-    )
-    return PeerCertificate(
-        display_name=facts.display_name(),
-        names=facts.names_for_matching(),
-        chain=verdict.status,
-        public_root=verdict.root_is_public,
-    )
+    return peer_certificate(der, trust, now=now, usage="server")
 
 
 def tls_failure(exc: BaseException | None) -> tuple[bool, str | None]:
