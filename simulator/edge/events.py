@@ -22,6 +22,9 @@ from typing import IO, TextIO
 
 EDGE_LOG = "edge.log"
 EVENTS = "events.jsonl"
+#: One encoder for every event: json.dumps with options builds a new JSONEncoder per
+#: call, which costs ~4 us of the ~13 us an event takes (measured by `make bench`).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 class EventLog:
@@ -99,7 +102,7 @@ class EventLog:
 
     def write(self, event: Mapping[str, object], edge_record: str | None = None) -> None:
         """Write one decision: its Edge log record (if any) and its JSON event, both flushed."""
-        line = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
+        line = _ENCODER.encode(event)
         if self._edge is None or self._events is None:
             self._open()
         try:
