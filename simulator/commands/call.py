@@ -269,7 +269,7 @@ def report(result: CallResult, *, out: TextIO, show_messages: bool, timeout: flo
             say(f"< {response.start_line}")
     if result.final is not None:
         say(_indent(_text(result.final), "< "))
-        _diagnostics(result.final, say)
+        decode_diagnostics(result.final, say)
     if result.ack is not None:
         sent(result.ack)
     if result.bye is not None:
@@ -292,8 +292,8 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in text.split("\n"))
 
 
-def _diagnostics(response: Response, say: Callable[[str], None]) -> None:
-    """Decode each ms-diagnostics(-public) header of ``response``."""
+def decode_diagnostics(response: Response, say: Callable[[str], None]) -> None:
+    """Decode each ms-diagnostics(-public) header: code, reason, parameters, meaning, fix."""
     for name in ("ms-diagnostics", "ms-diagnostics-public"):
         for value in response.headers.get_all(name):
             try:

@@ -13,14 +13,12 @@ import argparse
 import datetime as dt
 import random
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 import trio
 
-from simulator.diagnostics.catalogue import MS_DIAGNOSTICS
-from simulator.diagnostics.format import DiagnosticsParseError, parse_ms_diagnostics
+from simulator.commands.call import decode_diagnostics
 from simulator.edge.skype import METHODS, SkypeCallResult, build_client_request, skype_call
 from simulator.errors import FedsimError
 from simulator.lab import builtin_lab, load_lab, parse_hostport
@@ -202,25 +200,3 @@ def report(result: SkypeCallResult, *, out: TextIO, show_messages: bool) -> None
         show(response, "< ")
     if result.error is not None:
         say(f"no final response: {result.error}" if result.final is None else result.error)
-
-
-def decode_diagnostics(response: Response, say: Callable[[str], None]) -> None:
-    """Decode each ms-diagnostics(-public) header: code, reason, parameters, meaning, fix."""
-    for name in ("ms-diagnostics", "ms-diagnostics-public"):
-        for value in response.headers.get_all(name):
-            try:
-                diag = parse_ms_diagnostics(value)
-            except DiagnosticsParseError as exc:
-                say(f"{name}: cannot decode ({exc})")
-                continue
-            say(f"{name} {diag.code}: {diag.reason or '(no reason)'}")
-            for key, param in diag.params:
-                say(f"  {key} = {param}")
-            if diag.source is not None:
-                say(f"  source = {diag.source} (the server that generated it)")
-            entry = MS_DIAGNOSTICS.get(diag.code)
-            if entry is None:
-                say("  (not in fedsim's catalogue)")
-                continue
-            say(f"  meaning: {entry.meaning}")
-            say(f"  fix: {entry.fix}")
