@@ -145,6 +145,32 @@ class Edge:
         # The log's shutdown summary compares requests with events (issue 8).
         self.events.request_counter = lambda: self.requests
 
+    def log_record(
+        self,
+        record: EdgeLogRecord,
+        *,
+        when: dt.datetime,
+        start_line: str,
+        call_id: str,
+        cseq: str,
+        peer: str,
+    ) -> str:
+        """Format one Edge log record with this Edge's machine, pid.tid and sequence."""
+        self.record_seq += 1
+        ctx = LogContext(
+            machine=self.machine,
+            pid=os.getpid() & 0xFFFF,
+            tid=threading.get_native_id() & 0xFFFF,
+            when=when,
+            seq=self.record_seq,
+            correlation_id=self.rng.getrandbits(32),
+            start_line=start_line,
+            call_id=call_id,
+            cseq=cseq,
+            peer=peer,
+        )
+        return format_edge_log(record, ctx)
+
     def new_tag(self) -> str:
         """A To tag as the Edge writes them: 32 upper-case hex digits (reference §7.1)."""
         return f"{self.rng.getrandbits(128):032X}"
@@ -569,20 +595,14 @@ def _record_decision(
     record_text: str | None = None
     now = dt.datetime.now(dt.UTC)
     if decision.edge_log is not None:
-        edge.record_seq += 1
-        ctx = LogContext(
-            machine=edge.machine,
-            pid=os.getpid() & 0xFFFF,
-            tid=threading.get_native_id() & 0xFFFF,
+        record_text = edge.log_record(
+            decision.edge_log,
             when=now,
-            seq=edge.record_seq,
-            correlation_id=edge.rng.getrandbits(32),
             start_line=request.start_line,
             call_id=request.call_id,
             cseq=f"{request.cseq[0]} {request.cseq[1]}",
             peer=f"{conn.peer.display_name}:{conn.peer_port}",
         )
-        record_text = format_edge_log(decision.edge_log, ctx)
     event = decision_event(
         decision,
         time=now.isoformat(timespec="milliseconds"),
@@ -811,18 +831,8 @@ def _record_tls_failure(edge: Edge, peer_ip: str, peer_port: int, reason: str) -
         data=(("reason", reason),),
         fidelity="inferred",
     )
-    edge.record_seq += 1
-    ctx = LogContext(
-        machine=edge.machine,
-        pid=os.getpid() & 0xFFFF,
-        tid=threading.get_native_id() & 0xFFFF,
-        when=now,
-        seq=edge.record_seq,
-        correlation_id=edge.rng.getrandbits(32),
-        start_line="-",
-        call_id="-",
-        cseq="-",
-        peer=f"{peer_ip}:{peer_port}",
+    record_text = edge.log_record(
+        record, when=now, start_line="-", call_id="-", cseq="-", peer=f"{peer_ip}:{peer_port}"
     )
     edge.events.write(
         {
@@ -840,6 +850,6 @@ def _record_tls_failure(edge: Edge, peer_ip: str, peer_port: int, reason: str) -
                 "fidelity": "inferred",
             },
         },
-        format_edge_log(record, ctx),
+        record_text,
     )
     edge.events.say(f"{now:%H:%M:%S} inbound  TLS from {peer_ip}:{peer_port} refused: {reason}")

@@ -37,9 +37,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-import os
 import ssl
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,7 +46,7 @@ from typing import Protocol
 
 import trio
 
-from simulator.diagnostics import LogContext, decision_event, format_edge_log
+from simulator.diagnostics import decision_event
 from simulator.edge.federation import MAX_REMEMBERED, Edge, TrustStore, peer_certificate
 from simulator.peer.conn import PeerClosed, SipConnection
 from simulator.pki import client_context
@@ -867,20 +865,14 @@ class Outbound:
         label = peer or f"{client.peer_ip}:{client.peer_port}"
         record_text: str | None = None
         if decision.edge_log is not None:
-            edge.record_seq += 1
-            ctx = LogContext(
-                machine=edge.machine,
-                pid=os.getpid() & 0xFFFF,
-                tid=threading.get_native_id() & 0xFFFF,
+            record_text = edge.log_record(
+                decision.edge_log,
                 when=now,
-                seq=edge.record_seq,
-                correlation_id=edge.rng.getrandbits(32),
                 start_line=request.start_line,
                 call_id=request.call_id,
                 cseq=f"{request.cseq[0]} {request.cseq[1]}",
                 peer=label,
             )
-            record_text = format_edge_log(decision.edge_log, ctx)
         event = decision_event(
             decision,
             time=now.isoformat(timespec="milliseconds"),
