@@ -1,0 +1,335 @@
+"""The SIP fuzz harness: bytes off the wire through everything the Edge does with them.
+
+:func:`check` is the target. One input is fed to a :class:`StreamFramer` in
+chunks (the first byte picks the chunk size, so the fuzzer explores record
+boundaries too); every framed message goes to :func:`parse_message`; a request
+is then read the way the federation listener reads it (To/From URIs, the top
+Via's branch, P-Asserted-Identity and Contact as name-addrs, the SDP offer)
+and answered the way it answers (``build_response`` with the Edge's Via
+parameters, then ``serialize``, and the answer must parse back); an unparsable
+request gets :func:`error_response_for`. h11's rule: :class:`SipParseError` is
+the only exception allowed; anything else, or a broken invariant
+(:class:`FuzzFinding`), is a bug.
+
+Two drivers share it: :func:`run_atheris` (coverage-guided, needs the optional
+``atheris`` package) and :func:`run_loop` (pure Python: the seed corpus, then
+seeded random mutations until the time is up), which is what CI runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from simulator.edge.replies import error_response_for
+from simulator.edge.sdp import build_answer
+from simulator.sip import (
+    KeepAlive,
+    Need,
+    Request,
+    Response,
+    SipParseError,
+    StreamFramer,
+    build_response,
+    parse_message,
+    parse_name_addr,
+    serialize,
+)
+
+__all__ = ["SEEDS", "FuzzFinding", "LoopResult", "check", "mutate", "run_atheris", "run_loop"]
+
+#: Small limits so oversize paths are reached by short inputs.
+MAX_HEADER = 4096
+MAX_BODY = 8192
+
+_SDP = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 30000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    b"m=video 30002 RTP/AVP 96\r\n"
+)
+
+
+def _message(start: str, lines: Sequence[str], body: bytes = b"") -> bytes:
+    head = "\r\n".join([start, *lines, f"Content-Length: {len(body)}", "", ""])
+    return head.encode() + body
+
+
+_COMMON = (
+    "Via: SIP/2.0/TLS 10.0.0.1:5061;branch=z9hG4bK776asdhds;rport",
+    "Max-Forwards: 70",
+    'From: "Bob" <sip:2000@steven.lab>;tag=1928301774',
+    "To: <sip:stejanss@skype.lab>",
+    "Call-ID: a84b4c76e66710@pc33.steven.lab",
+)
+
+#: Seed corpus: the shapes the Edge meets (an extra corpus directory adds RFC 4475).
+SEEDS: tuple[bytes, ...] = (
+    _message(
+        "INVITE sip:stejanss@skype.lab SIP/2.0",
+        [
+            *_COMMON,
+            "CSeq: 314159 INVITE",
+            "Contact: <sip:2000@10.0.0.1:5061;transport=tls>",
+            "P-Asserted-Identity: <sip:2000@acano.steven.lab>",
+            "Content-Type: application/sdp",
+        ],
+        _SDP,
+    ),
+    _message("OPTIONS sip:skype.lab SIP/2.0", [*_COMMON, "CSeq: 1 OPTIONS"]),
+    _message(
+        "SUBSCRIBE sip:stejanss@skype.lab SIP/2.0",
+        [
+            *_COMMON,
+            "CSeq: 2 SUBSCRIBE",
+            "Event: presence",
+            "Expires: 600",
+            "Contact: <sip:2000@10.0.0.1;transport=tls>",
+        ],
+    ),
+    _message(
+        "CANCEL sip:stejanss@skype.lab SIP/2.0",
+        [*_COMMON, "CSeq: 314159 CANCEL"],
+    ),
+    _message(
+        "BYE sip:stejanss@sip.skype.lab:5061;transport=tls SIP/2.0",
+        [*_COMMON[:-1], "To: <sip:stejanss@skype.lab>;tag=0A1B", _COMMON[-1], "CSeq: 3 BYE"],
+    ),
+    _message("SIP/2.0 200 OK", [*_COMMON, "CSeq: 1 NOTIFY"]),
+    b"\r\n\r\n" + _message("MESSAGE sip:stejanss@skype.lab SIP/2.0", [*_COMMON, "CSeq: 4 MESSAGE"]),
+)
+
+#: Byte strings the mutator splices in: the separators and lies the parser must survive.
+TOKENS: tuple[bytes, ...] = (
+    b"\x00",
+    b"\xff\xfe",
+    b"\xc3\x28",
+    b"\r\n",
+    b"\r\n\r\n",
+    b"\r\n ",
+    b"\n",
+    b"\r",
+    b";",
+    b",",
+    b"<",
+    b">",
+    b'"',
+    b"\\",
+    b"%",
+    b"%00",
+    b":",
+    b"@",
+    b"[",
+    b"]",
+    b"=",
+    b" ",
+    b"\t",
+    b"Content-Length: 99999999999999\r\n",
+    b"Content-Length: -1\r\n",
+    b"l: 5\r\n",
+    b"Via: SIP/2.0/TLS h;branch=z9hG4bKx\r\n",
+    b"v: SIP/2.0/TCP [::1]:1\r\n",
+    b";p" * 64,
+    b"SIP/2.0 ",
+    b"sip:",
+    b"sips:a@b",
+    b"tag=",
+)
+
+
+class FuzzFinding(AssertionError):
+    """An input broke an invariant of the Edge's byte path (a bug to fix).
+
+    Attributes:
+        data: the whole input that broke it.
+        what: which invariant broke.
+    """
+
+    def __init__(self, what: str, data: bytes) -> None:
+        super().__init__(f"{what}: input {data[:300]!r}")
+        self.what = what
+        self.data = data
+
+
+def check(data: bytes) -> int:
+    """Run one input through the Edge's byte path; return how many messages were framed.
+
+    Raises:
+        FuzzFinding: an invariant broke.
+        Exception: anything other than SipParseError escaping the SIP core (a bug).
+    """
+    framer = StreamFramer(max_header_bytes=MAX_HEADER, max_body_bytes=MAX_BODY)
+    chunk = (data[0] % 61) + 1 if data else 1
+    framed = 0
+    fed = 0
+    while True:
+        try:
+            item = framer.next_message()
+        except SipParseError as exc:  # FramingError/MessageTooLarge: answer, then close
+            _answer_unparsable(exc.offending, exc, data)
+            return framed
+        if item is Need.DATA:
+            if fed >= len(data):
+                return framed
+            framer.receive_data(data[fed : fed + chunk])
+            fed += chunk
+            if framer.buffered > MAX_HEADER + MAX_BODY + chunk:
+                raise FuzzFinding(f"framer buffers {framer.buffered} bytes", data)
+            continue
+        if item is KeepAlive.PING:
+            continue
+        if not isinstance(item, bytes):
+            raise FuzzFinding(f"framer returned {item!r}", data)
+        framed += 1
+        _one_message(item, data)
+
+
+def _one_message(item: bytes, data: bytes) -> None:
+    try:
+        message = parse_message(item)
+    except SipParseError as exc:
+        _answer_unparsable(item, exc, data)
+        return
+    if isinstance(message, Response):
+        return  # the Edge drops responses it did not ask for
+    _as_the_edge(message, data)
+
+
+def _answer_unparsable(raw: bytes, exc: SipParseError, data: bytes) -> None:
+    if not isinstance(exc.offending, bytes) or not 400 <= exc.status_hint <= 599:
+        raise FuzzFinding(f"bad error attributes {exc.status_hint} {exc.offending!r}", data)
+    reply = error_response_for(raw, exc.status_hint, server="RTC/6.0", to_tag="0" * 32)
+    if reply is not None and not reply.startswith(b"SIP/2.0 %d " % exc.status_hint):
+        raise FuzzFinding("error response does not start with its status", data)
+
+
+def _as_the_edge(request: Request, data: bytes) -> None:
+    """Read and answer ``request`` as simulator.edge.federation does."""
+    _ = (request.method, request.call_id, request.cseq, request.start_line, request.to.tag)
+    _ = (str(request.from_.uri), str(request.to.uri), request.vias[0].branch)
+    _ = getattr(request.to.uri, "host", ""), getattr(request.to.uri, "user", None)
+    for name in ("P-Asserted-Identity", "Contact"):
+        value = request.headers.get(name)
+        if value:
+            try:
+                str(parse_name_addr(value).uri)
+            except SipParseError:
+                return  # the Edge answers 400 (federation.py reads these before deciding)
+    try:
+        build_answer(request.body, address="127.0.0.1", session_id=1)
+    except (UnicodeError, ValueError):
+        # KNOWN BUG (simulator/edge/sdp.py, pinned by tests/hostile/test_sip_input.py::
+        # test_non_ascii_sdp_offer_still_gets_a_final_answer, xfail strict): a non-ASCII
+        # or non-ASCII-digit m= line makes build_answer raise. Remove once fixed.
+        if request.body.isascii():
+            raise
+    for status in (200, 504):
+        response = build_response(
+            request,
+            status,
+            to_tag="0" * 32 if request.to.tag is None else None,
+            headers=[("Server", "RTC/6.0")],
+            via_params=(
+                ("received", "127.0.0.1"),
+                ("ms-received-port", "5061"),
+                ("ms-received-cid", "100"),
+            ),
+        )
+        wire = serialize(response)
+        try:
+            again = parse_message(wire)
+        except SipParseError as exc:
+            raise FuzzFinding(f"the Edge's {status} does not parse back: {exc}", data) from None
+        if not isinstance(again, Response) or again.status != status:
+            raise FuzzFinding(f"the Edge's {status} parses back as {again!r}", data)
+
+
+def mutate(data: bytes, rng: random.Random, seeds: Sequence[bytes] = SEEDS) -> bytes:
+    """One to four random edits: flip, insert a token, delete, duplicate, splice a seed."""
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        pos = rng.randint(0, len(out))
+        kind = rng.randrange(6)
+        if kind == 0 and out:
+            out[min(pos, len(out) - 1)] = rng.randrange(256)
+        elif kind == 1:
+            out[pos:pos] = rng.choice(TOKENS)
+        elif kind == 2 and out:
+            del out[pos : pos + rng.randint(1, 16)]
+        elif kind == 3 and out:
+            start = rng.randrange(len(out))
+            piece = out[start : start + rng.randint(1, 64)]
+            out[pos:pos] = piece * rng.randint(1, 8)
+        elif kind == 4:
+            other = rng.choice(seeds)
+            cut = rng.randint(0, len(other))
+            out[pos:] = other[cut:]
+        else:
+            out[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+    return bytes(out[: 4 * (MAX_HEADER + MAX_BODY)])
+
+
+def load_corpus(dirs: Iterable[Path]) -> list[bytes]:
+    """The seeds plus every regular file (non-recursive) of ``dirs``."""
+    corpus = list(SEEDS)
+    for folder in dirs:
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                corpus.append(path.read_bytes())
+    return corpus
+
+
+class LoopResult:
+    """What a plain-loop run did."""
+
+    def __init__(self) -> None:
+        self.inputs = 0
+        self.messages = 0
+
+
+def run_loop(
+    corpus: Sequence[bytes],
+    *,
+    seconds: float,
+    seed: int = 0,
+    max_inputs: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> LoopResult:
+    """Every corpus entry once, then seeded mutations until ``seconds`` or ``max_inputs``.
+
+    Raises:
+        FuzzFinding: (or any other exception) on the first failing input.
+    """
+    rng = random.Random(seed)
+    result = LoopResult()
+    deadline = clock() + seconds
+    pool = list(corpus) or [b""]
+    for data in pool:
+        result.messages += check(data)
+        result.inputs += 1
+    while clock() < deadline and (max_inputs is None or result.inputs < max_inputs):
+        data = mutate(rng.choice(pool), rng, pool)
+        try:
+            result.messages += check(data)
+        except Exception as exc:
+            if isinstance(exc, FuzzFinding):
+                raise
+            raise FuzzFinding(f"{type(exc).__name__}: {exc}", data) from exc
+        result.inputs += 1
+    return result
+
+
+def run_atheris(corpus_dirs: Sequence[Path], *, seconds: int, argv: Sequence[str] = ()) -> None:
+    """Coverage-guided fuzzing with atheris (``pip install atheris``; see ``make fuzz``)."""
+    atheris: Any = importlib.import_module("atheris")
+    with atheris.instrument_imports():
+        importlib.import_module("simulator.sip")
+        importlib.import_module("simulator.edge.replies")
+        importlib.import_module("simulator.edge.sdp")
+    args = [sys.argv[0], f"-max_total_time={seconds}", *argv, *map(str, corpus_dirs)]
+    atheris.Setup(args, check)
+    atheris.Fuzz()
