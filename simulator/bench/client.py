@@ -5,7 +5,8 @@ loop: each is sent at its scheduled time whatever the answers do), the time
 from each INVITE's send to its final response, then the ACK on the INVITE's
 branch (RFC 3261 §17.1.1.3). Prints one JSON line with p50/p99/p99.9.
 
-``idle``: opens N mutual-TLS connections, sends one CRLF CRLF keep-alive on
+``idle``: opens N mutual-TLS connections (from 127.0.0.1, 127.0.0.2, ... so that
+no per-peer limit of the server caps them), sends one CRLF CRLF keep-alive on
 each (RFC 5626 §3.5.1; its pong, or 2 s, shows the server has finished the
 handshake and holds the connection), prints ``ready N``, then holds them idle
 until SIGTERM (or ``--hold`` seconds).
@@ -98,9 +99,13 @@ def _responses(buffer: bytes) -> tuple[list[bytes], bytes]:
 
 
 async def _connect(
-    host: str, port: int, context: ssl.SSLContext, server_name: str
+    host: str,
+    port: int,
+    context: ssl.SSLContext,
+    server_name: str,
+    local_address: str | None = None,
 ) -> trio.SSLStream[trio.SocketStream]:
-    tcp = await trio.open_tcp_stream(host, port)
+    tcp = await trio.open_tcp_stream(host, port, local_address=local_address)
     tls = trio.SSLStream(tcp, context, server_hostname=server_name)
     await tls.do_handshake()
     return tls
@@ -197,6 +202,19 @@ def raise_nofile() -> int:
     return hard
 
 
+#: Connections opened from one source address: fedsim's Edge admits at most 100 per
+#: peer address (Limits.max_connections_per_peer), as a real Edge limits one partner.
+PER_SOURCE = 50
+
+
+def source_address(host: str, n: int) -> str | None:
+    """Where connection ``n`` comes from: to 127.0.0.1, spread over 127.0.0.1, .2, ...
+    (all loopback) ``PER_SOURCE`` at a time; elsewhere, the system's choice."""
+    if host != "127.0.0.1":
+        return None
+    return f"127.0.0.{1 + n // PER_SOURCE}"
+
+
 async def hold_idle(
     host: str,
     port: int,
@@ -212,11 +230,11 @@ async def hold_idle(
     pongs = 0
     limiter = trio.CapacityLimiter(parallel)
 
-    async def one() -> None:
+    async def one(source: str | None) -> None:
         nonlocal pongs
         async with limiter:
             try:
-                tls = await _connect(host, port, context, server_name)
+                tls = await _connect(host, port, context, server_name, source)
                 await tls.send_all(b"\r\n\r\n")
             except (OSError, trio.BrokenResourceError):
                 return
@@ -230,8 +248,8 @@ async def hold_idle(
 
     with trio.open_signal_receiver(signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            for _ in range(count):
-                nursery.start_soon(one)
+            for n in range(count):
+                nursery.start_soon(one, source_address(host, n))
         print(f"ready {len(streams)} {pongs}", flush=True)
         with trio.move_on_after(hold):
             async for _ in signals:
