@@ -134,6 +134,12 @@ class Resolver:
         # Query ids must be unpredictable (RFC 5452 §9.2) and must not disturb self.rng,
         # whose draws decide the SRV order.
         self._ids = random.SystemRandom()
+        # Hot path of the Edge: every request looks up the same few SRV names. Names
+        # already found well-formed, and the targets parsed from a cached answer, are
+        # kept so a cache hit costs a dict lookup (and the RFC 2782 draw, when there
+        # is more than one target).
+        self._good_names: set[str] = set()
+        self._parsed: dict[str, tuple[tuple[WireRecord, ...], list[SrvTarget]]] = {}
 
     def clear_cache(self) -> None:
         """Forget every cached answer."""
@@ -142,16 +148,27 @@ class Resolver:
     async def srv(self, name: str) -> SrvAnswer:
         """Look up the SRV records of ``name``, ordered per RFC 2782."""
         qname = _normal(name)
-        if name_problem(qname) is not None:
+        if not self._well_formed(qname):
             return SrvAnswer(name=qname, outcome="nxdomain")  # such a name cannot exist
         result = await self._lookup(qname, "SRV")
         if result.outcome != "ok":
             return SrvAnswer(name=qname, outcome=result.outcome, ttl=result.ttl)
-        targets = []
-        for record in _data(result.records, qname, "SRV"):
-            priority, weight, port, target = record.rdata.split()
-            targets.append(SrvTarget(int(priority), int(weight), int(port), target))
-        ordered = order_srv(targets, self.rng)
+        parsed = self._parsed.get(qname)
+        if parsed is not None and parsed[0] is result.records:
+            targets = parsed[1]
+        else:
+            targets = []
+            for record in _data(result.records, qname, "SRV"):
+                priority, weight, port, target = record.rdata.split()
+                targets.append(SrvTarget(int(priority), int(weight), int(port), target))
+            if len(self._parsed) > 4096:
+                self._parsed.clear()
+            self._parsed[qname] = (result.records, targets)
+        ordered = (
+            targets
+            if len(targets) == 1 and not targets[0].unavailable
+            else order_srv(targets, self.rng)
+        )
         if not ordered:  # RFC 2782: a lone "." target means "decidedly not available"
             return SrvAnswer(name=qname, outcome="nodata", ttl=result.ttl)
         return SrvAnswer(name=qname, outcome="ok", targets=tuple(ordered), ttl=result.ttl)
@@ -159,7 +176,7 @@ class Resolver:
     async def addresses(self, name: str) -> AddressAnswer:
         """Look up A then AAAA records of ``name``; "ok" when either has data."""
         qname = _normal(name)
-        if name_problem(qname) is not None:
+        if not self._well_formed(qname):
             return AddressAnswer(name=qname, outcome="nxdomain")
         v4 = await self._lookup(qname, "A")
         if v4.outcome == "nxdomain":  # the name does not exist: no AAAA either
@@ -176,6 +193,16 @@ class Resolver:
         )
         ttl = min(v4.ttl, v6.ttl) if worst == "nodata" else 0
         return AddressAnswer(name=qname, outcome=worst, ttl=ttl)
+
+    def _well_formed(self, qname: str) -> bool:
+        if qname in self._good_names:
+            return True
+        if name_problem(qname) is not None:
+            return False
+        if len(self._good_names) > 4096:
+            self._good_names.clear()
+        self._good_names.add(qname)
+        return True
 
     async def _lookup(self, qname: str, rtype: str) -> _Result:
         key = (qname, rtype)
