@@ -311,6 +311,7 @@ async def handle_connection(
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the peer went away; nothing to answer
     except Exception as exc:  # a bug in fedsim must not take the whole Edge down
+        exc = _leaf(exc)  # the bug, not the nursery's ExceptionGroup around it
         edge.internal_errors += 1
         edge.events.write(
             {
@@ -330,6 +331,13 @@ async def handle_connection(
         else:
             edge.per_peer.pop(peer_ip, None)
         await _close(tls)
+
+
+def _leaf(exc: Exception) -> Exception:
+    """The first real exception inside (nested) exception groups."""
+    while isinstance(exc, ExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def _close(tls: trio.SSLStream[trio.SocketStream]) -> None:
