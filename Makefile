@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LAB    ?=
 
-.PHONY: run test lint scenarios pytest bench certs clean venv
+.PHONY: run test lint scenarios pytest bench fuzz soak certs clean venv
 
 venv: $(STAMP)
 
@@ -36,6 +36,14 @@ test: lint scenarios pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m simulator.bench
+
+# Longer runs than make test does: FUZZ_SECONDS / SOAK_SECONDS (default 600).
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	$(BIN)/python -m simulator.fuzz --atheris --seconds $(or $(FUZZ_SECONDS),600) ../shared/testdata/rfc4475
+
+soak: $(STAMP)
+	$(BIN)/python -m simulator.fuzz.soak --seconds $(or $(SOAK_SECONDS),600)
 
 certs: $(STAMP)
 	$(BIN)/fedsim certs init certs

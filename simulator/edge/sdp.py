@@ -7,6 +7,7 @@ the first codec we share per audio line, port 0 for what we refuse.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 #: Static payload types we accept (RFC 3551), in our order of preference.
@@ -26,21 +27,30 @@ class MediaLine:
     formats: tuple[str, ...]
 
 
+#: RFC 4566 §5.14 m= line: media, port[/count], proto, formats; ASCII tokens only.
+_M_LINE = re.compile(
+    r"m=(?P<kind>[A-Za-z0-9!#$%&'*+.^_`{|}~-]+) (?P<port>[0-9]+)(?:/[0-9]+)? "
+    r"(?P<proto>[A-Za-z0-9/._+-]+)(?P<formats>(?: [!-~]+)*) *"
+)
+
+
 def parse_media_lines(body: bytes) -> list[MediaLine]:
-    """Return the offer's ``m=`` lines; unparsable lines are skipped, never fatal."""
+    """Return the offer's well-formed ``m=`` lines; anything else is skipped, never fatal.
+
+    Peers send garbage too (fuzzers, broken SDP): a line that is not RFC 4566
+    grammar in ASCII cannot be answered, so it is left out of the answer.
+    """
     lines: list[MediaLine] = []
     for raw in body.decode("utf-8", "replace").splitlines():
-        if not raw.startswith("m="):
-            continue
-        parts = raw[2:].split()
-        if len(parts) < 3 or not parts[1].split("/")[0].isdigit():
+        match = _M_LINE.fullmatch(raw)
+        if match is None:
             continue
         lines.append(
             MediaLine(
-                kind=parts[0],
-                port=int(parts[1].split("/")[0]),
-                proto=parts[2],
-                formats=tuple(parts[3:]),
+                kind=match["kind"],
+                port=int(match["port"]),
+                proto=match["proto"],
+                formats=tuple(match["formats"].split()),
             )
         )
     return lines

@@ -319,12 +319,6 @@ async def test_malformed_p_asserted_identity_gets_400_and_the_connection_keeps_s
     _no_internal_errors(edge)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulator/edge/sdp.py build_answer: an m= line with non-ASCII bytes "
-    "(b'm=video 3227 RTPO\\x9b`\\xa2[/AVP 31') raises UnicodeEncodeError after the 180: "
-    "expected 180 then 200, got 180 then an internal error and a closed connection",
-)
 async def test_non_ascii_sdp_offer_still_gets_a_final_answer(edge: Any, sip: Any) -> None:
     data = sip.invite("sdpbytes")
     bad = data.replace(
