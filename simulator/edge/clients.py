@@ -317,8 +317,7 @@ async def _answer_locally(edge: Edge, conn: ClientConnection, request: Request) 
         await conn.send(client_response(edge, request, 180, to_tag=tag, headers=(contact, server)))
         sdp = build_answer(request.body, address=conn.local_ip, session_id=edge.rng.getrandbits(31))
         headers = (contact, ("Content-Type", "application/sdp"), server)
-        edge.dialogs[(request.call_id, tag)] = "confirmed"
-        edge.remember(edge.dialogs, (request.call_id, tag))  # type: ignore[arg-type]
+        edge.remember(edge.dialogs, (request.call_id, tag), "confirmed")
         reply = client_response(edge, request, 200, to_tag=tag, headers=headers, body=sdp)
     elif method == "OPTIONS" and status == 200:
         headers = (("Allow", ALLOW), ("Accept", "application/sdp"), server)

@@ -642,10 +642,11 @@ class Outbound:
                 headers = headers.append(name, value)
             if 200 <= response.status < 300 and request.method in DIALOG_METHODS:
                 # Before the 2xx reaches the client, so its ACK finds the dialog.
-                self._dialogs[request.call_id] = _Dialog(
-                    partner=partner, client=client, domain=domain
+                self.edge.remember(
+                    self._dialogs,
+                    request.call_id,
+                    _Dialog(partner=partner, client=client, domain=domain),
                 )
-                self.edge.remember(self._dialogs, request.call_id)  # type: ignore[arg-type]
         relayed = Response(
             status=response.status, reason=response.reason, headers=headers, body=response.body
         )
