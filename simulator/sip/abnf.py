@@ -281,3 +281,65 @@ RPORT_VALUE_RE = re.compile(RPORT_VALUE)
 #: next line are treated as a single SP character".
 FOLD_RE = re.compile(r"\r\n[ \t]+")
 WHITESPACE_RE = re.compile(r"[ \t]+")
+
+# --- fast paths -----------------------------------------------------------------------
+#
+# Not RFC rules: each is a strict subset of the grammar above (no IPv6, no
+# quoted-pairs, no odd whitespace, ports below 60000), matched in one C-level
+# call. Whatever one of these accepts, the full parser accepts too and parses
+# the same way, so the parser tries them first and runs the full grammar only
+# when they fail, which is where every error message still comes from.
+# tests/sip/test_fastpath.py checks that subset claim with Hypothesis.
+
+
+def _ci(word: str) -> str:
+    """``word`` matched case-insensitively in ASCII only (RFC 3261 §7.3.1 names).
+
+    Not ``re.IGNORECASE``: with it "[a-z]" also matches U+0130, U+0131, U+017F
+    and U+212A, which are not token characters.
+    """
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+#: A port the full parser accepts without a range check (0-59999).
+FAST_PORT = r"[0-9]{1,4}|[0-5][0-9]{4}"
+
+#: sip:/sips: URI: scheme, [user[:password]@], hostname or IPv4, [:port], *(;param).
+FAST_SIP_URI = (
+    rf"(?P<scheme>{_ci('sip')}[Ss]?):(?:(?P<user>{USER})(?::(?P<password>{PASSWORD}))?@)?"
+    rf"(?P<host>{IPV4ADDRESS}|{HOSTNAME})(?::(?P<port>{FAST_PORT}))?"
+    rf"(?P<uparams>(?:;{PARAMCHARS}(?:={PARAMCHARS})?)*)"
+)
+
+#: ``[display] <sip-uri> *(;token[=token])``: the To and From every peer sends.
+FAST_NAME_ADDR = (
+    rf'[ \t]*(?:"(?P<quoted>{QDTEXT}*)"[ \t]*|(?P<tokens>{DISPLAY_TOKENS})[ \t]*)?'
+    rf"<{FAST_SIP_URI}>(?P<params>{SEMI_TOKEN_PARAMS})"
+)
+
+#: The same, with quoted-string parameter values too (Contact's +sip.instance):
+#: only ever used to validate, never to build.
+FAST_CONTACT = (
+    rf'[ \t]*(?:"{QDTEXT}*"[ \t]*|{DISPLAY_TOKENS}[ \t]*)?<{FAST_SIP_URI}>'
+    rf"(?:[ \t]*;[ \t]*{TOKEN}(?:[ \t]*=[ \t]*(?:{TOKEN}|{QUOTED_STRING}))?)*[ \t]*"
+)
+
+#: One Via param: branch a token, received an IPv4 address, rport digits, any
+#: other name a token with an optional token value (RFC 3261 §20.42, RFC 3581).
+_FAST_VIA_PARAM = (
+    rf"{_ci('branch')}={TOKEN}"
+    rf"|{_ci('received')}={IPV4ADDRESS}"
+    rf"|{_ci('rport')}(?:=[0-9]{{1,5}})?"
+    rf"|(?!(?:{_ci('branch')}|{_ci('received')}|{_ci('rport')})(?:[=;]|\Z)){TOKEN}(?:={TOKEN})?"
+)
+
+#: ``SIP/2.0/transport host[:port]*(;param)``, one via, single spaces only.
+FAST_VIA = (
+    rf"SIP/2\.0/(?P<transport>{TOKEN}) (?P<host>{IPV4ADDRESS}|{HOSTNAME})"
+    rf"(?::(?P<port>{FAST_PORT}))?(?P<params>(?:;(?:{_FAST_VIA_PARAM}))*)"
+)
+
+FAST_SIP_URI_RE = re.compile(FAST_SIP_URI)
+FAST_NAME_ADDR_RE = re.compile(FAST_NAME_ADDR)
+FAST_CONTACT_RE = re.compile(FAST_CONTACT)
+FAST_VIA_RE = re.compile(FAST_VIA)

@@ -9,6 +9,7 @@ modified renders its original text byte for byte.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from simulator.sip import abnf
@@ -172,6 +173,14 @@ def parse_uri(text: str) -> SipUri | AbsoluteUri:
     Raises:
         SipParseError: (400) the text is not a URI.
     """
+    fast = abnf.FAST_SIP_URI_RE.fullmatch(text)
+    if fast is not None:
+        return _sip_uri_from(fast)
+    return _parse_uri_full(text)
+
+
+def _parse_uri_full(text: str) -> SipUri | AbsoluteUri:
+    """parse_uri by the full RFC 3261 grammar (every URI the fast path leaves)."""
     colon = text.find(":")
     scheme = text[:colon]
     if colon <= 0 or not abnf.SCHEME_RE.fullmatch(scheme):
@@ -246,6 +255,31 @@ def parse_uri(text: str) -> SipUri | AbsoluteUri:
     _set(uri, "params", tuple(params))
     _set(uri, "headers", tuple(headers))
     return uri
+
+
+def _sip_uri_from(m: re.Match[str]) -> SipUri:
+    """Build the SipUri of an ``abnf.FAST_SIP_URI`` match (valid by construction)."""
+    scheme, user, password, host, port, uparams = m.group(
+        "scheme", "user", "password", "host", "port", "uparams"
+    )
+    uri = object.__new__(SipUri)
+    _set(uri, "scheme", scheme.lower())
+    _set(uri, "user", user)
+    _set(uri, "password", password)
+    _set(uri, "host", host)
+    _set(uri, "port", None if port is None else int(port))
+    _set(uri, "params", _split_params(uparams) if uparams else ())
+    _set(uri, "headers", ())
+    return uri
+
+
+def _split_params(text: str) -> tuple[Param, ...]:
+    """Split an already validated ``*(;name[=value])`` run without whitespace."""
+    out: list[Param] = []
+    for piece in text.split(";")[1:]:
+        name, eq, value = piece.partition("=")
+        out.append((name, value if eq else None))
+    return tuple(out)
 
 
 # --- parameters -----------------------------------------------------------------------
@@ -354,6 +388,14 @@ def parse_name_addr(text: str) -> NameAddr:
         SipParseError: (400) unterminated quotes (quotbal), a display name that is
             not tokens (baddn), whitespace inside ``<>`` (badaspec), empty params.
     """
+    fast = abnf.FAST_NAME_ADDR_RE.fullmatch(text)
+    if fast is not None:
+        return _name_addr_from(fast)
+    return _parse_name_addr_full(text)
+
+
+def _parse_name_addr_full(text: str) -> NameAddr:
+    """parse_name_addr by the full RFC 3261 grammar (addr-spec, IPv6, quoted-pairs, ...)."""
     s = text.strip(" \t")
     if not s:
         raise _fail("empty address", text)
@@ -387,7 +429,7 @@ def parse_name_addr(text: str) -> NameAddr:
         # LAQUOT = SWS "<" and RAQUOT = ">" SWS: no whitespace inside (RFC 4475 badaspec).
         if not inner or inner != inner.strip(" \t"):
             raise _fail("whitespace or nothing inside <>", text)
-        uri = parse_uri(inner)
+        uri = _parse_uri_full(inner)
         pos = gt + 1
     else:
         # addr-spec: the URI stops at the first ";" (RFC 3261 §20.10).
@@ -396,11 +438,27 @@ def parse_name_addr(text: str) -> NameAddr:
         uri_text = s[:pos].rstrip(" \t")
         if "?" in uri_text or "," in uri_text:
             raise _fail("a URI with '?' or ',' must be enclosed in <>", text)
-        uri = parse_uri(uri_text)
+        uri = _parse_uri_full(uri_text)
     name_addr = object.__new__(NameAddr)
     _set(name_addr, "display", display)
     _set(name_addr, "uri", uri)
     _set(name_addr, "params", parse_params(s, pos, text))
+    return name_addr
+
+
+def _name_addr_from(m: re.Match[str]) -> NameAddr:
+    """Build the NameAddr of an ``abnf.FAST_NAME_ADDR`` match (valid by construction)."""
+    quoted, tokens, params = m.group("quoted", "tokens", "params")
+    if quoted is not None:
+        display: str | None = quoted  # no quoted-pairs on the fast path: nothing to unescape
+    elif tokens is not None:
+        display = abnf.WHITESPACE_RE.sub(" ", tokens)
+    else:
+        display = None
+    name_addr = object.__new__(NameAddr)
+    _set(name_addr, "display", display)
+    _set(name_addr, "uri", _sip_uri_from(m))
+    _set(name_addr, "params", parse_params(params, 0, params) if params else ())
     return name_addr
 
 
@@ -502,6 +560,22 @@ class Via:
 
 def _parse_via_parm(text: str, whole: str) -> Via:
     s = text.strip(" \t")
+    fast = abnf.FAST_VIA_RE.fullmatch(s)
+    if fast is None:
+        return _parse_via_parm_full(s, whole)
+    transport, host, port, params = fast.group("transport", "host", "port", "params")
+    via = object.__new__(Via)
+    _set(via, "protocol", "SIP/2.0")
+    _set(via, "transport", transport)
+    _set(via, "host", host)
+    _set(via, "port", None if port is None else int(port))
+    _set(via, "params", _split_params(params) if params else ())
+    _set(via, "raw", s)
+    return via
+
+
+def _parse_via_parm_full(s: str, whole: str) -> Via:
+    """One via-parm by the full RFC 3261 grammar; ``s`` is stripped."""
     m = abnf.VIA_PARM_HEAD_RE.match(s)
     if m is None:
         raise _fail("bad Via value (sent-protocol SP sent-by)", whole)
