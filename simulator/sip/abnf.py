@@ -304,42 +304,64 @@ def _ci(word: str) -> str:
 #: A port the full parser accepts without a range check (0-59999).
 FAST_PORT = r"[0-9]{1,4}|[0-5][0-9]{4}"
 
+# The rules above, each the same language, written with possessive runs (Python
+# 3.11) so that the regex engine does not backtrack into them: a run of user,
+# param or token characters is always followed by a character outside its class.
+_FAST_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]++"
+_FAST_USER = rf"(?:[{UNRESERVED_CHARS}&=+$,;?/]++|{ESCAPED})++"
+_FAST_PASSWORD = rf"(?:[{UNRESERVED_CHARS}&=+$,]++|{ESCAPED})*+"
+_FAST_PARAMCHARS = rf"(?:[\[\]/:&+${UNRESERVED_CHARS}]++|{ESCAPED})++"
+#: domainlabel and toplabel as alnum runs joined by hyphen runs (RFC 3261 §25.1).
+_FAST_HOSTNAME = (
+    r"(?:[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+\.)*[A-Za-z][A-Za-z0-9]*+(?:-++[A-Za-z0-9]++)*+\.?"
+)
+_FAST_HOST = rf"{IPV4ADDRESS}(?![A-Za-z0-9.\-])|{_FAST_HOSTNAME}"
+_FAST_TOKEN_PARAMS = rf"(?:[ \t]*;[ \t]*{_FAST_TOKEN}(?:[ \t]*=[ \t]*{_FAST_TOKEN})?)*+[ \t]*"
+_FAST_DISPLAY = rf'"(?P<quoted>{QDTEXT}*+)"[ \t]*|(?P<tokens>{TOKEN}(?:[ \t]+{TOKEN})*)[ \t]*'
+
 #: sip:/sips: URI: scheme, [user[:password]@], hostname or IPv4, [:port], *(;param).
 FAST_SIP_URI = (
-    rf"(?P<scheme>{_ci('sip')}[Ss]?):(?:(?P<user>{USER})(?::(?P<password>{PASSWORD}))?@)?"
-    rf"(?P<host>{IPV4ADDRESS}|{HOSTNAME})(?::(?P<port>{FAST_PORT}))?"
-    rf"(?P<uparams>(?:;{PARAMCHARS}(?:={PARAMCHARS})?)*)"
+    rf"(?P<scheme>{_ci('sip')}[Ss]?):"
+    rf"(?:(?P<user>{_FAST_USER})(?::(?P<password>{_FAST_PASSWORD}))?@)?"
+    rf"(?P<host>{_FAST_HOST})(?::(?P<port>{FAST_PORT}))?"
+    rf"(?P<uparams>(?:;{_FAST_PARAMCHARS}(?:={_FAST_PARAMCHARS})?)*+)"
 )
 
 #: ``[display] <sip-uri> *(;token[=token])``: the To and From every peer sends.
-FAST_NAME_ADDR = (
-    rf'[ \t]*(?:"(?P<quoted>{QDTEXT}*)"[ \t]*|(?P<tokens>{DISPLAY_TOKENS})[ \t]*)?'
-    rf"<{FAST_SIP_URI}>(?P<params>{SEMI_TOKEN_PARAMS})"
-)
+FAST_NAME_ADDR = rf"[ \t]*(?:{_FAST_DISPLAY})?<{FAST_SIP_URI}>(?P<params>{_FAST_TOKEN_PARAMS})"
 
 #: The same, with quoted-string parameter values too (Contact's +sip.instance):
 #: only ever used to validate, never to build.
 FAST_CONTACT = (
-    rf'[ \t]*(?:"{QDTEXT}*"[ \t]*|{DISPLAY_TOKENS}[ \t]*)?<{FAST_SIP_URI}>'
-    rf"(?:[ \t]*;[ \t]*{TOKEN}(?:[ \t]*=[ \t]*(?:{TOKEN}|{QUOTED_STRING}))?)*[ \t]*"
+    rf"[ \t]*(?:{_FAST_DISPLAY})?<{FAST_SIP_URI}>"
+    rf"(?:[ \t]*;[ \t]*{_FAST_TOKEN}(?:[ \t]*=[ \t]*(?:{_FAST_TOKEN}|{QUOTED_STRING}))?)*+[ \t]*"
 )
 
 #: One Via param: branch a token, received an IPv4 address, rport digits, any
 #: other name a token with an optional token value (RFC 3261 §20.42, RFC 3581).
 _FAST_VIA_PARAM = (
-    rf"{_ci('branch')}={TOKEN}"
-    rf"|{_ci('received')}={IPV4ADDRESS}"
+    rf"(?!(?:{_ci('branch')}|{_ci('received')}|{_ci('rport')})(?:[=;]|\Z))"
+    rf"{_FAST_TOKEN}(?:={_FAST_TOKEN})?"
+    rf"|{_ci('branch')}={_FAST_TOKEN}"
+    rf"|{_ci('received')}={IPV4ADDRESS}(?![A-Za-z0-9\-.!%*_+`'~])"
     rf"|{_ci('rport')}(?:=[0-9]{{1,5}})?"
-    rf"|(?!(?:{_ci('branch')}|{_ci('received')}|{_ci('rport')})(?:[=;]|\Z)){TOKEN}(?:={TOKEN})?"
 )
 
 #: ``SIP/2.0/transport host[:port]*(;param)``, one via, single spaces only.
 FAST_VIA = (
-    rf"SIP/2\.0/(?P<transport>{TOKEN}) (?P<host>{IPV4ADDRESS}|{HOSTNAME})"
-    rf"(?::(?P<port>{FAST_PORT}))?(?P<params>(?:;(?:{_FAST_VIA_PARAM}))*)"
+    rf"SIP/2\.0/(?P<transport>{_FAST_TOKEN}) (?P<host>{_FAST_HOST})"
+    rf"(?::(?P<port>{FAST_PORT}))?(?P<params>(?:;(?:{_FAST_VIA_PARAM}))*+)"
 )
 
+#: ``method SP sip-uri SP SIP/2.0``: the Request-Line of every request we expect.
+FAST_REQUEST_LINE = rf"(?P<method>{_FAST_TOKEN}) (?P<uri>{FAST_SIP_URI}) SIP/2\.0"
+
+#: ``1*9DIGIT SP method``: a CSeq number that cannot be over 2**32-1.
+FAST_CSEQ = rf"(?P<number>[0-9]{{1,9}}) (?P<method>{_FAST_TOKEN})"
+
 FAST_SIP_URI_RE = re.compile(FAST_SIP_URI)
+FAST_REQUEST_LINE_RE = re.compile(FAST_REQUEST_LINE)
+FAST_CSEQ_RE = re.compile(FAST_CSEQ)
 FAST_NAME_ADDR_RE = re.compile(FAST_NAME_ADDR)
 FAST_CONTACT_RE = re.compile(FAST_CONTACT)
 FAST_VIA_RE = re.compile(FAST_VIA)

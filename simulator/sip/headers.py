@@ -11,7 +11,14 @@ from collections.abc import Iterable, Iterator
 
 from simulator.sip.abnf import TOKEN_RE
 
-__all__ = ["COMPACT_FORMS", "LIST_HEADERS", "Headers", "canonical_name", "split_top_level"]
+__all__ = [
+    "COMPACT_FORMS",
+    "KNOWN_SPELLINGS",
+    "LIST_HEADERS",
+    "Headers",
+    "canonical_name",
+    "split_top_level",
+]
 
 #: Compact header names and the long names they stand for.
 COMPACT_FORMS: dict[str, str] = {
@@ -73,10 +80,79 @@ LIST_HEADERS = frozenset(
 )
 
 
+#: Skips Headers.__setattr__ (its immutability check) where a Headers is being built.
+_set = object.__setattr__
+
+
 def canonical_name(name: str) -> str:
     """The lookup key of a header name: lower case, compact forms expanded."""
     low = name.lower()
     return COMPACT_FORMS.get(low, low)
+
+
+#: Header names as peers usually spell them, and their lookup keys: the parser
+#: looks a name up here first and only checks unusual spellings against the
+#: token rule and canonical_name. Every key is a token, so skipping the check is safe.
+KNOWN_SPELLINGS: dict[str, str] = {
+    spelling: canonical_name(name)
+    for name in (
+        *COMPACT_FORMS,
+        *(c.upper() for c in COMPACT_FORMS),
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "Call-Id",
+        "CSeq",
+        "Max-Forwards",
+        "Contact",
+        "Content-Length",
+        "Content-Type",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Date",
+        "Route",
+        "Record-Route",
+        "Allow",
+        "Supported",
+        "Require",
+        "Proxy-Require",
+        "Unsupported",
+        "Accept",
+        "Accept-Encoding",
+        "Accept-Language",
+        "User-Agent",
+        "Server",
+        "Expires",
+        "Min-Expires",
+        "Subject",
+        "Event",
+        "Allow-Events",
+        "Session-Expires",
+        "Min-SE",
+        "Authorization",
+        "Proxy-Authorization",
+        "WWW-Authenticate",
+        "Proxy-Authenticate",
+        "P-Asserted-Identity",
+        "P-Preferred-Identity",
+        "Privacy",
+        "Refer-To",
+        "Referred-By",
+        "Reason",
+        "Warning",
+        "Organization",
+        "Priority",
+        "Timestamp",
+        "ms-diagnostics",
+        "ms-diagnostics-public",
+        "ms-edge-proxy-message-trust",
+        "ms-keep-alive",
+        "X-Cisco-Tenant",
+        "Remote-Party-ID",
+    )
+    for spelling in (name, name.lower())
+}
 
 
 def split_top_level(text: str) -> list[str]:
@@ -168,8 +244,8 @@ class Headers:
     def _trusted(cls, pairs: tuple[tuple[str, str], ...], keys: tuple[str, ...]) -> Headers:
         """Build from lines the parser has already validated (no second check)."""
         self = cls.__new__(cls)
-        self._pairs = pairs
-        self._keys = keys
+        _set(self, "_pairs", pairs)
+        _set(self, "_keys", keys)
         return self
 
     @property

@@ -53,6 +53,9 @@ KNOWN_METHODS = frozenset(
 
 _VERSION_RE = re.compile(abnf.SIP_VERSION)
 
+#: Every Max-Forwards value written without leading zeros, and its number.
+_MAX_FORWARDS_TEXT = {str(n): n for n in range(MAX_FORWARDS_LIMIT + 1)}
+
 
 def _missing(name: str) -> SipParseError:
     return SipParseError(f"no {name} header", offending=name.encode(), status_hint=400)
@@ -64,6 +67,9 @@ def parse_cseq(value: str) -> tuple[int, str]:
     Raises:
         SipParseError: (400) not ``1*DIGIT LWS Method``, or over 2**32-1 (RFC 4475 scalar02).
     """
+    fast = abnf.FAST_CSEQ_RE.fullmatch(value)
+    if fast is not None:
+        return int(fast.group("number")), fast.group("method")
     m = abnf.CSEQ_RE.fullmatch(value)
     if m is None:
         raise SipParseError("bad CSeq", offending=value.encode("utf-8", "surrogateescape"))
@@ -80,6 +86,9 @@ def parse_max_forwards(value: str) -> int:
     Raises:
         SipParseError: (400) not digits, or over 255 (RFC 4475 scalar02).
     """
+    known = _MAX_FORWARDS_TEXT.get(value)
+    if known is not None:
+        return known
     if not abnf.DIGITS_RE.fullmatch(value):
         raise SipParseError("bad Max-Forwards", offending=value.encode("utf-8", "surrogateescape"))
     digits = value.lstrip("0") or "0"
@@ -252,3 +261,35 @@ class Response(_Accessors):
     def start_line(self) -> str:
         """``SIP/2.0 504 Server time-out``."""
         return f"{self.version} {self.status} {self.reason}"
+
+
+_set = object.__setattr__
+
+
+def trusted_request(method: str, uri: str, headers: Headers, body: bytes) -> Request:
+    """A Request from parts the parser has already validated (no second check).
+
+    ``__post_init__`` would re-check what the parser has just checked (the
+    Request-Line grammar, header lines, no Content-Length); this sets the fields
+    directly, as the generated frozen ``__init__`` does, and skips that.
+    """
+    request = object.__new__(Request)
+    _set(request, "method", method)
+    _set(request, "uri", uri)
+    _set(request, "headers", headers)
+    _set(request, "body", body)
+    _set(request, "version", "SIP/2.0")
+    _set(request, "_cache", {})
+    return request
+
+
+def trusted_response(status: int, reason: str, headers: Headers, body: bytes) -> Response:
+    """A Response from parts already validated (see :func:`trusted_request`)."""
+    response = object.__new__(Response)
+    _set(response, "status", status)
+    _set(response, "reason", reason)
+    _set(response, "headers", headers)
+    _set(response, "body", body)
+    _set(response, "version", "SIP/2.0")
+    _set(response, "_cache", {})
+    return response

@@ -7,29 +7,36 @@ status to answer. Like h11's ``next_event``: any other exception escaping
 
 The work is done once: the header block is split and unfolded in one pass,
 the headers every element must understand (To, From, CSeq, Call-ID, Via,
-Max-Forwards, Contact, Date, Content-Length) are validated and cached on the
-message, and every other header is kept as raw text.
+Max-Forwards, Contact, Date, Content-Length) are validated, and every other
+header is kept as raw text. Validation tries one regex per header kind first
+(``abnf.FAST_*``, a strict subset of the grammar) and runs the full grammar
+only when it fails, so every error is the full grammar's. From, To and Via are
+kept as text and parsed on first access (the accessors cache them): they are
+valid, so that parse cannot fail.
 """
 
 from __future__ import annotations
 
 from simulator.sip import abnf
 from simulator.sip.errors import SipParseError
-from simulator.sip.headers import COMPACT_FORMS, Headers, split_top_level
+from simulator.sip.headers import KNOWN_SPELLINGS, Headers, canonical_name, split_top_level
 from simulator.sip.message import (
     KNOWN_METHODS,
     Request,
     Response,
     parse_cseq,
     parse_max_forwards,
+    trusted_request,
+    trusted_response,
 )
-from simulator.sip.uri import SipUri, Via, parse_name_addr, parse_uri, parse_via
+from simulator.sip.uri import SipUri, parse_name_addr, parse_uri, parse_via
 
 __all__ = ["parse_message"]
 
 #: RFC 3261 §8.1.1: a request MUST carry these (Max-Forwards too, but RFC 2543
 #: peers omit it and RFC 4475 inv2543 asks us to accept that).
 _REQUIRED = ("to", "from", "cseq", "call-id", "via")
+_REQUIRED_SET = frozenset(_REQUIRED)
 
 #: RFC 3261 §20 and RFC 4475 §3.3.8 (multi01): at most one line each.
 _SINGLE = ("call-id", "to", "from", "cseq", "max-forwards", "content-length")
@@ -80,9 +87,10 @@ def parse_message(data: bytes) -> Request | Response:
             an unknown method with a mismatched CSeq). Responses are never
             answered: drop them.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"parse_message takes bytes, not {type(data).__name__}")
-    data = bytes(data)
+    if type(data) is not bytes:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"parse_message takes bytes, not {type(data).__name__}")
+        data = bytes(data)
     try:
         return _parse(data)
     except SipParseError:
@@ -114,22 +122,33 @@ def _parse(data: bytes) -> Request | Response:
     pairs: list[tuple[str, str]] = []
     keys: list[str] = []
     seen: dict[str, list[str]] = {}
+    repeated = False  # a header that must be single came twice (checked in _check_counts)
     token = abnf.TOKEN_RE.fullmatch
-    compact = COMPACT_FORMS.get
-    for line in lines[1:]:
-        colon = line.find(":")
-        name = line[:colon].rstrip(" \t")
-        if colon < 0 or not token(name):
-            raise _fail("header line is not 'name: value'", line)
-        value = line[colon + 1 :].strip(" \t")
-        key = name.lower()
-        key = compact(key, key)
-        if key in _WATCHED:
-            seen.setdefault(key, []).append(value)
+    known = KNOWN_SPELLINGS.get
+    watched = _WATCHED
+    add_pair = pairs.append
+    add_key = keys.append
+    it = iter(lines)
+    next(it)  # the start line
+    for line in it:
+        name, colon, value = line.partition(":")
+        key = known(name)
+        if key is None or not colon:
+            name = name.rstrip(" \t")
+            if not colon or not token(name):
+                raise _fail("header line is not 'name: value'", line)
+            key = canonical_name(name)
+        value = value.strip(" \t")
+        if key in watched:
+            if key in seen:
+                seen[key].append(value)
+                repeated = repeated or key in _SINGLE
+            else:
+                seen[key] = [value]
             if key == "content-length":
                 continue  # derived from the body, never kept (see message.py)
-        pairs.append((name, value))
-        keys.append(key)
+        add_pair((name, value))
+        add_key(key)
 
     body_start = end + 4
     lengths = seen.get("content-length", ())
@@ -147,18 +166,17 @@ def _parse(data: bytes) -> Request | Response:
         body = data[body_start:]
 
     headers = Headers._trusted(tuple(pairs), tuple(keys))
-    cache: dict[str, object] = {}
-    message: Request | Response
+    # Only then can _check_counts fail (it runs after the start line is checked).
+    suspect = repeated or not seen.keys() >= _REQUIRED_SET
     if start_line[:4].upper() == "SIP/":
-        message = _response(start_line, headers, body, seen, cache)
-    else:
-        message = _request(start_line, headers, body, seen, cache)
-    message._cache.update(cache)
-    return message
+        return _response(start_line, headers, body, seen, suspect)
+    return _request(start_line, headers, body, seen, suspect)
 
 
 def _content_length(value: str) -> int:
     """RFC 3261 §20.14 ``1*DIGIT``; negative or non-numeric is an error (RFC 4475 ncl)."""
+    if len(value) < 10 and value.isascii() and value.isdigit():
+        return int(value)
     if not abnf.DIGITS_RE.fullmatch(value):
         raise _fail("Content-Length is not a number", value)
     digits = value.lstrip("0") or "0"
@@ -168,12 +186,29 @@ def _content_length(value: str) -> int:
 
 
 def _request(
-    start_line: str,
-    headers: Headers,
-    body: bytes,
-    seen: dict[str, list[str]],
-    cache: dict[str, object],
+    start_line: str, headers: Headers, body: bytes, seen: dict[str, list[str]], suspect: bool
 ) -> Request:
+    fast = abnf.FAST_REQUEST_LINE_RE.fullmatch(start_line)
+    if fast is not None:
+        method, uri_text = fast.group("method", "uri")
+    else:
+        method, uri_text = _request_line(start_line)
+    if suspect:
+        _check_counts(seen, start_line)
+    cseq_text = seen["cseq"][0]
+    cseq = parse_cseq(cseq_text)
+    if cseq[1] != method:
+        # RFC 4475 §3.1.2.17 / §3.1.2.18: 400, or 501 when we do not know the method anyway.
+        status = 400 if method in KNOWN_METHODS else 501
+        raise _fail("CSeq method does not match the Request-Line", cseq_text, status)
+    _check_common(seen)
+    request = trusted_request(method, uri_text, headers, body)
+    request._cache["cseq"] = cseq
+    return request
+
+
+def _request_line(start_line: str) -> tuple[str, str]:
+    """The Request-Line by the full grammar: (method, Request-URI text)."""
     m = abnf.REQUEST_LINE_RE.fullmatch(start_line)
     if m is None:
         # RFC 4475 lwsstart, trws, lwsruri: one SP between the parts, none at the end.
@@ -185,24 +220,11 @@ def _request(
     if isinstance(uri, SipUri) and uri.headers:
         # RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI (RFC 4475 escruri).
         raise _fail("escaped headers in the Request-URI", uri_text)
-    _check_counts(seen, start_line)
-    cseq_text = seen["cseq"][0]
-    cseq = parse_cseq(cseq_text)
-    if cseq[1] != method:
-        # RFC 4475 §3.1.2.17 / §3.1.2.18: 400, or 501 when we do not know the method anyway.
-        status = 400 if method in KNOWN_METHODS else 501
-        raise _fail("CSeq method does not match the Request-Line", cseq_text, status)
-    cache["cseq"] = cseq
-    _check_common(seen, cache)
-    return Request(method=method, uri=uri_text, headers=headers, body=body, version="SIP/2.0")
+    return method, uri_text
 
 
 def _response(
-    start_line: str,
-    headers: Headers,
-    body: bytes,
-    seen: dict[str, list[str]],
-    cache: dict[str, object],
+    start_line: str, headers: Headers, body: bytes, seen: dict[str, list[str]], suspect: bool
 ) -> Response:
     m = abnf.STATUS_LINE_RE.fullmatch(start_line)
     if m is None:
@@ -214,12 +236,13 @@ def _response(
     status = int(status_text)
     if not 100 <= status <= 699:
         raise _fail("status code out of range 100-699", start_line)
-    _check_counts(seen, start_line)
-    cache["cseq"] = parse_cseq(seen["cseq"][0])  # RFC 4475 scalarlg
-    _check_common(seen, cache)
-    return Response(
-        status=status, reason=reason or "", headers=headers, body=body, version="SIP/2.0"
-    )
+    if suspect:
+        _check_counts(seen, start_line)
+    cseq = parse_cseq(seen["cseq"][0])  # RFC 4475 scalarlg
+    _check_common(seen)
+    response = trusted_response(status, reason or "", headers, body)
+    response._cache["cseq"] = cseq
+    return response
 
 
 def _check_counts(seen: dict[str, list[str]], start_line: str) -> None:
@@ -231,25 +254,30 @@ def _check_counts(seen: dict[str, list[str]], start_line: str) -> None:
         raise _fail(f"more than one {', '.join(repeated)}", start_line)  # RFC 4475 multi01
 
 
-def _check_common(seen: dict[str, list[str]], cache: dict[str, object]) -> None:
-    """Validate (and cache) the headers every element must understand."""
+def _check_common(seen: dict[str, list[str]]) -> None:
+    """Validate the headers every element must understand (parsed later, on access)."""
     call_id = seen["call-id"][0]
     if not abnf.CALLID_RE.fullmatch(call_id):
         raise _fail("bad Call-ID", call_id)
     if "max-forwards" in seen:
         parse_max_forwards(seen["max-forwards"][0])  # RFC 4475 scalar02
-    cache["to"] = parse_name_addr(seen["to"][0])
-    cache["from"] = parse_name_addr(seen["from"][0])
-    vias: list[Via] = []
+    fast_name_addr = abnf.FAST_NAME_ADDR_RE.fullmatch
+    for key in ("to", "from"):
+        value = seen[key][0]
+        if fast_name_addr(value) is None:
+            parse_name_addr(value)
+    fast_via = abnf.FAST_VIA_RE.fullmatch
     for value in seen["via"]:
-        vias.extend(parse_via(value))  # RFC 4475 badinv01
-    cache["vias"] = tuple(vias)
+        if fast_via(value) is None:
+            parse_via(value)  # RFC 4475 badinv01
+    fast_contact = abnf.FAST_CONTACT_RE.fullmatch
     for value in seen.get("contact", ()):
         if value != "*":
             for piece in split_top_level(value):
-                if not piece.strip(" \t"):
-                    raise _fail("empty Contact value", value)
-                parse_name_addr(piece)  # RFC 4475 regbadct, badinv01
+                if fast_contact(piece) is None:
+                    if not piece.strip(" \t"):
+                        raise _fail("empty Contact value", value)
+                    parse_name_addr(piece)  # RFC 4475 regbadct, badinv01
     for value in seen.get("date", ()):
         if not abnf.DATE_RE.fullmatch(value):
             raise _fail("Date is not an RFC 1123 GMT date", value)  # RFC 4475 baddate
