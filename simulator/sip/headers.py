@@ -7,6 +7,7 @@ treat compact forms (RFC 3261 §7.3.3) as their long names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
 from simulator.sip.abnf import TOKEN_RE
@@ -195,7 +196,18 @@ def split_top_level(text: str) -> list[str]:
     return pieces
 
 
+#: A header value with nothing to check further: printable ASCII, inner SP/HTAB only.
+_PLAIN_VALUE_RE = re.compile(r"(?:[\x21-\x7e](?:[ \t\x21-\x7e]*[\x21-\x7e])?)?")
+
+
 def _check_pair(name: str, value: str) -> tuple[str, str]:
+    if (
+        type(name) is str
+        and type(value) is str
+        and TOKEN_RE.fullmatch(name)
+        and _PLAIN_VALUE_RE.fullmatch(value)
+    ):
+        return (name, value)  # the common case: every check below would pass
     if not isinstance(name, str) or not TOKEN_RE.fullmatch(name):
         raise ValueError(f"header name must be a SIP token, not {name!r}")
     if not isinstance(value, str):
@@ -236,9 +248,9 @@ class Headers:
             ValueError: a name is not a token, or a value has CR/LF, edge whitespace
                 or cannot be encoded.
         """
-        checked = tuple(_check_pair(name, value) for name, value in pairs)
-        self._pairs = checked
-        self._keys = tuple(canonical_name(name) for name, _ in checked)
+        checked = tuple([_check_pair(name, value) for name, value in pairs])
+        _set(self, "_pairs", checked)
+        _set(self, "_keys", tuple([canonical_name(name) for name, _ in checked]))
 
     @classmethod
     def _trusted(cls, pairs: tuple[tuple[str, str], ...], keys: tuple[str, ...]) -> Headers:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from simulator.sip.abnf import TOKEN_RE
+from simulator.sip.abnf import GEN_VALUE_RE, TOKEN_RE
 from simulator.sip.headers import Headers, canonical_name, split_top_level
-from simulator.sip.message import Request, Response
+from simulator.sip.message import Request, Response, trusted_response
 from simulator.sip.uri import Param, parse_via
 
 __all__ = ["REASON_PHRASES", "build_response"]
@@ -96,6 +96,18 @@ REASON_PHRASES: dict[int, str] = {
 }
 
 
+#: The default copy_order: RFC 3261 §8.2.6.2's headers, in the order Microsoft writes them.
+_DEFAULT_COPY = ("Via", "Call-ID", "CSeq", "From", "To")
+
+
+def _order(copy_order: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    return tuple((name, canonical_name(name)) for name in copy_order)
+
+
+_DEFAULT_ORDER = _order(_DEFAULT_COPY)
+_NO_HEADERS = Headers()
+
+
 def build_response(
     request: Request,
     status: int,
@@ -105,7 +117,7 @@ def build_response(
     headers: Iterable[tuple[str, str]] = (),
     body: bytes = b"",
     via_params: Iterable[Param] = (),
-    copy_order: Sequence[str] = ("Via", "Call-ID", "CSeq", "From", "To"),
+    copy_order: Sequence[str] = _DEFAULT_COPY,
 ) -> Response:
     """Build the response to ``request`` (RFC 3261 §8.2.6.2).
 
@@ -130,6 +142,7 @@ def build_response(
             header, a to_tag that is not a token, or a bad Via parameter.
         SipParseError: the request's top Via is malformed (never for a parsed request).
     """
+    table_reason = reason is None
     if reason is None:
         try:
             reason = REASON_PHRASES[status]
@@ -137,28 +150,69 @@ def build_response(
             raise ValueError(f"no standard reason phrase for {status}: pass reason=") from None
     if to_tag is not None and not TOKEN_RE.fullmatch(to_tag):
         raise ValueError(f"to_tag must be a token, not {to_tag!r}")
-    extra = Headers(headers)  # validated: it comes from the caller
+    extra = Headers(headers) if headers else _NO_HEADERS  # validated: it comes from the caller
     via_params = tuple(via_params)
     # Copied lines come from a Headers, so they are valid already; the Via
-    # params are checked by Via.with_params and the tag just above.
+    # params are checked by _with_top_via_params and the tag just above.
+    order = _DEFAULT_ORDER if copy_order is _DEFAULT_COPY else _order(copy_order)
+    request_keys = request.headers._keys
+    request_pairs = request.headers._pairs
     pairs: list[tuple[str, str]] = []
     keys: list[str] = []
-    for out_name in copy_order:
-        key = canonical_name(out_name)
-        for value in request.headers.get_lines(key):
+    for out_name, key in order:
+        count = request_keys.count(key)
+        if count == 0:
+            continue
+        if count == 1:  # Call-ID, CSeq, From, To and most Vias: no scan in Python
+            values = [request_pairs[request_keys.index(key)][1]]
+        else:
+            values = [v for k, (_, v) in zip(request_keys, request_pairs, strict=True) if k == key]
+        for value in values:
             if key == "via" and via_params:
-                value = _with_top_via_params(value, via_params)
+                value = _with_top_via_params(request, value, via_params)
                 via_params = ()  # only the top Via
             elif key == "to" and to_tag is not None and request.to.tag is None:
                 value = f"{value};tag={to_tag}"
             pairs.append((out_name, value))
             keys.append(key)
     all_headers = Headers._trusted((*pairs, *extra.pairs), (*keys, *extra._keys))
+    if (
+        table_reason
+        and type(status) is int
+        and type(body) is bytes
+        and "content-length" not in extra._keys
+    ):
+        # Nothing Response.__post_init__ checks can be wrong: skip it.
+        return trusted_response(status, reason, all_headers, body)
     return Response(status=status, reason=reason, headers=all_headers, body=body)
 
 
-def _with_top_via_params(line: str, params: tuple[Param, ...]) -> str:
-    """Set ``params`` on the first Via of a Via line, keeping the rest of the line verbatim."""
+def _with_top_via_params(request: Request, line: str, params: tuple[Param, ...]) -> str:
+    """Set ``params`` on the first Via of a Via line, keeping the rest of the line verbatim.
+
+    ``line`` is the request's first Via line. When every parameter is new (the
+    Edge's ``received``/``ms-received-*``), they are checked and appended to the
+    text as received; a parameter already there is set in place by
+    :meth:`Via.with_params`, which re-renders that Via.
+    """
     first = split_top_level(line)[0]
-    top = parse_via(first)[0].with_params(*params)
-    return str(top) + line[len(first) :]
+    cached = request._cache.get("vias")
+    # The accessor's cache, when filled, holds this very Via first (same text, same parse).
+    top = cached[0] if isinstance(cached, tuple) and cached else parse_via(first)[0]
+    names = {name.lower() for name, _ in top.params}
+    token = TOKEN_RE.fullmatch
+    gen_value = GEN_VALUE_RE.fullmatch
+    text = first.strip(" \t")
+    for name, value in params:
+        # New, and what Via.__post_init__ accepts (RFC 3261 §25.1 generic-param)?
+        if (
+            type(name) is not str
+            or not token(name)
+            or name.lower() in names
+            or (value is not None and (type(value) is not str or not gen_value(value)))
+        ):
+            # Set in place, or a bad parameter: Via.with_params re-renders or raises.
+            return str(top.with_params(*params)) + line[len(first) :]
+        names.add(name.lower())
+        text += f";{name}" if value is None else f";{name}={value}"
+    return text + line[len(first) :]

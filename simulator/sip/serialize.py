@@ -23,8 +23,13 @@ def serialize(message: Request | Response) -> bytes:
         line, then the body. Text is encoded as UTF-8 (lone surrogates from
         undecodable received bytes turn back into those bytes).
     """
-    parts = [message.start_line]
-    parts.extend(f"{name}: {value}" for name, value in message.headers.pairs)
-    parts.append(f"Content-Length: {len(message.body)}")
-    parts.append("\r\n")
-    return "\r\n".join(parts).encode("utf-8", "surrogateescape") + message.body
+    body = message.body
+    text = "".join(
+        [
+            message.start_line,
+            "\r\n",
+            *[f"{name}: {value}\r\n" for name, value in message.headers.pairs],
+            f"Content-Length: {len(body)}\r\n\r\n",
+        ]
+    )
+    return text.encode("utf-8", "surrogateescape") + body
