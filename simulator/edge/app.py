@@ -24,7 +24,8 @@ from simulator.edge.events import EventLog
 from simulator.edge.federation import Edge, Limits, TrustStore, serve_federation
 from simulator.edge.outbound import Outbound, OutboundLimits, outbound_context
 from simulator.errors import LabError
-from simulator.lab import CertFiles, Lab
+from simulator.lab import Lab
+from simulator.lab.files import TlsFiles, tls_files
 from simulator.pki import (
     IssuedCert,
     issue_pki,
@@ -32,16 +33,6 @@ from simulator.pki import (
     server_context,
 )
 from simulator.policy import AllowedDomain, EdgeSettings
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TlsMaterial:
-    """Files of one TLS identity (certificate, key, chain) and the CA files it trusts."""
-
-    cert: Path
-    key: Path
-    chain: Path | None
-    trust: tuple[Path, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,24 +79,6 @@ def lab_zones(lab: Lab) -> ZoneSet:
     return ZoneSet.from_records(records, silent=lab.dns.silent, servfail=lab.dns.servfail)
 
 
-def resolve_identity(
-    lab: Lab, ref: str | CertFiles, trust: Sequence[str | Path], issued: dict[str, IssuedCert]
-) -> TlsMaterial:
-    """Turn a lab ``cert``/``trust`` pair (names or PEM paths) into files."""
-    if isinstance(ref, CertFiles):
-        cert, key, chain = ref.cert, ref.key, ref.chain
-    else:
-        item = issued[ref]
-        cert, key, chain = item.cert_path, item.key_path, item.chain_path
-    trust_files: list[Path] = []
-    for entry in trust:
-        if isinstance(entry, Path):
-            trust_files.append(entry)
-        else:
-            trust_files.append(issued[entry].cert_path)
-    return TlsMaterial(cert=cert, key=key, chain=chain, trust=tuple(trust_files))
-
-
 def _load_all(paths: Sequence[Path]) -> list[x509.Certificate]:
     certs: list[x509.Certificate] = []
     for path in paths:
@@ -119,7 +92,7 @@ def _load_all(paths: Sequence[Path]) -> list[x509.Certificate]:
     return certs
 
 
-def trust_store(lab: Lab, material: TlsMaterial, issued: dict[str, IssuedCert]) -> TrustStore:
+def trust_store(lab: Lab, material: TlsFiles, issued: dict[str, IssuedCert]) -> TrustStore:
     """The Edge's trust anchors, which of them are 'public', and every lab CA for paths."""
     roots = _load_all(material.trust)
     public_files = [i.cert_path for i in issued.values() if i.is_ca and i.public]
@@ -146,7 +119,7 @@ async def serve_lab(
     """
     issued = issue_pki(lab.certs, certs_dir, now=dt.datetime.now(dt.UTC))
     zones = lab_zones(lab)
-    material = resolve_identity(lab, lab.edge.cert, lab.edge.trust, issued)
+    material = tls_files(lab.edge.cert, lab.edge.trust, issued)
     # Office 365 (hosted) accepts only publicly trusted CAs (reference §5.4, [CISCO]):
     # the TLS layer trusts only the public ones among the Edge's trust list.
     trust_files = material.trust

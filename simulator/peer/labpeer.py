@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
 
 from simulator.errors import FedsimError
-from simulator.lab import CertFiles, Lab, PeerConfig
+from simulator.lab import Lab, PeerConfig
+from simulator.lab.files import TlsFiles, tls_files
 from simulator.pki.contexts import client_context, server_context
 from simulator.pki.lab import IssuedCert, issue_pki
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeerFiles:
-    """The PEM files of one simulated peer."""
-
-    cert: Path
-    key: Path
-    chain: Path | None
-    trust: tuple[Path, ...]
+#: The PEM files of one simulated peer (kept under the peer's own name).
+PeerFiles = TlsFiles
 
 
 def lab_peer(lab: Lab, name: str) -> PeerConfig:
@@ -46,15 +39,7 @@ def issue_lab_pki(lab: Lab, certs_dir: Path) -> dict[str, IssuedCert]:
 
 def peer_files(peer: PeerConfig, issued: dict[str, IssuedCert]) -> PeerFiles:
     """Resolve the peer's ``cert`` and ``trust`` references to files."""
-    if isinstance(peer.cert, CertFiles):
-        cert, key, chain = peer.cert.cert, peer.cert.key, peer.cert.chain
-    else:
-        item = issued[peer.cert]
-        cert, key, chain = item.cert_path, item.key_path, item.chain_path
-    trust = tuple(
-        entry if isinstance(entry, Path) else issued[entry].cert_path for entry in peer.trust
-    )
-    return PeerFiles(cert=cert, key=key, chain=chain, trust=trust)
+    return tls_files(peer.cert, peer.trust, issued)
 
 
 def peer_client_context(peer: PeerConfig, files: PeerFiles) -> ssl.SSLContext:
