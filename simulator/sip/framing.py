@@ -20,6 +20,7 @@ Edge, so the rules are strict and the costs are bounded:
 from __future__ import annotations
 
 import enum
+import re
 from typing import NoReturn
 
 from simulator.sip import abnf
@@ -30,6 +31,13 @@ __all__ = ["KeepAlive", "Need", "StreamFramer"]
 
 _CRLF = b"\r\n"
 _BLANK = b"\r\n\r\n"
+#: Each Content-Length line's value (RFC 3261 §7.3.3: "l" is compact), or a fold
+#: (RFC 3261 §7.3.1: CRLF then whitespace), in one scan. A line is "name: value" up
+#: to the next CRLF and its name is what precedes its first colon; IGNORECASE on a
+#: bytes pattern is ASCII-only, as header names are.
+_CONTENT_LENGTH_RE = re.compile(
+    rb"\r\n(?:([ \t])|(?:content-length|l)[ \t]*:(.*?)(?=\r\n))", re.IGNORECASE | re.DOTALL
+)
 
 
 class Need(enum.Enum):
@@ -138,30 +146,51 @@ class StreamFramer:
             header_end = end + 4
             if header_end > self.max_header_bytes:
                 self._die(MessageTooLarge, "header block over the limit", bytes(buf[:200]), 513)
-            self._message_end = header_end + self._body_length(bytes(buf[:header_end]))
-        if len(buf) < self._message_end:
+            self._message_end = header_end + self._body_length(buf, header_end)
+        message_end = self._message_end
+        if len(buf) < message_end:
             return Need.DATA  # RFC 4475 clerr: on a stream, wait for the rest
-        message = bytes(buf[: self._message_end])
-        del buf[: self._message_end]
+        if len(buf) == message_end:  # the usual case: one read, one message
+            message = bytes(buf)
+            buf.clear()
+        else:
+            message = bytes(buf[:message_end])
+            del buf[:message_end]
         self._message_end = None
         self._searched = 0
         return message
 
-    def _body_length(self, block: bytes) -> int:
-        text = block.decode("latin-1")  # only ASCII matters here; never fails
-        if "\r\n " in text or "\r\n\t" in text:
-            text = abnf.FOLD_RE.sub(" ", text)
+    def _body_length(self, buf: bytearray, header_end: int) -> int:
+        """Content-Length of the header block ``buf[:header_end]`` (blank line included)."""
+        found = _CONTENT_LENGTH_RE.findall(buf, 0, header_end)
+        if len(found) == 1 and not found[0][0]:  # one Content-Length line, no folding
+            value = found[0][1].strip(b" \t")
+            if value.isdigit() and len(value) < 7:  # ASCII digits only, for bytes
+                length = int(value)
+                if length <= self.max_body_bytes:
+                    return length
+        block = bytes(buf[:header_end])
+        if any(fold for fold, _ in found):
+            return self._body_length_folded(block)
+        values = [value.strip(b" \t").decode("latin-1") for _, value in found]
+        return self._check_length(values, block)
+
+    def _body_length_folded(self, block: bytes) -> int:
+        text = abnf.FOLD_RE.sub(" ", block.decode("latin-1"))  # only ASCII matters here
         values: set[str] = set()
         for line in text.split("\r\n")[1:]:
             colon = line.find(":")
             if colon > 0 and canonical_name(line[:colon].rstrip(" \t")) == "content-length":
                 values.add(line[colon + 1 :].strip(" \t"))
+        return self._check_length(list(values), block)
+
+    def _check_length(self, values: list[str], block: bytes) -> int:
         if not values:
             # RFC 3261 §18.3 / §20.14: mandatory on streams (RFC 4475 inv2543 is a datagram case).
             self._die(FramingError, "no Content-Length on a stream", block, 400)
-        if len(values) > 1:
+        if len(set(values)) > 1:
             self._die(FramingError, "conflicting Content-Length values", block, 400)  # mcl01
-        value = values.pop()
+        value = values[0]
         if not abnf.DIGITS_RE.fullmatch(value):
             self._die(FramingError, "Content-Length is not a number", block, 400)  # ncl
         digits = value.lstrip("0") or "0"

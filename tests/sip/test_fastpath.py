@@ -20,7 +20,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.sip import SipParseError, abnf, parse_message, parse_name_addr, parse_uri, parse_via
+from simulator.sip import (
+    FramingError,
+    SipParseError,
+    StreamFramer,
+    abnf,
+    parse_message,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+)
 from simulator.sip.headers import split_top_level
 from simulator.sip.uri import _parse_name_addr_full, _parse_uri_full, _parse_via_parm_full
 
@@ -255,3 +264,43 @@ def test_lazy_headers_are_equal_to_the_eager_ones_after_parse() -> None:
         "SIP/2.0/TLS 10.0.0.1;branch=z9hG4bK2;received=10.0.0.2",
     ]
     assert message.vias[2].received == "10.0.0.2"
+
+
+# --- the framer's Content-Length scan ---------------------------------------------------
+
+length_lines = st.lists(
+    mostly(
+        [
+            "Content-Length: 5",
+            "l: 0",
+            "Via: SIP/2.0/TLS h",
+            "X-A: content-length: 9",
+            "To: <sip:a@b>",
+        ],
+        [
+            *("content-LENGTH :7", "L:\t5 ", "Content-Length: 0005", "Content-Length: 5"),
+            *("Content-Length: -1", "Content-Length: ", "Content-Length: 99999999999999"),
+            *("Content-Length: 5\rX", "Content-Length: 5\nl: 6", " 6", "\t7", "l:", "Xl: 1"),
+            *("Content-Length: 262145", "Content-Length: 262144", "Content-Length: \uff15"),
+            *("Content-Lengthy: 1", ":l: 3", "Content-Length: 1 2", "l: 1\r"),
+        ],
+    ),
+    max_size=6,
+)
+
+
+def length_outcome(scan: Callable[[StreamFramer], int]) -> object:
+    framer = StreamFramer()
+    try:
+        return scan(framer)
+    except FramingError as exc:
+        return (type(exc), exc.message, exc.status_hint, exc.offending)
+
+
+@MANY
+@given(length_lines)
+def test_framer_content_length_scan_equals_the_line_by_line_rule(lines: list[str]) -> None:
+    block = "\r\n".join(["MESSAGE sip:a@b SIP/2.0", *lines, "", ""]).encode("utf-8")
+    fast = length_outcome(lambda f: f._body_length(bytearray(block), len(block)))
+    # The line-by-line rule (unfold, split at CRLF, name before the first colon).
+    assert fast == length_outcome(lambda f: f._body_length_folded(block))
