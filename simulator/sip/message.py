@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from simulator.sip import abnf
 from simulator.sip.errors import SipParseError
 from simulator.sip.headers import Headers
-from simulator.sip.uri import NameAddr, Via, parse_name_addr, parse_via
+from simulator.sip.uri import (
+    NameAddr,
+    Via,
+    name_addr_from_match,
+    parse_name_addr,
+    parse_via,
+    via_from_match,
+)
 
 __all__ = ["KNOWN_METHODS", "MAX_CSEQ", "Request", "Response"]
 
@@ -98,7 +105,13 @@ def parse_max_forwards(value: str) -> int:
 
 
 class _Accessors:
-    """Cached header accessors shared by Request and Response."""
+    """Cached header accessors shared by Request and Response.
+
+    ``_cache`` holds, per key, the parsed value; or, for a message from
+    parse_message, the fast-path regex match(es) the parser validated the header
+    with ("to"/"from": one match, "vias": a list of matches, one per Via line),
+    which the accessor turns into the value on first use.
+    """
 
     __slots__ = ()
 
@@ -135,13 +148,17 @@ class _Accessors:
 
     def _name_addr(self, key: str, name: str) -> NameAddr:
         cached = self._cache.get(key)
-        if cached is None:
-            value = self.headers.get(name)
-            if value is None:
-                raise _missing(name)
-            cached = self._cache[key] = parse_name_addr(value)
-        assert isinstance(cached, NameAddr)
-        return cached
+        if type(cached) is NameAddr:
+            return cached
+        if isinstance(cached, re.Match):
+            # The parser's fast-path match of this very header: build from its groups.
+            built = self._cache[key] = name_addr_from_match(cached)
+            return built
+        value = self.headers.get(name)
+        if value is None:
+            raise _missing(name)
+        parsed = self._cache[key] = parse_name_addr(value)
+        return parsed
 
     @property
     def from_(self) -> NameAddr:
@@ -169,14 +186,19 @@ class _Accessors:
             SipParseError: a malformed Via (never for a message from parse_message).
         """
         cached = self._cache.get("vias")
-        if cached is None:
+        if type(cached) is tuple:
+            return list(cached)
+        if type(cached) is list:
+            # The parser's fast-path matches of every Via line: build from their groups.
+            built = tuple([via_from_match(m) for m in cached])
+        else:
             vias: list[Via] = []
             for name, value in self.headers:
                 if name.lower() in ("via", "v"):
                     vias.extend(parse_via(value))
-            cached = self._cache["vias"] = tuple(vias)
-        assert isinstance(cached, tuple)
-        return list(cached)
+            built = tuple(vias)
+        self._cache["vias"] = built
+        return list(built)
 
     @property
     def max_forwards(self) -> int | None:

@@ -17,6 +17,8 @@ valid, so that parse cannot fail.
 
 from __future__ import annotations
 
+import re
+
 from simulator.sip import abnf
 from simulator.sip.errors import SipParseError
 from simulator.sip.headers import KNOWN_SPELLINGS, Headers, canonical_name, split_top_level
@@ -201,9 +203,9 @@ def _request(
         # RFC 4475 §3.1.2.17 / §3.1.2.18: 400, or 501 when we do not know the method anyway.
         status = 400 if method in KNOWN_METHODS else 501
         raise _fail("CSeq method does not match the Request-Line", cseq_text, status)
-    _check_common(seen)
     request = trusted_request(method, uri_text, headers, body)
     request._cache["cseq"] = cseq
+    _check_common(seen, request._cache)
     return request
 
 
@@ -239,9 +241,9 @@ def _response(
     if suspect:
         _check_counts(seen, start_line)
     cseq = parse_cseq(seen["cseq"][0])  # RFC 4475 scalarlg
-    _check_common(seen)
     response = trusted_response(status, reason or "", headers, body)
     response._cache["cseq"] = cseq
+    _check_common(seen, response._cache)
     return response
 
 
@@ -254,8 +256,12 @@ def _check_counts(seen: dict[str, list[str]], start_line: str) -> None:
         raise _fail(f"more than one {', '.join(repeated)}", start_line)  # RFC 4475 multi01
 
 
-def _check_common(seen: dict[str, list[str]]) -> None:
-    """Validate the headers every element must understand (parsed later, on access)."""
+def _check_common(seen: dict[str, list[str]], cache: dict[str, object]) -> None:
+    """Validate the headers every element must understand.
+
+    From, To and Via are parsed later, by the accessors: what the fast path
+    matched goes into ``cache`` so that they build from the match (see message.py).
+    """
     call_id = seen["call-id"][0]
     if not abnf.CALLID_RE.fullmatch(call_id):
         raise _fail("bad Call-ID", call_id)
@@ -264,12 +270,22 @@ def _check_common(seen: dict[str, list[str]]) -> None:
     fast_name_addr = abnf.FAST_NAME_ADDR_RE.fullmatch
     for key in ("to", "from"):
         value = seen[key][0]
-        if fast_name_addr(value) is None:
-            parse_name_addr(value)
+        match = fast_name_addr(value)
+        if match is None:
+            cache[key] = parse_name_addr(value)
+        else:
+            cache[key] = match
     fast_via = abnf.FAST_VIA_RE.fullmatch
+    via_matches: list[re.Match[str]] | None = []
     for value in seen["via"]:
-        if fast_via(value) is None:
+        match = fast_via(value)
+        if match is None:
             parse_via(value)  # RFC 4475 badinv01
+            via_matches = None  # the accessor parses them all
+        elif via_matches is not None:
+            via_matches.append(match)
+    if via_matches is not None:
+        cache["vias"] = via_matches
     fast_contact = abnf.FAST_CONTACT_RE.fullmatch
     for value in seen.get("contact", ()):
         if value != "*":

@@ -196,9 +196,9 @@ def _with_top_via_params(request: Request, line: str, params: tuple[Param, ...])
     :meth:`Via.with_params`, which re-renders that Via.
     """
     first = split_top_level(line)[0]
-    cached = request._cache.get("vias")
-    # The accessor's cache, when filled, holds this very Via first (same text, same parse).
-    top = cached[0] if isinstance(cached, tuple) and cached else parse_via(first)[0]
+    # Vias the accessor has parsed, or the parser has validated (and the accessor will
+    # build), have this very Via first: reuse it. Else parse just this one.
+    top = request.vias[0] if "vias" in request._cache else parse_via(first)[0]
     names = {name.lower() for name, _ in top.params}
     token = TOKEN_RE.fullmatch
     gen_value = GEN_VALUE_RE.fullmatch

@@ -390,7 +390,7 @@ def parse_name_addr(text: str) -> NameAddr:
     """
     fast = abnf.FAST_NAME_ADDR_RE.fullmatch(text)
     if fast is not None:
-        return _name_addr_from(fast)
+        return name_addr_from_match(fast)
     return _parse_name_addr_full(text)
 
 
@@ -446,7 +446,7 @@ def _parse_name_addr_full(text: str) -> NameAddr:
     return name_addr
 
 
-def _name_addr_from(m: re.Match[str]) -> NameAddr:
+def name_addr_from_match(m: re.Match[str]) -> NameAddr:
     """Build the NameAddr of an ``abnf.FAST_NAME_ADDR`` match (valid by construction)."""
     quoted, tokens, params = m.group("quoted", "tokens", "params")
     if quoted is not None:
@@ -458,7 +458,13 @@ def _name_addr_from(m: re.Match[str]) -> NameAddr:
     name_addr = object.__new__(NameAddr)
     _set(name_addr, "display", display)
     _set(name_addr, "uri", _sip_uri_from(m))
-    _set(name_addr, "params", parse_params(params, 0, params) if params else ())
+    if not params:
+        split: tuple[Param, ...] = ()
+    elif " " in params or "\t" in params:
+        split = parse_params(params, 0, params)  # spaces around ";" and "=" to strip
+    else:
+        split = _split_params(params)  # validated by the match: ";token[=token]" runs
+    _set(name_addr, "params", split)
     return name_addr
 
 
@@ -563,6 +569,12 @@ def _parse_via_parm(text: str, whole: str) -> Via:
     fast = abnf.FAST_VIA_RE.fullmatch(s)
     if fast is None:
         return _parse_via_parm_full(s, whole)
+    return via_from_match(fast)
+
+
+def via_from_match(fast: re.Match[str]) -> Via:
+    """Build the Via of an ``abnf.FAST_VIA`` full match (valid by construction)."""
+    s = fast.string
     transport, host, port, params = fast.group("transport", "host", "port", "params")
     via = object.__new__(Via)
     _set(via, "protocol", "SIP/2.0")
