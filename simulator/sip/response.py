@@ -163,10 +163,12 @@ def build_response(
         count = request_keys.count(key)
         if count == 0:
             continue
-        if count == 1:  # Call-ID, CSeq, From, To and most Vias: no scan in Python
-            values = [request_pairs[request_keys.index(key)][1]]
-        else:
-            values = [v for k, (_, v) in zip(request_keys, request_pairs, strict=True) if k == key]
+        # tuple.index searches in C: no Python loop over the request's other lines.
+        at = request_keys.index(key)
+        values = [request_pairs[at][1]]
+        for _ in range(count - 1):
+            at = request_keys.index(key, at + 1)
+            values.append(request_pairs[at][1])
         for value in values:
             if key == "via" and via_params:
                 value = _with_top_via_params(request, value, via_params)
