@@ -14,6 +14,7 @@ in :mod:`simulator.policy`, every string comes from :mod:`simulator.diagnostics`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import random
@@ -195,11 +196,13 @@ MAX_VERDICTS = 256
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A policy decision with what is logged for it, cached per connection."""
+    """A policy decision with what is logged for it, cached per connection, and the
+    request's own facts (its URIs rendered once)."""
 
     decision: Decision
     srv: SrvLookup | None
     event: dict[str, object]
+    request: InboundRequest | None = None
 
 
 @dataclass(slots=True)
@@ -585,7 +588,7 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> Verdict:
         if len(conn.verdicts) >= MAX_VERDICTS:
             conn.verdicts.clear()
         conn.verdicts[key] = verdict
-    return verdict
+    return dataclasses.replace(verdict, request=facts_request)
 
 
 def _event_template(
@@ -682,7 +685,9 @@ def _record_decision(
             cseq=f"{request.cseq[0]} {request.cseq[1]}",
             peer=f"{conn.peer.display_name}:{conn.peer_port}",
         )
-    from_uri, to_uri = str(request.from_.uri), str(request.to.uri)
+    facts = verdict.request
+    from_uri = facts.from_uri if facts is not None else str(request.from_.uri)
+    to_uri = facts.to_uri if facts is not None else str(request.to.uri)
     event = dict(verdict.event)  # same key order, per-request fields filled in
     event["time"] = now.isoformat(timespec="milliseconds")
     event["call_id"] = request.call_id
