@@ -22,6 +22,7 @@ from simulator.diagnostics.explain import explain_text
 from simulator.diagnostics.format import (
     DiagnosticsParseError,
     EdgeLogRecord,
+    EventTemplate,
     LogContext,
     MsDiagnostics,
     ParsedEdgeRecord,
@@ -45,6 +46,7 @@ __all__ = [
     "DiagnosticCode",
     "DiagnosticsParseError",
     "EdgeLogRecord",
+    "EventTemplate",
     "Fidelity",
     "LogContext",
     "MsDiagnostics",

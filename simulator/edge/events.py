@@ -100,9 +100,13 @@ class EventLog:
             print(text, file=self.stderr, flush=True)
         self.say(text)
 
-    def write(self, event: Mapping[str, object], edge_record: str | None = None) -> None:
-        """Write one decision: its Edge log record (if any) and its JSON event, both flushed."""
-        line = _ENCODER.encode(event)
+    def write(self, event: Mapping[str, object] | str, edge_record: str | None = None) -> None:
+        """Write one decision: its Edge log record (if any) and its JSON event, both flushed.
+
+        ``event`` is the event object, or its line already encoded (the Edge's hot
+        path renders it from a compiled template).
+        """
+        line = event if isinstance(event, str) else _ENCODER.encode(event)
         if self._edge is None or self._events is None:
             self._open()
         try:

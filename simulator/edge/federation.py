@@ -14,7 +14,6 @@ in :mod:`simulator.policy`, every string comes from :mod:`simulator.diagnostics`
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import os
 import random
@@ -33,6 +32,7 @@ from cryptography import x509
 from simulator.diagnostics import (
     RESULT_CODES,
     EdgeLogRecord,
+    EventTemplate,
     LogContext,
     decision_event,
     format_edge_log,
@@ -69,6 +69,10 @@ from simulator.sip import (
     parse_name_addr,
     serialize,
 )
+
+#: The Edge record's "pid.tid": this process, and the thread that runs trio.
+PID = os.getpid() & 0xFFFF
+TID = threading.get_native_id() & 0xFFFF
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -143,6 +147,10 @@ class Edge:
     internal_errors: int = 0
     dialogs: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)
     srv_lookups: OrderedDict[SrvAnswer, SrvLookup] = field(default_factory=OrderedDict)
+    uri_texts: dict[object, str] = field(default_factory=dict)
+    routes: OrderedDict[tuple[str, str | None], tuple[str, str | None]] = field(
+        default_factory=OrderedDict
+    )
     invites: OrderedDict[tuple[str, str], tuple[str, trio.Event]] = field(
         default_factory=OrderedDict
     )
@@ -165,8 +173,8 @@ class Edge:
         self.record_seq += 1
         ctx = LogContext(
             machine=self.machine,
-            pid=os.getpid() & 0xFFFF,
-            tid=threading.get_native_id() & 0xFFFF,
+            pid=PID,
+            tid=TID,
             when=when,
             seq=self.record_seq,
             correlation_id=self.rng.getrandbits(32),
@@ -176,6 +184,19 @@ class Edge:
             peer=peer,
         )
         return format_edge_log(record, ctx)
+
+    def uri_text(self, uri: object) -> str:
+        """``str(uri)``, remembered: the same partner URIs come back on every call."""
+        try:
+            return self.uri_texts[uri]
+        except KeyError:
+            text = str(uri)
+            if len(self.uri_texts) >= MAX_REMEMBERED:
+                self.uri_texts.clear()
+            self.uri_texts[uri] = text
+            return text
+        except TypeError:  # an unhashable URI value: render it every time
+            return str(uri)
 
     def new_tag(self) -> str:
         """A To tag as the Edge writes them: 32 upper-case hex digits (reference §7.1)."""
@@ -196,13 +217,11 @@ MAX_VERDICTS = 256
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A policy decision with what is logged for it, cached per connection, and the
-    request's own facts (its URIs rendered once)."""
+    """A policy decision with what is logged for it, cached per connection."""
 
     decision: Decision
     srv: SrvLookup | None
-    event: dict[str, object]
-    request: InboundRequest | None = None
+    event: EventTemplate
 
 
 @dataclass(slots=True)
@@ -541,24 +560,36 @@ async def _handle_request(
 
 
 async def _decide(edge: Edge, conn: Connection, request: Request) -> Verdict:
-    """Gather the facts of one request and let the policy decide (cached per connection).
+    """Gather the facts of one request and let the policy decide (cached).
 
-    The policy is pure and depends on the request only through its domain, so on one
-    connection (one peer certificate) the same domain with the same SRV answer always
-    gets the same decision: it is computed, and its event template built, once.
+    The policy is pure and depends on the request only through its domain: which
+    domain and SRV name a From/P-Asserted-Identity pair leads to is remembered per
+    Edge, and on one connection (one peer certificate) the same domain with the same
+    SRV answer always gets the same decision, computed with its event template once.
     """
     pai = request.headers.get("P-Asserted-Identity")
-    facts_request = InboundRequest(
-        method=request.method,
-        start_line=request.start_line,
-        call_id=request.call_id,
-        cseq=f"{request.cseq[0]} {request.cseq[1]}",
-        from_uri=str(request.from_.uri),
-        pai_uri=str(parse_name_addr(pai).uri) if pai else None,
-        to_uri=str(request.to.uri),
-    )
+    from_text = edge.uri_text(request.from_.uri)
+    pai_text = edge.uri_text(parse_name_addr(pai).uri) if pai else None
+    to_text = edge.uri_text(request.to.uri)
+
+    def facts_request() -> InboundRequest:
+        return InboundRequest(
+            method=request.method,
+            start_line=request.start_line,
+            call_id=request.call_id,
+            cseq=f"{request.cseq[0]} {request.cseq[1]}",
+            from_uri=from_text,
+            pai_uri=pai_text,
+            to_uri=to_text,
+        )
+
+    route = edge.routes.get((from_text, pai_text))
+    if route is None:
+        first = facts_request()
+        route = (inbound_domain(first, edge.settings), inbound_srv_name(first, edge.settings))
+        edge.remember(edge.routes, (from_text, pai_text), route)
+    domain, name = route
     srv: SrvLookup | None = None
-    name = inbound_srv_name(facts_request, edge.settings)
     if name is not None:
         answer = await edge.resolver.srv(name)
         srv = edge.srv_lookups.get(answer)
@@ -577,18 +608,22 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> Verdict:
                 ),
             )
             edge.remember(edge.srv_lookups, answer, srv)
-    key = (inbound_domain(facts_request, edge.settings), srv)
-    verdict = conn.verdicts.get(key)
+    verdict = conn.verdicts.get((domain, srv))
     if verdict is None:
         facts = InboundFacts(
-            request=facts_request, peer=conn.peer, peer_port=conn.peer_port, srv=srv
+            request=facts_request(), peer=conn.peer, peer_port=conn.peer_port, srv=srv
         )
         decision = decide_inbound(facts, edge.settings)
-        verdict = Verdict(decision=decision, srv=srv, event=_event_template(conn, decision, srv))
+        template = EventTemplate(_event_template(conn, decision, srv), EVENT_FIELDS)
+        verdict = Verdict(decision=decision, srv=srv, event=template)
         if len(conn.verdicts) >= MAX_VERDICTS:
             conn.verdicts.clear()
-        conn.verdicts[key] = verdict
-    return dataclasses.replace(verdict, request=facts_request)
+        conn.verdicts[(domain, srv)] = verdict
+    return verdict
+
+
+#: The fields of an inbound decision's event that change from request to request.
+EVENT_FIELDS = ("time", "call_id", "method", "from", "to", "status")
 
 
 def _event_template(
@@ -685,18 +720,19 @@ def _record_decision(
             cseq=f"{request.cseq[0]} {request.cseq[1]}",
             peer=f"{conn.peer.display_name}:{conn.peer_port}",
         )
-    facts = verdict.request
-    from_uri = facts.from_uri if facts is not None else str(request.from_.uri)
-    to_uri = facts.to_uri if facts is not None else str(request.to.uri)
-    event = dict(verdict.event)  # same key order, per-request fields filled in
-    event["time"] = now.isoformat(timespec="milliseconds")
-    event["call_id"] = request.call_id
-    event["method"] = request.method
-    event["from"] = from_uri
-    event["to"] = to_uri
+    from_uri, to_uri = edge.uri_text(request.from_.uri), edge.uri_text(request.to.uri)
     # The decision's status is the Edge's; an accepted request is then answered by
     # the user (486, 404...): the event says what went on the wire.
-    event["status"] = final
+    event = verdict.event.render(
+        {
+            "time": now.isoformat(timespec="milliseconds"),
+            "call_id": request.call_id,
+            "method": request.method,
+            "from": from_uri,
+            "to": to_uri,
+            "status": final,
+        }
+    )
     edge.events.write(event, record_text)
     edge.events.say(
         f"{now:%H:%M:%S} inbound  {request.method} {from_uri} -> {to_uri}  {decision.rule}  {final}"

@@ -1,0 +1,50 @@
+"""A compiled event line is byte for byte the event_json of the filled-in event."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulator.diagnostics import EventTemplate, event_json
+
+FIELDS = ("time", "call_id", "method", "from", "to", "status")
+
+TEMPLATE: dict[str, object] = {
+    "time": "",
+    "direction": "inbound",
+    "call_id": "",
+    "method": "",
+    "from": "",
+    "to": "",
+    "domain": "acano.steven.lab",
+    "rule": "srv-not-in-domain",
+    "status": 504,
+    "explanation": 'SRV "targets" \\ élan',
+    "extra": {"cert_names": ["vcse.steven.lab"], "srv": None},
+}
+
+# Header text never holds NUL (the parser refuses it), so values avoid it too.
+text = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=40)
+
+
+@given(
+    values=st.fixed_dictionaries(
+        {
+            "time": text,
+            "call_id": text,
+            "method": text,
+            "from": text,
+            "to": text,
+            "status": st.integers(100, 699),
+        }
+    )
+)
+def test_render_equals_event_json_of_the_filled_event(values: dict[str, object]) -> None:
+    compiled = EventTemplate(TEMPLATE, FIELDS)
+    assert compiled.render(values) == event_json({**TEMPLATE, **values})
+
+
+def test_a_field_the_event_lacks_is_refused() -> None:
+    with pytest.raises(ValueError, match="no field 'nope'"):
+        EventTemplate(TEMPLATE, ("nope",))
