@@ -94,6 +94,7 @@ def start_fedsim(procs: Procs, pki: BenchPki, work: Path) -> Running:
         "simulator",
         "serve",
         str(bench_lab_path()),
+        "--quiet",  # a load test reads edge.log and events.jsonl, not 2,000 lines/s
         "--log-dir",
         str(log_dir),
         "--certs-dir",

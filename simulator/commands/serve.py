@@ -41,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--listen", help="federation listener HOST:PORT (overrides [edge] listen)")
     parser.add_argument("--clients", help="client listener HOST:PORT (overrides [edge] clients)")
     parser.add_argument("--dns-listen", help="DNS server HOST:PORT (overrides [dns] listen)")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no console line per decision (load tests); edge.log and events.jsonl are unchanged",
+    )
     parser.set_defaults(func=run)
 
 
@@ -66,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                addresses = await nursery.start(_serve, lab, args.log_dir, args.certs_dir, console)
+                addresses = await nursery.start(
+                    _serve, lab, args.log_dir, args.certs_dir, console, args.quiet
+                )
                 print(banner(lab, addresses), flush=True)
                 async for signum in signals:
                     print(f"fedsim: {signal.Signals(signum).name}: stopping", flush=True)
@@ -87,6 +94,7 @@ async def _serve(
     log_dir: Path,
     certs_dir: Path,
     console: object,
+    quiet: bool,
     *,
     task_status: trio.TaskStatus[LabAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -95,6 +103,7 @@ async def _serve(
         log_dir=log_dir,
         certs_dir=certs_dir,
         console=console if callable(console) else None,
+        quiet=quiet,
         task_status=task_status,
     )
 

@@ -107,6 +107,7 @@ async def serve_lab(
     log_dir: Path,
     certs_dir: Path,
     console: Callable[[str], None] | None = None,
+    quiet: bool = False,
     limits: Limits | None = None,
     outbound: OutboundLimits | None = None,
     rng: random.Random | None = None,
@@ -148,6 +149,7 @@ async def serve_lab(
         cert=material.cert, key=material.key, chain=material.chain, profile=lab.edge.tls
     )
     events = EventLog(log_dir, console=console)
+    events.decisions = not quiet
     try:
         async with trio.open_nursery() as nursery:
             dns_addr = await nursery.start(serve_dns, zones, *lab.dns.listen)

@@ -348,7 +348,7 @@ def _local_event(edge: Edge, conn: ClientConnection, request: Request, status: i
             "extra": {"forwarded": False},
         }
     )
-    edge.events.say(
+    edge.events.say_decision(
         f"{now:%H:%M:%S} local    {request.method} {request.from_.uri} -> {request.to.uri}"
         f"  local-user  {status}"
     )

@@ -55,6 +55,9 @@ class EventLog:
     ) -> None:
         self.log_dir = log_dir
         self.console = console
+        #: False with ``fedsim serve --quiet``: no line per decision (warnings and the
+        #: shutdown summary still reach the console).
+        self.decisions = True
         self.stderr = stderr if stderr is not None else sys.stderr
         self._edge_log_path = edge_log_path or log_dir / EDGE_LOG
         self._events_path = events_path or log_dir / EVENTS
@@ -145,6 +148,16 @@ class EventLog:
         """``fedsim: stopped: N requests, N events, N unwritten`` (requests when known)."""
         requests = f"{self.request_counter()} requests, " if self.request_counter else ""
         return f"fedsim: stopped: {requests}{self.written} events, {self.unwritten} unwritten"
+
+    @property
+    def wants_decisions(self) -> bool:
+        """Whether a line per decision goes to the console (check before formatting it)."""
+        return self.decisions and self.console is not None
+
+    def say_decision(self, text: str) -> None:
+        """One decision's console line, unless decisions are not shown (``--quiet``)."""
+        if self.decisions:
+            self.say(text)
 
     def say(self, text: str) -> None:
         """Pass one human-readable line to the console callback, if any.

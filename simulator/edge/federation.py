@@ -734,9 +734,11 @@ def _record_decision(
         }
     )
     edge.events.write(event, record_text)
-    edge.events.say(
-        f"{now:%H:%M:%S} inbound  {request.method} {from_uri} -> {to_uri}  {decision.rule}  {final}"
-    )
+    if edge.events.wants_decisions:  # formatting the line costs: only when shown
+        edge.events.say(
+            f"{now:%H:%M:%S} inbound  {request.method} {from_uri} -> {to_uri}"
+            f"  {decision.rule}  {final}"
+        )
 
 
 async def _answer_as_user(
@@ -953,4 +955,6 @@ def _record_tls_failure(edge: Edge, peer_ip: str, peer_port: int, reason: str) -
         },
         record_text,
     )
-    edge.events.say(f"{now:%H:%M:%S} inbound  TLS from {peer_ip}:{peer_port} refused: {reason}")
+    edge.events.say_decision(
+        f"{now:%H:%M:%S} inbound  TLS from {peer_ip}:{peer_port} refused: {reason}"
+    )

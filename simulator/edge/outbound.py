@@ -886,7 +886,7 @@ class Outbound:
             extra={**facts, "forwarded": False},
         )
         edge.events.write(event, record_text)
-        edge.events.say(
+        edge.events.say_decision(
             f"{now:%H:%M:%S} outbound {request.method} {request.from_.uri} -> {request.to.uri}"
             f"  {decision.rule}  {decision.status}"
         )
@@ -929,7 +929,7 @@ class Outbound:
                 "extra": dict(facts),
             }
         )
-        edge.events.say(
+        edge.events.say_decision(
             f"{now:%H:%M:%S} outbound {request.method} {request.from_.uri} -> {request.to.uri}"
             f"  {rule}  {status}"
         )
@@ -970,7 +970,7 @@ class Outbound:
             "extra": {**facts, "forwarded": True},
         }
         self.edge.events.write(event)
-        self.edge.events.say(
+        self.edge.events.say_decision(
             f"{now:%H:%M:%S} outbound {request.method} {request.from_.uri} -> {request.to.uri}"
             f"  forwarded to {facts.get('forwarded_to')}  {final.status}"
         )

@@ -404,3 +404,30 @@ async def test_private_ca_accepted_on_premises_when_trusted(
     result = await running.call("sip:2000@acano.steven.lab", cert="peer")
     assert result.final is not None
     assert result.final.status == 200
+
+
+async def test_quiet_keeps_logs_but_prints_no_line_per_decision(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """``fedsim serve --quiet``: load tests keep edge.log and events.jsonl, not 2,000 lines/s."""
+    lines: list[str] = []
+    lab = with_overrides(builtin_lab(), listen=LOOPBACK, clients=LOOPBACK, dns_listen=LOOPBACK)
+    addresses = await nursery.start(
+        lambda task_status: serve_lab(
+            lab,
+            log_dir=tmp_path / "logs",
+            certs_dir=tmp_path / "certs",
+            console=lines.append,
+            quiet=True,
+            task_status=task_status,
+        )
+    )
+    running = Running(
+        lab=lab, addresses=addresses, certs=tmp_path / "certs", logs=tmp_path / "logs"
+    )
+    result = await running.call("sip:2000@acano.steven.lab")
+    assert result.final is not None
+    assert result.final.status == 504
+    assert len(running.events()) == 1
+    assert "SIPPROXY_E_EPROUTING_MSG_ALLOWED_DOMAIN_NO_SRV_MATCH" in running.edge_log()
+    assert lines == []
