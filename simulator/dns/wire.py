@@ -90,6 +90,7 @@ CLASS_IN = 1
 CLASS_ANY = 255
 HEADER_LEN = 12
 MAX_WIRE_NAME = 255
+MAX_LABEL_OCTETS = 63
 _QR = 0x8000
 _OPCODE_MASK = 0x7800
 _TC = 0x0200
@@ -245,6 +246,10 @@ def parse_query(data: bytes) -> Query | bytes | None:
         return header_reply(data, "FORMERR")  # RFC 6891 §6.1.1 / §6.1.2
     if sum(len(label) + 1 for label in qlabels) + 1 > MAX_WIRE_NAME:
         return header_reply(data, "FORMERR")  # RFC 1035 §2.3.4: 255 octets at most
+    if any(len(label) > MAX_LABEL_OCTETS for label in qlabels):
+        # RFC 1035 §2.3.4: 63 octets per label. dnslib decodes a longer one (a
+        # compression pointer can splice labels together) but cannot echo it back.
+        return header_reply(data, "FORMERR")
     return Query(
         id=qid,
         flags=flags,

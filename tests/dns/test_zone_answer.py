@@ -453,3 +453,25 @@ def test_answer_never_raises_on_mutated_queries(
             packet.insert(at, value)
     wire = bytes(packet)
     assert_no_internal_error(wire, FUZZ_ZONES.answer(wire, transport="udp"))
+
+
+def test_a_label_over_63_octets_is_formerr_not_servfail() -> None:
+    """Found by the mutation test: deleting a label's length byte can splice labels
+    into one of 64+ octets, which dnslib reads but cannot write back (RFC 1035 §2.3.4)."""
+    seed = (
+        b"%\xea\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00?"
+        + b"a" * 63
+        + b"?"
+        + b"b" * 63
+        + b"?"
+        + b"c" * 63
+        + b"="
+        + b"d" * 61
+        + b"\x00\x00\x01\x00\x01"
+    )
+    packet = bytearray(seed)
+    packet[176] = 0
+    del packet[13]
+    reply = FUZZ_ZONES.answer(bytes(packet), transport="udp")
+    assert reply is not None
+    assert reply[3] & 0xF == dns.rcode.FORMERR
