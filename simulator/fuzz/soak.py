@@ -213,12 +213,6 @@ class SoakResult:
     kinds: dict[str, int] = field(default_factory=dict)
 
 
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -264,11 +258,12 @@ def run_soak(seconds: float, *, workers: int = 4, work: Path | None = None) -> S
 
 
 def _conduct(seconds: float, workers: int, work: Path, result: SoakResult) -> None:
-    fed = _free_port()
+    # Port 0 everywhere: fedsim serve binds free ports itself and prints them, so no
+    # other process can take a port between our choosing it and serve binding it.
     argv = [
         sys.executable, "-m", "simulator", "serve",
-        "--listen", f"127.0.0.1:{fed}", "--clients", f"127.0.0.1:{_free_port()}",
-        "--dns-listen", f"127.0.0.1:{_free_port(socket.SOCK_DGRAM)}",
+        "--listen", "127.0.0.1:0", "--clients", "127.0.0.1:0",
+        "--dns-listen", "127.0.0.1:0",
         "--log-dir", str(work / "logs"), "--certs-dir", str(work / "certs"),
     ]  # fmt: skip
     server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -278,6 +273,11 @@ def _conduct(seconds: float, workers: int, work: Path, result: SoakResult) -> No
         if out.wait_for(re.compile(r"^decisions \(", re.M), 60) is None:
             result.failures.append(f"fedsim serve did not start:\n{out.text[-2000:]}")
             return
+        bound = re.search(r"^  federation  127\.0\.0\.1:(\d+) ", out.text, re.M)
+        if bound is None:
+            result.failures.append(f"no federation address in the banner:\n{out.text[-2000:]}")
+            return
+        fed = int(bound[1])
         for number in range(workers):
             child = subprocess.Popen(
                 [sys.executable, "-m", "simulator.fuzz.soak", "--worker", str(number),

@@ -223,9 +223,21 @@ async def test_shutdown_during_a_dns_lookup_still_writes_the_event(
 
 
 def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free for TCP now; for the DNS (kind UDP), free for both, since
+    fedsim's DNS server binds TCP and UDP on the same port."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            if kind != socket.SOCK_DGRAM:
+                return port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free loopback port pair found in 50 tries")
 
 
 def _wait_for(proc: subprocess.Popen[bytes], pattern: str, seen: list[str], limit: float) -> str:
