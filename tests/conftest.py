@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No timing assertions in tests: hypothesis' per-example deadline is one, so it is
+# off. Under CI (CI=true) examples are derandomized: the same inputs every run, so
+# a red CI is reproducible; a local run still explores new inputs every time.
+settings.register_profile("fedsim", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "fedsim")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
