@@ -333,14 +333,33 @@ def _chain_trust(s: _State) -> Decision | None:
                 "(wire form unverified)."
             ),
         )
-    kinds = {
-        "bad-chain": ("cert-bad-chain", "EMU_UNVERIFIED_CERT_BAD_CHAIN", "cannot be chained"),
-        "wrong-usage": (
-            "cert-wrong-usage",
-            "EMU_UNVERIFIED_CERT_WRONG_USAGE",
-            "is not valid for TLS client/server use (EKU)",
-        ),
-    }
+    return _refuse_chain_state(s, _CHAIN_KINDS)
+
+
+#: Chain states other than trusted/untrusted-root: (rule, EMU code, what is wrong).
+_CHAIN_KINDS: dict[str, tuple[str, str, str]] = {
+    "bad-chain": ("cert-bad-chain", "EMU_UNVERIFIED_CERT_BAD_CHAIN", "cannot be chained"),
+    "wrong-usage": (
+        "cert-wrong-usage",
+        "EMU_UNVERIFIED_CERT_WRONG_USAGE",
+        "is not valid for TLS client/server use (EKU)",
+    ),
+}
+
+#: Validity states: (rule, EMU code, what is wrong).
+_VALIDITY_KINDS: dict[str, tuple[str, str, str]] = {
+    "expired": ("cert-expired", "EMU_UNVERIFIED_CERT_EXPIRED", "has expired"),
+    "not-yet-valid": (
+        "cert-not-yet-valid",
+        "EMU_UNVERIFIED_CERT_NOT_YET_VALID",
+        "is not valid yet",
+    ),
+}
+
+
+def _refuse_chain_state(s: _State, kinds: dict[str, tuple[str, str, str]]) -> Decision | None:
+    """Refuse a peer whose chain state is one of ``kinds`` (the wire form is unverified)."""
+    peer = s.facts.peer
     if peer.chain not in kinds:
         return None
     rule, symbol, what = kinds[peer.chain]
@@ -358,29 +377,7 @@ def _chain_trust(s: _State) -> Decision | None:
 
 
 def _validity(s: _State) -> Decision | None:
-    peer = s.facts.peer
-    kinds = {
-        "expired": ("cert-expired", "EMU_UNVERIFIED_CERT_EXPIRED", "has expired"),
-        "not-yet-valid": (
-            "cert-not-yet-valid",
-            "EMU_UNVERIFIED_CERT_NOT_YET_VALID",
-            "is not valid yet",
-        ),
-    }
-    if peer.chain not in kinds:
-        return None
-    rule, symbol, what = kinds[peer.chain]
-    return _refuse(
-        s,
-        rule=rule,
-        status=TIMEOUT,
-        symbol=symbol,
-        data=(("certName", peer.display_name), ("chain", peer.chain)),
-        fidelity="unverified",
-        explanation=(
-            f"The peer's certificate ({peer.display_name}) {what} (wire form unverified)."
-        ),
-    )
+    return _refuse_chain_state(s, _VALIDITY_KINDS)
 
 
 #: The inbound rules in Microsoft's order (see the module docstring); first refusal wins.
