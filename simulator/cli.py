@@ -18,9 +18,12 @@ from simulator.errors import FedsimError
 EPILOG = """\
 examples:
   fedsim serve                     run the built-in lab of the Cisco note (Edge sip.skype.lab)
-  fedsim serve lab.toml            run your own lab
+  fedsim call --via expe --from sip:2000@acano.steven.lab     the Expressway calls in: 504
+  fedsim client --to sip:stejanss.space@cms.steven.lab         a Skype user calls out: 1009
+  fedsim run scenarios --junit-xml junit.xml                   check the whole catalogue
+  fedsim check --domain acano.steven.lab --cert expe.pem       preflight a real configuration
+  fedsim explain < pasted-edge-log.txt                         decode a customer's excerpt
   fedsim certs init certs          write a lab PKI with the seed lab's names
-  fedsim call --help               send one federated INVITE to an Edge
 """
 
 
