@@ -220,7 +220,6 @@ class Verdict:
     """A policy decision with what is logged for it, cached per connection."""
 
     decision: Decision
-    srv: SrvLookup | None
     event: EventTemplate
 
 
@@ -615,7 +614,7 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> Verdict:
         )
         decision = decide_inbound(facts, edge.settings)
         template = EventTemplate(_event_template(conn, decision, srv), EVENT_FIELDS)
-        verdict = Verdict(decision=decision, srv=srv, event=template)
+        verdict = Verdict(decision=decision, event=template)
         if len(conn.verdicts) >= MAX_VERDICTS:
             conn.verdicts.clear()
         conn.verdicts[(domain, srv)] = verdict
