@@ -145,6 +145,18 @@ class Resolver:
         """Forget every cached answer."""
         self._cache.clear()
 
+    def answers_at_once(self, name: str, rtype: str = "SRV") -> bool:
+        """Whether looking up ``name`` needs no query (a fresh cached answer, or a bad name).
+
+        A server answering a burst of requests holds its replies until the burst is
+        done, but not across a query that may take the whole DNS timeout.
+        """
+        qname = _normal(name)
+        if not self._well_formed(qname):
+            return True
+        entry = self._cache.get((qname, rtype)) if self.cache else None
+        return entry is not None and trio.current_time() < entry[0]
+
     async def srv(self, name: str) -> SrvAnswer:
         """Look up the SRV records of ``name``, ordered per RFC 2782."""
         qname = _normal(name)

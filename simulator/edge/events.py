@@ -1,14 +1,19 @@
 """The Edge's two outputs on disk: ``edge.log`` (Microsoft's record format) and ``events.jsonl``.
 
-Every decision is written and flushed before the reply leaves, so nothing is
-lost at shutdown or under load. A log directory that becomes unwritable (or a
-full disk) never stops the Edge: the failure is reported once per failure
-streak on stderr and on the console (``fedsim serve``'s stdout, the next
-writable place), the records are counted in :attr:`EventLog.unwritten`, and
-writing resumes when the directory is writable again, starting with a
-``{"kind": "log-gap", "unwritten": N}`` line so the file itself says what it
-lacks. :meth:`EventLog.close` says ``fedsim: stopped: N requests, N events,
-N unwritten`` on the console, so a shutdown can be checked against the file.
+Every decision is written and flushed before its reply leaves, so nothing is
+lost at shutdown or under load, and a peer that has its answer finds the event in
+the file. A connection answering a burst of pipelined requests holds its records
+(``write(..., flush=False)``) and flushes them once, just before the burst's
+replies leave together: two writes per burst instead of two per request.
+
+A log directory that becomes unwritable (or a full disk) never stops the Edge:
+the failure is reported once per failure streak on stderr and on the console
+(``fedsim serve``'s stdout, the next writable place), the records are counted in
+:attr:`EventLog.unwritten`, and writing resumes when the directory is writable
+again, starting with a ``{"kind": "log-gap", "unwritten": N}`` line so the file
+itself says what it lacks. :meth:`EventLog.close` says ``fedsim: stopped: N
+requests, N events, N unwritten`` on the console, so a shutdown can be checked
+against the file.
 """
 
 from __future__ import annotations
@@ -68,6 +73,9 @@ class EventLog:
         self._failing = False
         self._edge: IO[str] | None = None
         self._events: IO[str] | None = None
+        # Records written with flush=False, not yet on disk (see flush()).
+        self._held_records: list[str] = []
+        self._held_lines: list[str] = []
         self._open()
 
     @property
@@ -103,13 +111,41 @@ class EventLog:
             print(text, file=self.stderr, flush=True)
         self.say(text)
 
-    def write(self, event: Mapping[str, object] | str, edge_record: str | None = None) -> None:
-        """Write one decision: its Edge log record (if any) and its JSON event, both flushed.
+    def write(
+        self,
+        event: Mapping[str, object] | str,
+        edge_record: str | None = None,
+        *,
+        flush: bool = True,
+    ) -> None:
+        """Write one decision: its Edge log record (if any) and its JSON event.
 
         ``event`` is the event object, or its line already encoded (the Edge's hot
-        path renders it from a compiled template).
+        path renders it from a compiled template). With ``flush=False`` the two are
+        held until the next :meth:`flush`, which the caller must make before the
+        decision's reply leaves.
         """
         line = event if isinstance(event, str) else _ENCODER.encode(event)
+        if edge_record is not None:
+            self._held_records.append(edge_record)
+        self._held_lines.append(line + "\n")
+        if flush:
+            self.flush()
+
+    @property
+    def held(self) -> int:
+        """Events written with ``flush=False`` and not flushed yet."""
+        return len(self._held_lines)
+
+    def flush(self) -> None:
+        """Put every held record and event on disk (two writes, whatever their number)."""
+        count = len(self._held_lines)
+        if not count:
+            return
+        records = "".join(self._held_records)
+        lines = "".join(self._held_lines)
+        self._held_records.clear()
+        self._held_lines.clear()
         if self._edge is None or self._events is None:
             self._open()
         try:
@@ -117,18 +153,18 @@ class EventLog:
                 raise OSError("log files are not open")
             if self._gap:
                 self._write_gap()
-            if edge_record is not None:
-                self._edge.write(edge_record)
+            if records:
+                self._edge.write(records)
                 self._edge.flush()
-            self._events.write(line + "\n")
+            self._events.write(lines)
             self._events.flush()
         except OSError as exc:
-            self.unwritten += 1
-            self._gap += 1
+            self.unwritten += count
+            self._gap += count
             self._report(exc)
             self._close_files()
         else:
-            self.written += 1
+            self.written += count
             if self._failing:
                 self._failing = False
                 self._notice(
@@ -179,6 +215,7 @@ class EventLog:
 
     def close(self) -> None:
         """Flush and close both files; say the summary when an Edge was attached."""
+        self.flush()
         self._close_files()
         if self.request_counter is not None:
             self.say(self.summary())

@@ -234,12 +234,32 @@ class Connection:
     local_port: int
     cid: str
     peer: PeerCertificate
+    log: EventLog
     send_lock: trio.Lock = field(default_factory=trio.Lock)
     verdicts: dict[tuple[str, SrvLookup | None], Verdict] = field(default_factory=dict)
+    #: While a burst of pipelined requests is answered, replies wait here and leave
+    #: together in one TLS write (one syscall instead of one per request).
+    corked: bool = False
+    pending: list[bytes] = field(default_factory=list)
 
     async def send(self, data: bytes) -> None:
+        """Send ``data`` once the logs are flushed; while corked, queue it instead."""
+        if self.corked:
+            self.pending.append(data)
+            return
+        self.log.flush()  # the event is on disk before its reply leaves
         async with self.send_lock:
             await self.stream.send_all(data)
+
+    async def uncork(self) -> None:
+        """End a burst: flush the logs, then send the queued replies in one write."""
+        self.corked = False
+        self.log.flush()
+        if self.pending:
+            data = b"".join(self.pending)
+            self.pending.clear()
+            async with self.send_lock:
+                await self.stream.send_all(data)
 
 
 def peer_certificate(
@@ -347,6 +367,7 @@ async def handle_connection(
             local_port=int(local_addr[1]),
             cid=cid,
             peer=peer_certificate(der, edge.trust, now=dt.datetime.now(dt.UTC)),
+            log=edge.events,
         )
         async with trio.open_nursery() as nursery:
             await _serve_requests(edge, conn, nursery)
@@ -412,6 +433,7 @@ async def _serve_requests(edge: Edge, conn: Connection, nursery: trio.Nursery) -
     # The peer went away (reset, or no close_notify): nothing left to answer.
     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         await _request_loop(edge, conn, nursery)
+        await conn.uncork()  # the last burst's replies (a framing error ends the loop)
 
 
 async def _request_loop(edge: Edge, conn: Connection, nursery: trio.Nursery) -> None:
@@ -427,11 +449,14 @@ async def _request_loop(edge: Edge, conn: Connection, nursery: trio.Nursery) -> 
             await _answer_unparsable(edge, conn, exc)
             return
         if item is Need.DATA:
+            # Everything received so far is answered: out it goes before we wait.
+            await conn.uncork()
             with trio.move_on_after(edge.limits.idle_timeout):
                 data = await conn.stream.receive_some(65536)
                 if not data:
                     return
                 framer.receive_data(bytes(data))
+                conn.corked = True
                 continue
             return  # idle too long
         if item is KeepAlive.PING:
@@ -473,7 +498,8 @@ async def _answer_unparsable(
             "peer": f"{conn.peer.display_name}:{conn.peer_port}",
             "status": exc.status_hint if reply is not None else None,
             "error": str(exc),
-        }
+        },
+        flush=False,  # flushed by conn.send, or by the uncork before the next read
     )
     if reply is not None:
         await conn.send(reply)
@@ -590,6 +616,10 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> Verdict:
     domain, name = route
     srv: SrvLookup | None = None
     if name is not None:
+        if conn.pending and not edge.resolver.answers_at_once(name):
+            # A real query may take the DNS timeout: the burst's earlier replies go first.
+            await conn.uncork()
+            conn.corked = True
         answer = await edge.resolver.srv(name)
         srv = edge.srv_lookups.get(answer)
         if srv is None:
@@ -684,7 +714,8 @@ def _record_rejected(edge: Edge, conn: Connection, request: Request, status: int
             "rule": "unsupported-uri",
             "status": status,
             "reason": why,
-        }
+        },
+        flush=False,  # conn.send flushes it before the reply leaves
     )
 
 
@@ -732,7 +763,8 @@ def _record_decision(
             "status": final,
         }
     )
-    edge.events.write(event, record_text)
+    # Held until the connection's next send or uncork, which flushes before the reply.
+    edge.events.write(event, record_text, flush=False)
     if edge.events.wants_decisions:  # formatting the line costs: only when shown
         edge.events.say(
             f"{now:%H:%M:%S} inbound  {request.method} {from_uri} -> {to_uri}"

@@ -216,3 +216,43 @@ async def test_unanswered_ring_becomes_200_with_sdp_answer(edge: Edge) -> None:
     ok = await client.response()
     assert ok.status == 200
     assert b"m=audio 20000 RTP/AVP 8" in ok.body  # first codec of the offer we share
+
+
+async def _record(client: Client) -> bytes:
+    """The plaintext of the next TLS record the Edge sent (one SSL_read)."""
+    with trio.fail_after(5):
+        return bytes(await client.stream.receive_some(65536))
+
+
+def _events(edge: Edge) -> list[str]:
+    path = edge.addresses.log_dir / "events.jsonl"
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+async def test_a_pipelined_burst_is_answered_in_one_write_after_its_events(edge: Edge) -> None:
+    client = await edge.connect()
+    await client.send(b"".join(simple("OPTIONS", f"burst{i}") for i in range(5)))
+    record = await _record(client)
+    # Five answers in one TLS record: one write for the burst, not one per request...
+    assert record.count(b"SIP/2.0 200 OK\r\n") == 5
+    # ...and their five events were on disk before it left.
+    calls = [line for line in _events(edge) if '"call_id":"burst' in line]
+    assert len(calls) == 5
+
+
+async def test_a_burst_does_not_hold_earlier_answers_across_a_dns_query(edge: Edge) -> None:
+    client = await edge.connect()
+    bad = simple("OPTIONS", "bad1").replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 INVITE")
+    # The OPTIONS needs the SRV of steven.lab, not cached yet: the 400 goes first.
+    await client.send(bad + simple("OPTIONS", "after-dns"))
+    first = await _record(client)
+    assert first.startswith(b"SIP/2.0 400 ")
+    assert first.count(b"SIP/2.0 ") == 1
+    second = await _record(client)
+    assert second.startswith(b"SIP/2.0 200 OK\r\n")
+    assert b"Call-ID: after-dns\r\n" in second
+    # Now the answer is cached: the same burst leaves in one write.
+    await client.send(bad + simple("OPTIONS", "cached"))
+    both = await _record(client)
+    assert both.count(b"SIP/2.0 ") == 2
+    assert b"Call-ID: cached\r\n" in both
