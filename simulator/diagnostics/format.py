@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING
 
 from simulator.diagnostics.catalogue import Fidelity, ResultCode, lookup_result
@@ -368,6 +369,56 @@ class LogContext:
                 raise ValueError(f"{name} must be one line, not {text!r}")
 
 
+def edge_log_stamp(when: dt.datetime) -> str:
+    """The record's time as the Edge prints it: ``MM/DD/YYYY-HH:MM:SS.mmm`` in UTC."""
+    when = when.astimezone(dt.UTC)
+    return when.strftime("%m/%d/%Y-%H:%M:%S") + f".{when.microsecond // 1000:03d}"
+
+
+class EdgeLogTemplate:
+    """One kind of Edge record compiled once, with holes for what each request changes.
+
+    On one connection, every request the same decision refuses gets the same record
+    but for its time, sequence number, correlation id and SIP fields: the Edge renders
+    those into the fixed text (``format_edge_log`` is this template filled once).
+    The request fields are one line each: the SIP parser refuses CR and LF in them.
+    """
+
+    __slots__ = ("_fixed", "_head", "_middle", "_tail")
+
+    def __init__(
+        self, record: EdgeLogRecord, *, machine: str, pid: int, tid: int, peer: str
+    ) -> None:
+        severity = record.result.severity
+        self._head = f"{_LEVEL[severity]}(TF_DIAG) [{machine}\\{machine}]{pid:04X}.{tid:04X}::"
+        self._middle = (
+            " (SIPStack,SIPAdminLog::WriteDiagnosticEvent:"
+            f"SIPAdminLog.cpp({_SOURCE_LINE[severity]})) ["
+        )
+        self._fixed = (
+            f"] $$begin_record\nSeverity: {severity}\nText: {record.result.text}\n"
+            f"Result-Code: {record.result.hex} {record.result.symbol}\nSIP-Start-Line: "
+        )
+        data = f"Data: {record.data_text()}\n" if record.data else ""
+        self._tail = f"\nPeer: {peer}\n{data}$$end_record\n"
+
+    def render(
+        self,
+        *,
+        stamp: str,
+        seq: int,
+        correlation_id: int,
+        start_line: str,
+        call_id: str,
+        cseq: str,
+    ) -> str:
+        """The record for one request; ``stamp`` comes from :func:`edge_log_stamp`."""
+        return (
+            f"{self._head}{stamp}.{seq:08X}{self._middle}{correlation_id}{self._fixed}"
+            f"{start_line}\nSIP-Call-ID: {call_id}\nSIP-CSeq: {cseq}{self._tail}"
+        )
+
+
 def format_edge_log(record: EdgeLogRecord, ctx: LogContext) -> str:
     """Render one Edge diagnostic record exactly as reference §4.1 shows it.
 
@@ -376,29 +427,15 @@ def format_edge_log(record: EdgeLogRecord, ctx: LogContext) -> str:
     8-hex sequence number, the source location (line 830 warning, 833 error) and
     the correlation id.
     """
-    severity = record.result.severity
-    when = ctx.when.astimezone(dt.UTC)
-    stamp = when.strftime("%m/%d/%Y-%H:%M:%S") + f".{when.microsecond // 1000:03d}"
-    first = (
-        f"{_LEVEL[severity]}(TF_DIAG) [{ctx.machine}\\{ctx.machine}]"
-        f"{ctx.pid:04X}.{ctx.tid:04X}::{stamp}.{ctx.seq:08X} "
-        f"(SIPStack,SIPAdminLog::WriteDiagnosticEvent:SIPAdminLog.cpp({_SOURCE_LINE[severity]})) "
-        f"[{ctx.correlation_id}] $$begin_record"
+    template = EdgeLogTemplate(record, machine=ctx.machine, pid=ctx.pid, tid=ctx.tid, peer=ctx.peer)
+    return template.render(
+        stamp=edge_log_stamp(ctx.when),
+        seq=ctx.seq,
+        correlation_id=ctx.correlation_id,
+        start_line=ctx.start_line,
+        call_id=ctx.call_id,
+        cseq=ctx.cseq,
     )
-    lines = [
-        first,
-        f"Severity: {severity}",
-        f"Text: {record.result.text}",
-        f"Result-Code: {record.result.hex} {record.result.symbol}",
-        f"SIP-Start-Line: {ctx.start_line}",
-        f"SIP-Call-ID: {ctx.call_id}",
-        f"SIP-CSeq: {ctx.cseq}",
-        f"Peer: {ctx.peer}",
-    ]
-    if record.data:
-        lines.append(f"Data: {record.data_text()}")
-    lines.append("$$end_record")
-    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -622,6 +659,8 @@ def decision_event(
 
 #: Encodes one value exactly as event_json encodes it inside an event.
 _VALUE = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+#: What _VALUE.encode does with a str (ensure_ascii=False), called directly.
+_encode_string = encode_basestring
 
 #: Marks a per-request field in an event template (never a character a value holds:
 #: NUL cannot come from a SIP header, which the parser refuses with NUL in it).
@@ -669,7 +708,15 @@ class EventTemplate:
         """The line for ``values`` (every field named at compile time)."""
         out = [self._pieces[0]]
         for name, piece in zip(self._fields, self._pieces[1:], strict=True):
-            out.append(_VALUE.encode(values[name]))
+            value = values[name]
+            kind = type(value)
+            # What _VALUE.encode does for these two, without its dispatch.
+            if kind is str:
+                out.append(_encode_string(value))  # type: ignore[arg-type]
+            elif kind is int:
+                out.append(str(value))
+            else:
+                out.append(_VALUE.encode(value))
             out.append(piece)
         return "".join(out)
 

@@ -21,6 +21,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,9 +33,11 @@ from cryptography import x509
 from simulator.diagnostics import (
     RESULT_CODES,
     EdgeLogRecord,
+    EdgeLogTemplate,
     EventTemplate,
     LogContext,
     decision_event,
+    edge_log_stamp,
     format_edge_log,
 )
 from simulator.dns import Resolver, SrvAnswer
@@ -143,6 +146,8 @@ class Edge:
     per_peer: dict[str, int] = field(default_factory=dict)
     connection_counter: int = 0
     record_seq: int = 0
+    _stamp_ms: int = -1
+    _stamps: tuple[str, str] = ("", "")
     requests: int = 0
     internal_errors: int = 0
     dialogs: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)
@@ -185,6 +190,21 @@ class Edge:
         )
         return format_edge_log(record, ctx)
 
+    def stamps(self) -> tuple[str, str]:
+        """Now, as the Edge record prints it and as ISO 8601 to the millisecond (UTC).
+
+        Formatting a time costs more than the rest of an event: both texts are made
+        once per millisecond, which a burst of requests shares.
+        """
+        ms = time.time_ns() // 1_000_000
+        if ms != self._stamp_ms:
+            when = dt.datetime.fromtimestamp(ms // 1000, dt.UTC).replace(
+                microsecond=ms % 1000 * 1000
+            )
+            self._stamp_ms = ms
+            self._stamps = (edge_log_stamp(when), when.isoformat(timespec="milliseconds"))
+        return self._stamps
+
     def uri_text(self, uri: object) -> str:
         """``str(uri)``, remembered: the same partner URIs come back on every call."""
         try:
@@ -221,6 +241,8 @@ class Verdict:
 
     decision: Decision
     event: EventTemplate
+    #: The Edge record of the decision on this connection (None when nothing is logged).
+    record: EdgeLogTemplate | None
 
 
 @dataclass(slots=True)
@@ -248,8 +270,7 @@ class Connection:
             self.pending.append(data)
             return
         self.log.flush()  # the event is on disk before its reply leaves
-        async with self.send_lock:
-            await self.stream.send_all(data)
+        await self._send_now(data)
 
     async def uncork(self) -> None:
         """End a burst: flush the logs, then send the queued replies in one write."""
@@ -258,8 +279,19 @@ class Connection:
         if self.pending:
             data = b"".join(self.pending)
             self.pending.clear()
-            async with self.send_lock:
-                await self.stream.send_all(data)
+            await self._send_now(data)
+
+    async def _send_now(self, data: bytes) -> None:
+        # The lock is free unless a ringing or NOTIFY task is mid-send: take it without
+        # Lock.acquire's extra trip through the scheduler (send_all checkpoints anyway).
+        try:
+            self.send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self.send_lock.acquire()
+        try:
+            await self.stream.send_all(data)
+        finally:
+            self.send_lock.release()
 
 
 def peer_certificate(
@@ -437,10 +469,32 @@ async def _serve_requests(edge: Edge, conn: Connection, nursery: trio.Nursery) -
 
 
 async def _request_loop(edge: Edge, conn: Connection, nursery: trio.Nursery) -> None:
+    """Serve until the peer closes or stays silent for ``idle_timeout`` seconds.
+
+    One cancel scope serves the whole connection: its deadline is pushed back before
+    a read only once it has drifted by a sixteenth of the timeout, since entering a
+    scope (or moving a deadline) per read costs more than parsing an ACK. A request
+    is never cut short by it: its deadline is always at least 15/16 of the idle
+    timeout after the last read.
+    """
     framer = StreamFramer(
         max_header_bytes=edge.limits.max_header_bytes,
         max_body_bytes=edge.limits.max_body_bytes,
     )
+    timeout = edge.limits.idle_timeout
+    with trio.CancelScope(deadline=trio.current_time() + timeout) as idle:
+        await _serve_messages(edge, conn, nursery, framer, idle)
+
+
+async def _serve_messages(
+    edge: Edge,
+    conn: Connection,
+    nursery: trio.Nursery,
+    framer: StreamFramer,
+    idle: trio.CancelScope,
+) -> None:
+    timeout = edge.limits.idle_timeout
+    slack = timeout / 16
     while True:
         try:
             item = framer.next_message()
@@ -451,14 +505,15 @@ async def _request_loop(edge: Edge, conn: Connection, nursery: trio.Nursery) -> 
         if item is Need.DATA:
             # Everything received so far is answered: out it goes before we wait.
             await conn.uncork()
-            with trio.move_on_after(edge.limits.idle_timeout):
-                data = await conn.stream.receive_some(65536)
-                if not data:
-                    return
-                framer.receive_data(bytes(data))
-                conn.corked = True
-                continue
-            return  # idle too long
+            due = trio.current_time() + timeout
+            if due - idle.deadline > slack:
+                idle.deadline = due
+            data = await conn.stream.receive_some(65536)
+            if not data:
+                return
+            framer.receive_data(bytes(data))
+            conn.corked = True
+            continue
         if item is KeepAlive.PING:
             await conn.send(b"\r\n")  # RFC 5626 §3.5.1 pong
             continue
@@ -644,7 +699,16 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> Verdict:
         )
         decision = decide_inbound(facts, edge.settings)
         template = EventTemplate(_event_template(conn, decision, srv), EVENT_FIELDS)
-        verdict = Verdict(decision=decision, event=template)
+        record = None
+        if decision.edge_log is not None:
+            record = EdgeLogTemplate(
+                decision.edge_log,
+                machine=edge.machine,
+                pid=PID,
+                tid=TID,
+                peer=f"{conn.peer.display_name}:{conn.peer_port}",
+            )
+        verdict = Verdict(decision=decision, event=template, record=record)
         if len(conn.verdicts) >= MAX_VERDICTS:
             conn.verdicts.clear()
         conn.verdicts[(domain, srv)] = verdict
@@ -740,22 +804,24 @@ def _record_decision(
 ) -> None:
     decision = verdict.decision
     record_text: str | None = None
-    now = dt.datetime.now(dt.UTC)
-    if decision.edge_log is not None:
-        record_text = edge.log_record(
-            decision.edge_log,
-            when=now,
+    stamp, iso = edge.stamps()
+    if verdict.record is not None:
+        edge.record_seq = (edge.record_seq + 1) & 0xFFFFFFFF
+        seq, cseq = edge.record_seq, request.cseq
+        record_text = verdict.record.render(
+            stamp=stamp,
+            seq=seq,
+            correlation_id=edge.rng.getrandbits(32),
             start_line=request.start_line,
             call_id=request.call_id,
-            cseq=f"{request.cseq[0]} {request.cseq[1]}",
-            peer=f"{conn.peer.display_name}:{conn.peer_port}",
+            cseq=f"{cseq[0]} {cseq[1]}",
         )
     from_uri, to_uri = edge.uri_text(request.from_.uri), edge.uri_text(request.to.uri)
     # The decision's status is the Edge's; an accepted request is then answered by
     # the user (486, 404...): the event says what went on the wire.
     event = verdict.event.render(
         {
-            "time": now.isoformat(timespec="milliseconds"),
+            "time": iso,
             "call_id": request.call_id,
             "method": request.method,
             "from": from_uri,
@@ -767,7 +833,7 @@ def _record_decision(
     edge.events.write(event, record_text, flush=False)
     if edge.events.wants_decisions:  # formatting the line costs: only when shown
         edge.events.say(
-            f"{now:%H:%M:%S} inbound  {request.method} {from_uri} -> {to_uri}"
+            f"{iso[11:19]} inbound  {request.method} {from_uri} -> {to_uri}"
             f"  {decision.rule}  {final}"
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -16,9 +17,11 @@ from simulator.diagnostics import (
     RESULT_CODES,
     DiagnosticsParseError,
     EdgeLogRecord,
+    EdgeLogTemplate,
     LogContext,
     MsDiagnostics,
     decision_event,
+    edge_log_stamp,
     event_json,
     find_ms_diagnostics,
     format_edge_log,
@@ -152,6 +155,42 @@ def test_no_srv_match_record_is_byte_for_byte_the_reference_block(shared_dir: Pa
     block = re.search(r"```\n(TL_WARN\(TF_DIAG\).*?\$\$end_record\n)```", reference, re.DOTALL)
     assert block is not None
     assert format_edge_log(NO_SRV_MATCH_RECORD, NO_SRV_MATCH_CONTEXT) == block.group(1)
+
+
+def test_a_template_compiled_once_renders_every_request_of_its_connection(
+    shared_dir: Path,
+) -> None:
+    # The Edge compiles one template per decision and connection, then fills in each
+    # request: the seed block first, then a later request on the same connection.
+    template = EdgeLogTemplate(
+        NO_SRV_MATCH_RECORD, machine="sfvedge", pid=0x0584, tid=0x0A44, peer="vcse.steven.lab:25002"
+    )
+    later = dataclasses.replace(
+        NO_SRV_MATCH_CONTEXT,
+        when=dt.datetime(2017, 3, 2, 7, 11, 0, 7_000, tzinfo=dt.UTC),
+        seq=0x773F,
+        correlation_id=4294967295,
+        call_id="second-call@vcse",
+        cseq="1 INVITE",
+    )
+    reference = (shared_dir / REFERENCE).read_text(encoding="utf-8")
+    block = re.search(r"```\n(TL_WARN\(TF_DIAG\).*?\$\$end_record\n)```", reference, re.DOTALL)
+    assert block is not None
+    renderings = []
+    for ctx in (NO_SRV_MATCH_CONTEXT, later):
+        rendered = template.render(
+            stamp=edge_log_stamp(ctx.when),
+            seq=ctx.seq,
+            correlation_id=ctx.correlation_id,
+            start_line=ctx.start_line,
+            call_id=ctx.call_id,
+            cseq=ctx.cseq,
+        )
+        assert rendered == format_edge_log(NO_SRV_MATCH_RECORD, ctx)
+        renderings.append(rendered)
+    assert renderings[0] == block.group(1)
+    assert "::03/02/2017-07:11:00.007.0000773F (SIPStack" in renderings[1]
+    assert edge_log_stamp(later.when) == "03/02/2017-07:11:00.007"
 
 
 def test_cert_mismatch_record_is_byte_for_byte_the_reference_layout(shared_dir: Path) -> None:
