@@ -256,3 +256,31 @@ async def test_a_burst_does_not_hold_earlier_answers_across_a_dns_query(edge: Ed
     both = await _record(client)
     assert both.count(b"SIP/2.0 ") == 2
     assert b"Call-ID: cached\r\n" in both
+
+
+async def test_a_busy_connection_outlives_the_idle_timeout_and_a_silent_one_is_closed(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    lab = with_overrides(builtin_lab(), listen=LOOPBACK, clients=LOOPBACK, dns_listen=LOOPBACK)
+    addresses: LabAddresses = await nursery.start(
+        lambda task_status: serve_lab(
+            lab,
+            log_dir=tmp_path / "logs",
+            certs_dir=tmp_path / "certs",
+            limits=Limits(idle_timeout=0.4),
+            task_status=task_status,
+        )
+    )
+    client = await Edge(addresses=addresses, clients=[]).connect()
+    try:
+        started = trio.current_time()
+        for n in range(8):  # 1.2 s of traffic, three times the idle timeout
+            await trio.sleep(0.15)
+            await client.send(simple("OPTIONS", f"busy{n}"))
+            assert (await client.response()).status == 200
+        assert trio.current_time() - started > 1.0
+        silent = trio.current_time()
+        assert await client.receive() == b""  # closed for idling...
+        assert 0.3 < trio.current_time() - silent < 3  # ...after about the timeout
+    finally:
+        await trio.aclose_forcefully(client.stream)
