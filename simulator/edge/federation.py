@@ -152,6 +152,8 @@ class Edge:
     internal_errors: int = 0
     dialogs: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)
     srv_lookups: OrderedDict[SrvAnswer, SrvLookup] = field(default_factory=OrderedDict)
+    #: The last SRV answer seen per name, with its lookup (see _decide).
+    last_srv: dict[str, tuple[SrvAnswer, SrvLookup]] = field(default_factory=dict)
     uri_texts: dict[object, str] = field(default_factory=dict)
     routes: OrderedDict[tuple[str, str | None], tuple[str, str | None]] = field(
         default_factory=OrderedDict
@@ -258,7 +260,7 @@ class Connection:
     peer: PeerCertificate
     log: EventLog
     send_lock: trio.Lock = field(default_factory=trio.Lock)
-    verdicts: dict[tuple[str, SrvLookup | None], Verdict] = field(default_factory=dict)
+    verdicts: dict[tuple[str, int], tuple[SrvLookup | None, Verdict]] = field(default_factory=dict)
     #: While a burst of pipelined requests is answered, replies wait here and leave
     #: together in one TLS write (one syscall instead of one per request).
     corked: bool = False
@@ -621,7 +623,7 @@ async def _handle_request(
         )
         return
     try:
-        verdict = await _decide(edge, conn, request)
+        verdict, from_text, to_text = await _decide(edge, conn, request)
     except trio.Cancelled:
         # Shutdown (or the connection's end) caught the request mid-lookup: it still
         # gets its event line, so events never fall behind accepted requests.
@@ -630,7 +632,7 @@ async def _handle_request(
     decision = verdict.decision
     tag = edge.new_tag()
     final = decision.status if not decision.accepted else user_status(edge, request)
-    _record_decision(edge, conn, request, verdict, final)
+    _record_decision(edge, request, verdict, final, from_text, to_text)
     if not decision.accepted:
         await conn.send(
             _respond(edge, conn, request, decision.status, to_tag=tag, headers=decision.headers)
@@ -639,13 +641,14 @@ async def _handle_request(
     await _answer_as_user(edge, conn, request, tag, nursery)
 
 
-async def _decide(edge: Edge, conn: Connection, request: Request) -> Verdict:
+async def _decide(edge: Edge, conn: Connection, request: Request) -> tuple[Verdict, str, str]:
     """Gather the facts of one request and let the policy decide (cached).
 
     The policy is pure and depends on the request only through its domain: which
     domain and SRV name a From/P-Asserted-Identity pair leads to is remembered per
     Edge, and on one connection (one peer certificate) the same domain with the same
     SRV answer always gets the same decision, computed with its event template once.
+    Returns the verdict with the From and To URIs as text (for the event).
     """
     pai = request.headers.get("P-Asserted-Identity")
     from_text = edge.uri_text(request.from_.uri)
@@ -676,7 +679,10 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> Verdict:
             await conn.uncork()
             conn.corked = True
         answer = await edge.resolver.srv(name)
-        srv = edge.srv_lookups.get(answer)
+        # The resolver hands back the very same answer while it holds (one target):
+        # checking identity first spares hashing its targets on every request.
+        last = edge.last_srv.get(name)
+        srv = last[1] if last is not None and last[0] is answer else edge.srv_lookups.get(answer)
         if srv is None:
             srv = SrvLookup(
                 name=name,
@@ -692,7 +698,13 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> Verdict:
                 ),
             )
             edge.remember(edge.srv_lookups, answer, srv)
-    verdict = conn.verdicts.get((domain, srv))
+        if len(edge.last_srv) >= MAX_REMEMBERED:
+            edge.last_srv.clear()
+        edge.last_srv[name] = (answer, srv)
+    # Keyed by the lookup's identity (the entry keeps it alive, so the id stays its
+    # own): SrvLookup's generated hash walks every target.
+    entry = conn.verdicts.get((domain, id(srv)))
+    verdict = entry[1] if entry is not None and entry[0] is srv else None
     if verdict is None:
         facts = InboundFacts(
             request=facts_request(), peer=conn.peer, peer_port=conn.peer_port, srv=srv
@@ -711,8 +723,8 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> Verdict:
         verdict = Verdict(decision=decision, event=template, record=record)
         if len(conn.verdicts) >= MAX_VERDICTS:
             conn.verdicts.clear()
-        conn.verdicts[(domain, srv)] = verdict
-    return verdict
+        conn.verdicts[(domain, id(srv))] = (srv, verdict)
+    return verdict, from_text, to_text
 
 
 #: The fields of an inbound decision's event that change from request to request.
@@ -800,7 +812,7 @@ def user_status(edge: Edge, request: Request) -> int:
 
 
 def _record_decision(
-    edge: Edge, conn: Connection, request: Request, verdict: Verdict, final: int
+    edge: Edge, request: Request, verdict: Verdict, final: int, from_uri: str, to_uri: str
 ) -> None:
     decision = verdict.decision
     record_text: str | None = None
@@ -816,7 +828,6 @@ def _record_decision(
             call_id=request.call_id,
             cseq=f"{cseq[0]} {cseq[1]}",
         )
-    from_uri, to_uri = edge.uri_text(request.from_.uri), edge.uri_text(request.to.uri)
     # The decision's status is the Edge's; an accepted request is then answered by
     # the user (486, 404...): the event says what went on the wire.
     event = verdict.event.render(
