@@ -265,6 +265,15 @@ class Connection:
     #: together in one TLS write (one syscall instead of one per request).
     corked: bool = False
     pending: list[bytes] = field(default_factory=list)
+    #: What the Edge adds to the top Via of every request it answers (reference §7.2).
+    via_params: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.via_params = (
+            ("received", self.peer_ip),
+            ("ms-received-port", str(self.peer_port)),
+            ("ms-received-cid", self.cid),
+        )
 
     async def send(self, data: bytes) -> None:
         """Send ``data`` once the logs are flushed; while corked, queue it instead."""
@@ -583,11 +592,7 @@ def _respond(
         to_tag=to_tag,
         headers=headers,
         body=body,
-        via_params=(
-            ("received", conn.peer_ip),
-            ("ms-received-port", str(conn.peer_port)),
-            ("ms-received-cid", conn.cid),
-        ),
+        via_params=conn.via_params,
     )
     return serialize(response)
 
