@@ -204,8 +204,14 @@ def _check_pair(name: str, value: str) -> tuple[str, str]:
     if (
         type(name) is str
         and type(value) is str
-        and TOKEN_RE.fullmatch(name)
-        and _PLAIN_VALUE_RE.fullmatch(value)
+        # Every known spelling is a token: a dict lookup instead of a match.
+        and (name in KNOWN_SPELLINGS or TOKEN_RE.fullmatch(name))
+        # _PLAIN_VALUE_RE with string methods first: printable ASCII is
+        # %x20-7E, so only the edges (no SP) are left to check.
+        and (
+            (value.isascii() and value.isprintable() and value[:1] != " " and value[-1:] != " ")
+            or _PLAIN_VALUE_RE.fullmatch(value)
+        )
     ):
         return (name, value)  # the common case: every check below would pass
     if not isinstance(name, str) or not TOKEN_RE.fullmatch(name):
@@ -221,6 +227,27 @@ def _check_pair(name: str, value: str) -> tuple[str, str]:
     except UnicodeEncodeError:
         raise ValueError(f"header {name} value cannot be encoded as UTF-8: {value!r}") from None
     return (name, value)
+
+
+def check_pairs(
+    pairs: Iterable[tuple[str, str]],
+) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """Validate header lines as ``Headers(pairs)`` does; give the lines and their keys.
+
+    For callers that splice the lines into other Headers (build_response): the
+    checks without building a Headers object.
+
+    Raises:
+        ValueError: as :class:`Headers`.
+        TypeError: a value is not a str.
+    """
+    checked: list[tuple[str, str]] = []
+    keys: list[str] = []
+    for name, value in pairs:
+        checked.append(_check_pair(name, value))
+        key = KNOWN_SPELLINGS.get(name)
+        keys.append(canonical_name(name) if key is None else key)
+    return tuple(checked), tuple(keys)
 
 
 class Headers:
@@ -248,9 +275,9 @@ class Headers:
             ValueError: a name is not a token, or a value has CR/LF, edge whitespace
                 or cannot be encoded.
         """
-        checked = tuple([_check_pair(name, value) for name, value in pairs])
+        checked, keys = check_pairs(pairs)
         _set(self, "_pairs", checked)
-        _set(self, "_keys", tuple([canonical_name(name) for name, _ in checked]))
+        _set(self, "_keys", keys)
 
     @classmethod
     def _trusted(cls, pairs: tuple[tuple[str, str], ...], keys: tuple[str, ...]) -> Headers:

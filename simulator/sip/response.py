@@ -8,10 +8,11 @@ append to the top Via what Microsoft's Edge appends (``received``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
-from simulator.sip.abnf import GEN_VALUE_RE, TOKEN_RE
-from simulator.sip.headers import Headers, canonical_name, split_top_level
+from simulator.sip.abnf import GEN_VALUE_RE, TOKEN, TOKEN_RE
+from simulator.sip.headers import Headers, canonical_name, check_pairs, split_top_level
 from simulator.sip.message import Request, Response, trusted_response
 from simulator.sip.uri import Param, parse_via
 
@@ -105,7 +106,6 @@ def _order(copy_order: Sequence[str]) -> tuple[tuple[str, str], ...]:
 
 
 _DEFAULT_ORDER = _order(_DEFAULT_COPY)
-_NO_HEADERS = Headers()
 
 
 def build_response(
@@ -150,13 +150,38 @@ def build_response(
             raise ValueError(f"no standard reason phrase for {status}: pass reason=") from None
     if to_tag is not None and not TOKEN_RE.fullmatch(to_tag):
         raise ValueError(f"to_tag must be a token, not {to_tag!r}")
-    extra = Headers(headers) if headers else _NO_HEADERS  # validated: it comes from the caller
+    # Validated: they come from the caller (check_pairs is Headers() without the object).
+    extra_pairs, extra_keys = check_pairs(headers) if headers else ((), ())
     via_params = tuple(via_params)
     # Copied lines come from a Headers, so they are valid already; the Via
     # params are checked by _with_top_via_params and the tag just above.
-    order = _DEFAULT_ORDER if copy_order is _DEFAULT_COPY else _order(copy_order)
     request_keys = request.headers._keys
     request_pairs = request.headers._pairs
+    copied = None
+    if copy_order is _DEFAULT_COPY:
+        copied = _copy_default(request, request_keys, request_pairs, to_tag, via_params)
+    if copied is None:
+        copied = _copy_in_order(request, copy_order, to_tag, via_params)
+    pairs, keys = copied
+    all_headers = Headers._trusted((*pairs, *extra_pairs), (*keys, *extra_keys))
+    if (
+        table_reason
+        and type(status) is int
+        and type(body) is bytes
+        and "content-length" not in extra_keys
+    ):
+        # Nothing Response.__post_init__ checks can be wrong: skip it.
+        return trusted_response(status, reason, all_headers, body)
+    return Response(status=status, reason=reason, headers=all_headers, body=body)
+
+
+def _copy_in_order(
+    request: Request, copy_order: Sequence[str], to_tag: str | None, via_params: tuple[Param, ...]
+) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """The lines build_response copies, in ``copy_order`` (any request, any order)."""
+    request_keys = request.headers._keys
+    request_pairs = request.headers._pairs
+    order = _DEFAULT_ORDER if copy_order is _DEFAULT_COPY else _order(copy_order)
     pairs: list[tuple[str, str]] = []
     keys: list[str] = []
     for out_name, key in order:
@@ -165,28 +190,113 @@ def build_response(
             continue
         # tuple.index searches in C: no Python loop over the request's other lines.
         at = request_keys.index(key)
-        values = [request_pairs[at][1]]
-        for _ in range(count - 1):
-            at = request_keys.index(key, at + 1)
-            values.append(request_pairs[at][1])
-        for value in values:
-            if key == "via" and via_params:
-                value = _with_top_via_params(request, value, via_params)
-                via_params = ()  # only the top Via
+        for i in range(count):
+            if i:
+                at = request_keys.index(key, at + 1)
+            value = request_pairs[at][1]
+            if key == "via":
+                if via_params:
+                    value = _with_top_via_params(request, value, via_params)
+                    via_params = ()  # only the top Via
             elif key == "to" and to_tag is not None and request.to.tag is None:
                 value = f"{value};tag={to_tag}"
             pairs.append((out_name, value))
             keys.append(key)
-    all_headers = Headers._trusted((*pairs, *extra.pairs), (*keys, *extra._keys))
+    return tuple(pairs), tuple(keys)
+
+
+#: The keys of the default copy when the request has one line of each.
+_DEFAULT_KEYS_ONE_VIA = tuple(key for _, key in _DEFAULT_ORDER)
+
+
+def _copy_default(
+    request: Request,
+    request_keys: tuple[str, ...],
+    request_pairs: tuple[tuple[str, str], ...],
+    to_tag: str | None,
+    via_params: tuple[Param, ...],
+) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]] | None:
+    """The default copy (Via, Call-ID, CSeq, From, To) when each but Via is one line.
+
+    What _copy_in_order does for that case, in a few C-level calls;
+    None (the loop then runs) when a header is missing or repeated.
+    """
+    count = request_keys.count
+    n_via = count("via")
+    if not n_via or count("call-id") != 1 or count("cseq") != 1 or count("from") != 1:
+        return None
+    if count("to") != 1:
+        return None
+    index = request_keys.index
+    at = index("via")
+    top = request_pairs[at][1]
+    if via_params:
+        top = _with_top_via_params(request, top, via_params)
+    to = request_pairs[index("to")][1]
+    if to_tag is not None and request.to.tag is None:
+        to = f"{to};tag={to_tag}"
+    tail = (
+        ("Call-ID", request_pairs[index("call-id")][1]),
+        ("CSeq", request_pairs[index("cseq")][1]),
+        ("From", request_pairs[index("from")][1]),
+        ("To", to),
+    )
+    if n_via == 1:
+        return (("Via", top), *tail), _DEFAULT_KEYS_ONE_VIA
+    vias = [("Via", top)]
+    for _ in range(n_via - 1):
+        at = index("via", at + 1)
+        vias.append(("Via", request_pairs[at][1]))
+    return (*vias, *tail), ("via",) * (n_via - 1) + _DEFAULT_KEYS_ONE_VIA
+
+
+#: ``;name[=value]`` runs, every name and value a token (RFC 3261 §25.1): what the
+#: Edge appends to the top Via, checked in one match (see _append_params).
+_TOKEN_PARAMS_RE = re.compile(rf"(?:;{TOKEN}(?:={TOKEN})?)+")
+
+
+def _appended_top_via_params(request: Request, first: str, params: tuple[Param, ...]) -> str | None:
+    """``params`` rendered to append to the top Via ``first``, or None for the general path.
+
+    The usual case, which needs no Via parsed or built: the parser's fast-path
+    match of the top Via is in the cache (one per Via line, so it matched
+    ``first`` itself), and every parameter is new and a token. One regex match
+    checks the rendered text; counting ";" and "=" proves that no name or value
+    holds either, so the match cannot straddle two parameters. A name counts as
+    present when it occurs anywhere in the Via's parameters (a value too): the
+    general path then decides, so the check can only be too cautious.
+    """
+    cached = request._cache.get("vias")
+    if type(cached) is not list:
+        return None
+    match = cached[0]
+    if match.string is not first:
+        return None
+    # ";name[=token]" runs of tokens (abnf.FAST_VIA), and the names added so far.
+    present = match.group("params").lower()
+    text = ""
+    n_values = 0
+    for name, value in params:
+        if type(name) is not str:
+            return None
+        low = name.lower()
+        if low in present:
+            return None
+        present += ";" + low
+        if value is None:
+            text += ";" + name
+        elif type(value) is str:
+            text += f";{name}={value}"
+            n_values += 1
+        else:
+            return None
     if (
-        table_reason
-        and type(status) is int
-        and type(body) is bytes
-        and "content-length" not in extra._keys
+        text.count(";") != len(params)
+        or text.count("=") != n_values
+        or not _TOKEN_PARAMS_RE.fullmatch(text)
     ):
-        # Nothing Response.__post_init__ checks can be wrong: skip it.
-        return trusted_response(status, reason, all_headers, body)
-    return Response(status=status, reason=reason, headers=all_headers, body=body)
+        return None
+    return text
 
 
 def _with_top_via_params(request: Request, line: str, params: tuple[Param, ...]) -> str:
@@ -197,6 +307,14 @@ def _with_top_via_params(request: Request, line: str, params: tuple[Param, ...])
     text as received; a parameter already there is set in place by
     :meth:`Via.with_params`, which re-renders that Via.
     """
+    appended = _appended_top_via_params(request, line, params)
+    if appended is not None:
+        return line + appended  # one Via on the line, stripped by the parser
+    return _with_top_via_params_general(request, line, params)
+
+
+def _with_top_via_params_general(request: Request, line: str, params: tuple[Param, ...]) -> str:
+    """_with_top_via_params for any Via and any params (set in place, bad values raise)."""
     first = split_top_level(line)[0]
     # Vias the accessor has parsed, or the parser has validated (and the accessor will
     # build), have this very Via first: reuse it. Else parse just this one.

@@ -24,12 +24,8 @@ def serialize(message: Request | Response) -> bytes:
         undecodable received bytes turn back into those bytes).
     """
     body = message.body
-    text = "".join(
-        [
-            message.start_line,
-            "\r\n",
-            *[f"{name}: {value}\r\n" for name, value in message.headers.pairs],
-            f"Content-Length: {len(body)}\r\n\r\n",
-        ]
-    )
+    pairs = message.headers._pairs
+    # ": ".join over the (name, value) tuples: the lines are rendered in C.
+    lines = "\r\n".join(map(": ".join, pairs)) + "\r\n" if pairs else ""
+    text = f"{message.start_line}\r\n{lines}Content-Length: {len(body)}\r\n\r\n"
     return text.encode("utf-8", "surrogateescape") + body
