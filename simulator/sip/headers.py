@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from simulator.sip.abnf import TOKEN_RE
+from simulator.sip.builder import builder_for
 
 __all__ = [
     "COMPACT_FORMS",
@@ -282,6 +283,13 @@ class Headers:
     @classmethod
     def _trusted(cls, pairs: tuple[tuple[str, str], ...], keys: tuple[str, ...]) -> Headers:
         """Build from lines the parser has already validated (no second check)."""
+        if cls is Headers:
+            built = _HEADERS_BUILDER()  # plain stores (see builder.py)
+            built._pairs = pairs
+            built._keys = keys
+            built.__class__ = Headers
+            headers: Headers = built
+            return headers
         self = cls.__new__(cls)
         _set(self, "_pairs", pairs)
         _set(self, "_keys", keys)
@@ -294,10 +302,14 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The value of the first line called ``name`` (or its compact form), or None."""
-        try:
-            return self._pairs[self._keys.index(canonical_name(name))][1]
-        except ValueError:
-            return None
+        key = KNOWN_SPELLINGS.get(name) if type(name) is str else None
+        if key is None:
+            key = canonical_name(name)
+        keys = self._keys
+        # A miss (P-Asserted-Identity, usually) must not cost a raised ValueError.
+        if key in keys:
+            return self._pairs[keys.index(key)][1]
+        return None
 
     def get_lines(self, name: str) -> list[str]:
         """The value of every line called ``name``, as received (list headers not split)."""
@@ -386,3 +398,6 @@ class Headers:
         if hasattr(self, "_keys"):
             raise AttributeError("Headers is immutable: use append/replace/remove")
         object.__setattr__(self, name, value)
+
+
+_HEADERS_BUILDER = builder_for(Headers)

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from simulator.sip import abnf
+from simulator.sip.builder import builder_for
 from simulator.sip.errors import SipParseError
 from simulator.sip.headers import Headers
 from simulator.sip.uri import (
@@ -285,7 +286,8 @@ class Response(_Accessors):
         return f"{self.version} {self.status} {self.reason}"
 
 
-_set = object.__setattr__
+_REQUEST_BUILDER = builder_for(Request)
+_RESPONSE_BUILDER = builder_for(Response)
 
 
 def trusted_request(method: str, uri: str, headers: Headers, body: bytes) -> Request:
@@ -295,23 +297,27 @@ def trusted_request(method: str, uri: str, headers: Headers, body: bytes) -> Req
     Request-Line grammar, header lines, no Content-Length); this sets the fields
     directly, as the generated frozen ``__init__`` does, and skips that.
     """
-    request = object.__new__(Request)
-    _set(request, "method", method)
-    _set(request, "uri", uri)
-    _set(request, "headers", headers)
-    _set(request, "body", body)
-    _set(request, "version", "SIP/2.0")
-    _set(request, "_cache", {})
-    return request
+    request = _REQUEST_BUILDER()
+    request.method = method
+    request.uri = uri
+    request.headers = headers
+    request.body = body
+    request.version = "SIP/2.0"
+    request._cache = {}
+    request.__class__ = Request
+    built: Request = request
+    return built
 
 
 def trusted_response(status: int, reason: str, headers: Headers, body: bytes) -> Response:
     """A Response from parts already validated (see :func:`trusted_request`)."""
-    response = object.__new__(Response)
-    _set(response, "status", status)
-    _set(response, "reason", reason)
-    _set(response, "headers", headers)
-    _set(response, "body", body)
-    _set(response, "version", "SIP/2.0")
-    _set(response, "_cache", {})
-    return response
+    response = _RESPONSE_BUILDER()
+    response.status = status
+    response.reason = reason
+    response.headers = headers
+    response.body = body
+    response.version = "SIP/2.0"
+    response._cache = {}
+    response.__class__ = Response
+    built: Response = response
+    return built

@@ -198,7 +198,12 @@ def _request(
     if suspect:
         _check_counts(seen, start_line)
     cseq_text = seen["cseq"][0]
-    cseq = parse_cseq(cseq_text)
+    number, _, cseq_method = cseq_text.partition(" ")
+    if cseq_method == method and number.isascii() and number.isdigit() and len(number) < 10:
+        # What abnf.FAST_CSEQ matches, the method being the Request-Line's token.
+        cseq: tuple[int, str] = (int(number), method)
+    else:
+        cseq = parse_cseq(cseq_text)
     if cseq[1] != method:
         # RFC 4475 §3.1.2.17 / §3.1.2.18: 400, or 501 when we do not know the method anyway.
         status = 400 if method in KNOWN_METHODS else 501

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from simulator.sip import abnf
+from simulator.sip.builder import builder_for
 from simulator.sip.errors import SipParseError
 from simulator.sip.headers import split_top_level
 
@@ -33,9 +34,8 @@ Param = tuple[str, str | None]
 
 #: The parser checks the same grammar as the dataclasses' ``__post_init__``;
 #: checking twice costs about a third of the parse time of a typical INVITE,
-#: so parsed values are built by the ``_new_*`` functions below, which set every
-#: field directly (as the generated frozen ``__init__`` does) and skip the check.
-_set = object.__setattr__
+#: so parsed values are filled in through the ``_*_BUILDER`` classes below
+#: (builder.py: plain attribute stores, then the frozen class) and skip the check.
 
 
 def _fail(message: str, text: str) -> SipParseError:
@@ -141,6 +141,9 @@ class SipUri:
         return text
 
 
+_SIPURI_BUILDER = builder_for(SipUri)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AbsoluteUri:
     """A URI with any other scheme (RFC 3261 §19.1.6 lets tel:, http:, ... appear).
@@ -159,6 +162,9 @@ class AbsoluteUri:
 
     def __str__(self) -> str:
         return f"{self.scheme}:{self.rest}"
+
+
+_ABSOLUTEURI_BUILDER = builder_for(AbsoluteUri)
 
 
 def parse_uri(text: str) -> SipUri | AbsoluteUri:
@@ -190,10 +196,12 @@ def _parse_uri_full(text: str) -> SipUri | AbsoluteUri:
     if low not in ("sip", "sips"):
         if not abnf.URIC_RUN_RE.fullmatch(rest):
             raise _fail(f"bad {scheme}: URI", text)
-        absolute = object.__new__(AbsoluteUri)
-        _set(absolute, "scheme", scheme)
-        _set(absolute, "rest", rest)
-        return absolute
+        absolute = _ABSOLUTEURI_BUILDER()
+        absolute.scheme = scheme
+        absolute.rest = rest
+        absolute.__class__ = AbsoluteUri
+        opaque: AbsoluteUri = absolute
+        return opaque
 
     # RFC 3261 §19.1.1: userinfo ends at the only "@": no other part of a SIP URI
     # may hold a bare "@", while user and password may hold ";", "?" and ","
@@ -246,15 +254,17 @@ def _parse_uri_full(text: str) -> SipUri | AbsoluteUri:
                 raise _fail(f"bad SIP URI header {htext!r}", text)
             headers.append((hname, hvalue))
 
-    uri = object.__new__(SipUri)
-    _set(uri, "scheme", low)
-    _set(uri, "user", user)
-    _set(uri, "password", password)
-    _set(uri, "host", host)
-    _set(uri, "port", port)
-    _set(uri, "params", tuple(params))
-    _set(uri, "headers", tuple(headers))
-    return uri
+    uri = _SIPURI_BUILDER()
+    uri.scheme = low
+    uri.user = user
+    uri.password = password
+    uri.host = host
+    uri.port = port
+    uri.params = tuple(params)
+    uri.headers = tuple(headers)
+    uri.__class__ = SipUri
+    built: SipUri = uri
+    return built
 
 
 def _sip_uri_from(m: re.Match[str]) -> SipUri:
@@ -262,19 +272,24 @@ def _sip_uri_from(m: re.Match[str]) -> SipUri:
     scheme, user, password, host, port, uparams = m.group(
         "scheme", "user", "password", "host", "port", "uparams"
     )
-    uri = object.__new__(SipUri)
-    _set(uri, "scheme", scheme.lower())
-    _set(uri, "user", user)
-    _set(uri, "password", password)
-    _set(uri, "host", host)
-    _set(uri, "port", None if port is None else int(port))
-    _set(uri, "params", _split_params(uparams) if uparams else ())
-    _set(uri, "headers", ())
-    return uri
+    uri = _SIPURI_BUILDER()
+    uri.scheme = scheme.lower()
+    uri.user = user
+    uri.password = password
+    uri.host = host
+    uri.port = None if port is None else int(port)
+    uri.params = _split_params(uparams) if uparams else ()
+    uri.headers = ()
+    uri.__class__ = SipUri
+    built: SipUri = uri
+    return built
 
 
 def _split_params(text: str) -> tuple[Param, ...]:
     """Split an already validated ``*(;name[=value])`` run without whitespace."""
+    if text.count(";") == 1:  # the usual ";tag=..." or ";transport=tls": no loop
+        name, eq, value = text[1:].partition("=")
+        return ((name, value if eq else None),)
     out: list[Param] = []
     for piece in text.split(";")[1:]:
         name, eq, value = piece.partition("=")
@@ -377,6 +392,9 @@ class NameAddr:
         return text + _render_params(self.params)
 
 
+_NAMEADDR_BUILDER = builder_for(NameAddr)
+
+
 def parse_name_addr(text: str) -> NameAddr:
     """Parse ``( name-addr / addr-spec ) *( SEMI generic-param )`` (To, From, Contact).
 
@@ -439,11 +457,13 @@ def _parse_name_addr_full(text: str) -> NameAddr:
         if "?" in uri_text or "," in uri_text:
             raise _fail("a URI with '?' or ',' must be enclosed in <>", text)
         uri = _parse_uri_full(uri_text)
-    name_addr = object.__new__(NameAddr)
-    _set(name_addr, "display", display)
-    _set(name_addr, "uri", uri)
-    _set(name_addr, "params", parse_params(s, pos, text))
-    return name_addr
+    name_addr = _NAMEADDR_BUILDER()
+    name_addr.display = display
+    name_addr.uri = uri
+    name_addr.params = parse_params(s, pos, text)
+    name_addr.__class__ = NameAddr
+    built: NameAddr = name_addr
+    return built
 
 
 def name_addr_from_match(m: re.Match[str]) -> NameAddr:
@@ -455,17 +475,19 @@ def name_addr_from_match(m: re.Match[str]) -> NameAddr:
         display = abnf.WHITESPACE_RE.sub(" ", tokens)
     else:
         display = None
-    name_addr = object.__new__(NameAddr)
-    _set(name_addr, "display", display)
-    _set(name_addr, "uri", _sip_uri_from(m))
+    name_addr = _NAMEADDR_BUILDER()
+    name_addr.display = display
+    name_addr.uri = _sip_uri_from(m)
     if not params:
         split: tuple[Param, ...] = ()
     elif " " in params or "\t" in params:
         split = parse_params(params, 0, params)  # spaces around ";" and "=" to strip
     else:
         split = _split_params(params)  # validated by the match: ";token[=token]" runs
-    _set(name_addr, "params", split)
-    return name_addr
+    name_addr.params = split
+    name_addr.__class__ = NameAddr
+    built: NameAddr = name_addr
+    return built
 
 
 # --- Via ------------------------------------------------------------------------------
@@ -564,6 +586,9 @@ class Via:
         return f"{self.protocol}/{self.transport} {self.sent_by}{_render_params(self.params)}"
 
 
+_VIA_BUILDER = builder_for(Via)
+
+
 def _parse_via_parm(text: str, whole: str) -> Via:
     s = text.strip(" \t")
     fast = abnf.FAST_VIA_RE.fullmatch(s)
@@ -576,14 +601,16 @@ def via_from_match(fast: re.Match[str]) -> Via:
     """Build the Via of an ``abnf.FAST_VIA`` full match (valid by construction)."""
     s = fast.string
     transport, host, port, params = fast.group("transport", "host", "port", "params")
-    via = object.__new__(Via)
-    _set(via, "protocol", "SIP/2.0")
-    _set(via, "transport", transport)
-    _set(via, "host", host)
-    _set(via, "port", None if port is None else int(port))
-    _set(via, "params", _split_params(params) if params else ())
-    _set(via, "raw", s)
-    return via
+    via = _VIA_BUILDER()
+    via.protocol = "SIP/2.0"
+    via.transport = transport
+    via.host = host
+    via.port = None if port is None else int(port)
+    via.params = _split_params(params) if params else ()
+    via.raw = s
+    via.__class__ = Via
+    built: Via = via
+    return built
 
 
 def _parse_via_parm_full(s: str, whole: str) -> Via:
@@ -605,14 +632,16 @@ def _parse_via_parm_full(s: str, whole: str) -> Via:
             raise _fail("Via received must be an IP address", whole)
         if key == "rport" and pvalue is not None and not abnf.RPORT_VALUE_RE.fullmatch(pvalue):
             raise _fail("Via rport must be a port number", whole)
-    via = object.__new__(Via)
-    _set(via, "protocol", f"{m.group('name')}/{m.group('version')}")
-    _set(via, "transport", m.group("transport"))
-    _set(via, "host", host)
-    _set(via, "port", port)
-    _set(via, "params", params)
-    _set(via, "raw", s)
-    return via
+    via = _VIA_BUILDER()
+    via.protocol = f"{m.group('name')}/{m.group('version')}"
+    via.transport = m.group("transport")
+    via.host = host
+    via.port = port
+    via.params = params
+    via.raw = s
+    via.__class__ = Via
+    built: Via = via
+    return built
 
 
 def parse_via(value: str) -> list[Via]:
