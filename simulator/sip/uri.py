@@ -269,11 +269,15 @@ def _parse_uri_full(text: str) -> SipUri | AbsoluteUri:
 
 def _sip_uri_from(m: re.Match[str]) -> SipUri:
     """Build the SipUri of an ``abnf.FAST_SIP_URI`` match (valid by construction)."""
-    scheme, user, password, host, port, uparams = m.group(
-        "scheme", "user", "password", "host", "port", "uparams"
-    )
+    return _sip_uri(*m.groups())  # FAST_SIP_URI's groups, in order (see _check_groups)
+
+
+def _sip_uri(
+    scheme: str, user: str | None, password: str | None, host: str, port: str | None, uparams: str
+) -> SipUri:
+    """Build a SipUri from the groups of ``abnf.FAST_SIP_URI`` (valid by construction)."""
     uri = _SIPURI_BUILDER()
-    uri.scheme = scheme.lower()
+    uri.scheme = scheme if scheme == "sip" else scheme.lower()
     uri.user = user
     uri.password = password
     uri.host = host
@@ -468,7 +472,9 @@ def _parse_name_addr_full(text: str) -> NameAddr:
 
 def name_addr_from_match(m: re.Match[str]) -> NameAddr:
     """Build the NameAddr of an ``abnf.FAST_NAME_ADDR`` match (valid by construction)."""
-    quoted, tokens, params = m.group("quoted", "tokens", "params")
+    # One groups() call (FAST_NAME_ADDR's groups, in order: see _check_groups) costs
+    # less than looking the groups up by name.
+    quoted, tokens, scheme, user, password, host, port, uparams, params = m.groups()
     if quoted is not None:
         display: str | None = quoted  # no quoted-pairs on the fast path: nothing to unescape
     elif tokens is not None:
@@ -477,7 +483,7 @@ def name_addr_from_match(m: re.Match[str]) -> NameAddr:
         display = None
     name_addr = _NAMEADDR_BUILDER()
     name_addr.display = display
-    name_addr.uri = _sip_uri_from(m)
+    name_addr.uri = _sip_uri(scheme, user, password, host, port, uparams)
     if not params:
         split: tuple[Param, ...] = ()
     elif " " in params or "\t" in params:
@@ -600,7 +606,7 @@ def _parse_via_parm(text: str, whole: str) -> Via:
 def via_from_match(fast: re.Match[str]) -> Via:
     """Build the Via of an ``abnf.FAST_VIA`` full match (valid by construction)."""
     s = fast.string
-    transport, host, port, params = fast.group("transport", "host", "port", "params")
+    transport, host, port, params = fast.groups()  # FAST_VIA's groups (see _check_groups)
     via = _VIA_BUILDER()
     via.protocol = "SIP/2.0"
     via.transport = transport
@@ -656,3 +662,22 @@ def parse_via(value: str) -> list[Via]:
             raise _fail("empty Via value", value)
         vias.append(_parse_via_parm(piece, value))
     return vias
+
+
+def _check_groups() -> None:
+    """The builders above unpack ``groups()``: each fast pattern must have these, in order."""
+    expected = {
+        abnf.FAST_SIP_URI_RE: ("scheme", "user", "password", "host", "port", "uparams"),
+        abnf.FAST_NAME_ADDR_RE: (
+            *("quoted", "tokens", "scheme", "user", "password", "host", "port", "uparams"),
+            "params",
+        ),
+        abnf.FAST_VIA_RE: ("transport", "host", "port", "params"),
+    }
+    for pattern, names in expected.items():
+        in_order = tuple(sorted(pattern.groupindex, key=pattern.groupindex.__getitem__))
+        if in_order != names or pattern.groups != len(names):
+            raise RuntimeError(f"{pattern.pattern[:40]!r}...: groups are not {names}")
+
+
+_check_groups()

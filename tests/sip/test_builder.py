@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from simulator.sip import Headers, NameAddr, Request, SipUri, Via, parse_message
+from simulator.sip import Headers, NameAddr, Request, SipUri, Via, abnf, parse_message
 from simulator.sip.builder import builder_for
 from simulator.sip.message import trusted_request, trusted_response
-from simulator.sip.uri import parse_name_addr, parse_uri, parse_via
+from simulator.sip.uri import _check_groups, parse_name_addr, parse_uri, parse_via
 
 INVITE = (
     b"INVITE sip:bob@edge.bench SIP/2.0\r\n"
@@ -72,3 +72,8 @@ def test_a_layout_mismatch_fails_at_once() -> None:
 
     with pytest.raises(TypeError):
         builder().__class__ = Other
+
+
+def test_the_fast_patterns_have_the_groups_the_builders_unpack() -> None:
+    _check_groups()  # passes for the real patterns (it also runs at import)
+    assert abnf.FAST_NAME_ADDR_RE.groupindex["params"] == abnf.FAST_NAME_ADDR_RE.groups
