@@ -123,21 +123,24 @@ class StreamFramer:
         if self._error is not None:
             raise self._error
         buf = self._buffer
-        if self._message_end is None:
-            # Between messages: skip CRLFs, spot CRLFCRLF pings (RFC 5626 §3.5.1).
-            while buf.startswith(_CRLF):
-                if buf == _CRLF or buf == b"\r\n\r":
-                    return Need.DATA  # a lone CRLF, or the start of a ping
-                if buf.startswith(_BLANK):
-                    del buf[:4]
+        message_end = self._message_end
+        if message_end is None:
+            if buf.startswith(b"\r"):  # one test for the usual case: a message starts here
+                # Between messages: skip CRLFs, spot CRLFCRLF pings (RFC 5626 §3.5.1).
+                while buf.startswith(_CRLF):
+                    if buf == _CRLF or buf == b"\r\n\r":
+                        return Need.DATA  # a lone CRLF, or the start of a ping
+                    if buf.startswith(_BLANK):
+                        del buf[:4]
+                        self._searched = 0
+                        return KeepAlive.PING
+                    del buf[:2]
                     self._searched = 0
-                    return KeepAlive.PING
-                del buf[:2]
-                self._searched = 0
-            if buf == b"\r":
-                return Need.DATA
+                if buf == b"\r":
+                    return Need.DATA
             # Resume the search 3 bytes back: the blank line may straddle two reads.
-            end = buf.find(_BLANK, max(0, self._searched - 3))
+            searched = self._searched
+            end = buf.find(_BLANK, searched - 3 if searched > 3 else 0)
             if end < 0:
                 self._searched = len(buf)
                 if len(buf) > self.max_header_bytes:
@@ -146,11 +149,11 @@ class StreamFramer:
             header_end = end + 4
             if header_end > self.max_header_bytes:
                 self._die(MessageTooLarge, "header block over the limit", bytes(buf[:200]), 513)
-            self._message_end = header_end + self._body_length(buf, header_end)
-        message_end = self._message_end
-        if len(buf) < message_end:
+            message_end = self._message_end = header_end + self._body_length(buf, header_end)
+        size = len(buf)
+        if size < message_end:
             return Need.DATA  # RFC 4475 clerr: on a stream, wait for the rest
-        if len(buf) == message_end:  # the usual case: one read, one message
+        if size == message_end:  # the usual case: one read, one message
             message = bytes(buf)
             buf.clear()
         else:

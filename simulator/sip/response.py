@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from simulator.sip.abnf import GEN_VALUE_RE, TOKEN, TOKEN_RE
+from simulator.sip.abnf import _FAST_TOKEN, GEN_VALUE_RE, TOKEN_RE
 from simulator.sip.headers import Headers, canonical_name, check_pairs, split_top_level
 from simulator.sip.message import Request, Response, trusted_response
 from simulator.sip.uri import Param, parse_via
@@ -251,8 +251,9 @@ def _copy_default(
 
 
 #: ``;name[=value]`` runs, every name and value a token (RFC 3261 §25.1): what the
-#: Edge appends to the top Via, checked in one match (see _append_params).
-_TOKEN_PARAMS_RE = re.compile(rf"(?:;{TOKEN}(?:={TOKEN})?)+")
+#: Edge appends to the top Via, checked in one match (see _appended_top_via_params).
+#: Possessive runs (abnf's fast-path token): a third cheaper, the same language.
+_TOKEN_PARAMS_RE = re.compile(rf"(?:;{_FAST_TOKEN}(?:={_FAST_TOKEN})?)++")
 
 
 def _appended_top_via_params(request: Request, first: str, params: tuple[Param, ...]) -> str | None:
@@ -273,7 +274,7 @@ def _appended_top_via_params(request: Request, first: str, params: tuple[Param, 
     if match.string is not first:
         return None
     # ";name[=token]" runs of tokens (abnf.FAST_VIA), and the names added so far.
-    present = match.group("params").lower()
+    present = match.group(4).lower()  # group 4 is "params" (uri._check_groups)
     text = ""
     n_values = 0
     for name, value in params:
