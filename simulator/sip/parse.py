@@ -190,9 +190,9 @@ def _content_length(value: str) -> int:
 def _request(
     start_line: str, headers: Headers, body: bytes, seen: dict[str, list[str]], suspect: bool
 ) -> Request:
-    fast = abnf.FAST_REQUEST_LINE_RE.fullmatch(start_line)
+    fast = _FAST_REQUEST_LINE(start_line)
     if fast is not None:
-        method, uri_text = fast.group("method", "uri")
+        method, uri_text = fast.group(1, 2)  # method, uri
     else:
         method, uri_text = _request_line(start_line)
     if suspect:
@@ -261,6 +261,14 @@ def _check_counts(seen: dict[str, list[str]], start_line: str) -> None:
         raise _fail(f"more than one {', '.join(repeated)}", start_line)  # RFC 4475 multi01
 
 
+#: The fast-path matchers, bound once (the hot path skips two attribute loads per call).
+_FAST_REQUEST_LINE = abnf.FAST_REQUEST_LINE_RE.fullmatch
+_FAST_NAME_ADDR = abnf.FAST_NAME_ADDR_RE.fullmatch
+_FAST_VIA = abnf.FAST_VIA_RE.fullmatch
+_FAST_CONTACT = abnf.FAST_CONTACT_RE.fullmatch
+_CALLID = abnf.CALLID_RE.fullmatch
+
+
 def _check_common(seen: dict[str, list[str]], cache: dict[str, object]) -> None:
     """Validate the headers every element must understand.
 
@@ -268,22 +276,20 @@ def _check_common(seen: dict[str, list[str]], cache: dict[str, object]) -> None:
     matched goes into ``cache`` so that they build from the match (see message.py).
     """
     call_id = seen["call-id"][0]
-    if not abnf.CALLID_RE.fullmatch(call_id):
+    if not _CALLID(call_id):
         raise _fail("bad Call-ID", call_id)
-    if "max-forwards" in seen:
-        parse_max_forwards(seen["max-forwards"][0])  # RFC 4475 scalar02
-    fast_name_addr = abnf.FAST_NAME_ADDR_RE.fullmatch
-    for key in ("to", "from"):
-        value = seen[key][0]
-        match = fast_name_addr(value)
-        if match is None:
-            cache[key] = parse_name_addr(value)
-        else:
-            cache[key] = match
-    fast_via = abnf.FAST_VIA_RE.fullmatch
+    max_forwards = seen.get("max-forwards")
+    if max_forwards is not None:
+        parse_max_forwards(max_forwards[0])  # RFC 4475 scalar02
+    value = seen["to"][0]
+    match = _FAST_NAME_ADDR(value)
+    cache["to"] = parse_name_addr(value) if match is None else match
+    value = seen["from"][0]
+    match = _FAST_NAME_ADDR(value)
+    cache["from"] = parse_name_addr(value) if match is None else match
     via_matches: list[re.Match[str]] | None = []
     for value in seen["via"]:
-        match = fast_via(value)
+        match = _FAST_VIA(value)
         if match is None:
             parse_via(value)  # RFC 4475 badinv01
             via_matches = None  # the accessor parses them all
@@ -291,14 +297,17 @@ def _check_common(seen: dict[str, list[str]], cache: dict[str, object]) -> None:
             via_matches.append(match)
     if via_matches is not None:
         cache["vias"] = via_matches
-    fast_contact = abnf.FAST_CONTACT_RE.fullmatch
-    for value in seen.get("contact", ()):
-        if value != "*":
-            for piece in split_top_level(value):
-                if fast_contact(piece) is None:
-                    if not piece.strip(" \t"):
-                        raise _fail("empty Contact value", value)
-                    parse_name_addr(piece)  # RFC 4475 regbadct, badinv01
-    for value in seen.get("date", ()):
-        if not abnf.DATE_RE.fullmatch(value):
-            raise _fail("Date is not an RFC 1123 GMT date", value)  # RFC 4475 baddate
+    contacts = seen.get("contact")
+    if contacts is not None:
+        for value in contacts:
+            if value != "*":
+                for piece in split_top_level(value) if "," in value else (value,):
+                    if _FAST_CONTACT(piece) is None:
+                        if not piece.strip(" \t"):
+                            raise _fail("empty Contact value", value)
+                        parse_name_addr(piece)  # RFC 4475 regbadct, badinv01
+    dates = seen.get("date")
+    if dates is not None:
+        for value in dates:
+            if not abnf.DATE_RE.fullmatch(value):
+                raise _fail("Date is not an RFC 1123 GMT date", value)  # RFC 4475 baddate

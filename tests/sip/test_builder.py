@@ -77,3 +77,6 @@ def test_a_layout_mismatch_fails_at_once() -> None:
 def test_the_fast_patterns_have_the_groups_the_builders_unpack() -> None:
     _check_groups()  # passes for the real patterns (it also runs at import)
     assert abnf.FAST_NAME_ADDR_RE.groupindex["params"] == abnf.FAST_NAME_ADDR_RE.groups
+    # parse.py reads the Request-Line's method and URI as groups 1 and 2.
+    assert abnf.FAST_REQUEST_LINE_RE.groupindex["method"] == 1
+    assert abnf.FAST_REQUEST_LINE_RE.groupindex["uri"] == 2
