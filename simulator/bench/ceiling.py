@@ -1,10 +1,10 @@
 """The bench's ceiling: a trio mutual-TLS responder that answers every request with 504.
 
-It does the least a SIP server over TLS can do: the same TLS context as the
-Edge (ECDSA lab certificate, client certificate required), framing by
-``Content-Length``, and a fixed ``504 Server time-out`` that copies only the
-five headers a response must echo (RFC 3261 §8.2.6.2: Via, From, To with a tag,
-Call-ID, CSeq). ACKs and responses get no answer; a CRLF CRLF ping gets a CRLF
+It does the least a SIP server over TLS can do: the same TLS context and TLS
+stream as the Edge (ECDSA lab certificate, client certificate required,
+``simulator.edge.tls.TlsStream``), framing by ``Content-Length``, and a fixed
+``504 Server time-out`` that copies only the five headers a response must echo
+(RFC 3261 §8.2.6.2: Via, From, To with a tag, Call-ID, CSeq). ACKs and responses get no answer; a CRLF CRLF ping gets a CRLF
 pong (RFC 5626 §3.5.1). No parsing, no policy, no logs: what trio + ssl cost
 alone, so ``fedsim / ceiling`` is the price of fedsim's own per-request work.
 
@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import socket
 import ssl
 from pathlib import Path
 
 import trio
 
+from simulator.edge.tls import TlsStream
 from simulator.pki import server_context
 
 _ECHO = (b"via:", b"v:", b"from:", b"f:", b"to:", b"t:", b"call-id:", b"i:", b"cseq:")
@@ -76,7 +78,7 @@ def split_messages(buffer: bytes) -> tuple[list[bytes], bytes, bool]:
 
 
 async def _handle(stream: trio.SocketStream, context: ssl.SSLContext) -> None:
-    tls = trio.SSLStream(stream, context, server_side=True)
+    tls = TlsStream(socket.socket(fileno=stream.socket.detach()), context)
     buffer = b""
     try:
         await tls.do_handshake()

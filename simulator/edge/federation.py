@@ -44,6 +44,7 @@ from simulator.dns import Resolver, SrvAnswer
 from simulator.edge.events import EventLog
 from simulator.edge.replies import error_response_for
 from simulator.edge.sdp import build_answer
+from simulator.edge.tls import TlsStream
 from simulator.pki import facts_from_der, verify_chain
 from simulator.policy import (
     Decision,
@@ -251,7 +252,7 @@ class Verdict:
 class Connection:
     """One accepted federation connection."""
 
-    stream: trio.SSLStream[trio.SocketStream]
+    stream: TlsStream
     peer_ip: str
     peer_port: int
     local_ip: str
@@ -383,19 +384,20 @@ async def handle_connection(
     # ms-received-cid: the seeds show "100" and "6DA00", i.e. a connection number
     # followed by "00" in hex (inferred from two samples).
     cid = f"{edge.connection_counter * 0x100:X}"
-    tls = trio.SSLStream(stream, ssl_context, server_side=True)
+    # The TLS stream owns the socket from here (see tls.py for why not trio.SSLStream).
+    tls = TlsStream(socket.socket(fileno=stream.socket.detach()), ssl_context)
     try:
         try:
             with trio.fail_after(edge.limits.handshake_timeout):
                 await tls.do_handshake()
         except trio.TooSlowError:
             _record_tls_failure(edge, peer_ip, peer_port, "TLS handshake timed out")
-            await trio.aclose_forcefully(tls)
+            tls.abort()
             return
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             _record_tls_failure(edge, peer_ip, peer_port, _tls_reason(exc))
-            _reset(stream)
-            await trio.aclose_forcefully(tls)
+            _reset(tls.socket)
+            tls.abort()
             return
         der = tls.getpeercert(binary_form=True)
         if not der:
@@ -447,7 +449,7 @@ def _leaf(exc: Exception) -> Exception:
     return exc
 
 
-async def _close(tls: trio.SSLStream[trio.SocketStream]) -> None:
+async def _close(tls: TlsStream) -> None:
     """Close with a TLS close_notify when the peer is still there, never hang on it."""
     with trio.move_on_after(1) as scope:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
@@ -456,7 +458,7 @@ async def _close(tls: trio.SSLStream[trio.SocketStream]) -> None:
         await trio.aclose_forcefully(tls)
 
 
-def _reset(stream: trio.SocketStream) -> None:
+def _reset(stream: trio.SocketStream | socket.socket) -> None:
     """Make the close a TCP reset, as Microsoft's Edge does when it refuses a peer's
     certificate: the peer sees WSAECONNRESET, not a TLS alert (reference §6, risual:
     1047 with WinsockFailureCode 10054)."""
