@@ -4,9 +4,10 @@ It does the least a SIP server over TLS can do: the same TLS context and TLS
 stream as the Edge (ECDSA lab certificate, client certificate required,
 ``simulator.edge.tls.TlsStream``), framing by ``Content-Length``, and a fixed
 ``504 Server time-out`` that copies only the five headers a response must echo
-(RFC 3261 §8.2.6.2: Via, From, To with a tag, Call-ID, CSeq). ACKs and responses get no answer; a CRLF CRLF ping gets a CRLF
-pong (RFC 5626 §3.5.1). No parsing, no policy, no logs: what trio + ssl cost
-alone, so ``fedsim / ceiling`` is the price of fedsim's own per-request work.
+(RFC 3261 §8.2.6.2: Via, From, To with a tag, Call-ID, CSeq). ACKs and responses
+get no answer; a CRLF CRLF ping gets a CRLF pong (RFC 5626 §3.5.1). No parsing, no
+policy, no logs: what trio + ssl cost alone, so ``fedsim / ceiling`` is the price
+of fedsim's own per-request work.
 
 Run: ``python -m simulator.bench.ceiling --cert C --key K --ca CA`` prints
 ``ready 127.0.0.1:PORT`` once listening.

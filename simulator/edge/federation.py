@@ -260,7 +260,6 @@ class Connection:
     cid: str
     peer: PeerCertificate
     log: EventLog
-    send_lock: trio.Lock = field(default_factory=trio.Lock)
     verdicts: dict[tuple[str, int], tuple[SrvLookup | None, Verdict]] = field(default_factory=dict)
     #: While a burst of pipelined requests is answered, replies wait here and leave
     #: together in one TLS write (one syscall instead of one per request).
@@ -293,17 +292,15 @@ class Connection:
             self.pending.clear()
             await self._send_now(data)
 
+    async def release_burst(self) -> None:
+        """Send what the burst has answered so far, and go on holding what follows."""
+        if self.pending:
+            await self.uncork()
+            self.corked = True
+
     async def _send_now(self, data: bytes) -> None:
-        # The lock is free unless a ringing or NOTIFY task is mid-send: take it without
-        # Lock.acquire's extra trip through the scheduler (send_all checkpoints anyway).
-        try:
-            self.send_lock.acquire_nowait()
-        except trio.WouldBlock:
-            await self.send_lock.acquire()
-        try:
-            await self.stream.send_all(data)
-        finally:
-            self.send_lock.release()
+        # TlsStream orders concurrent writers (a ringing or NOTIFY task) itself.
+        await self.stream.send_all(data)
 
 
 def peer_certificate(
@@ -681,11 +678,8 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> tuple[Verdi
     domain, name = route
     srv: SrvLookup | None = None
     if name is not None:
-        if conn.pending and not edge.resolver.answers_at_once(name):
-            # A real query may take the DNS timeout: the burst's earlier replies go first.
-            await conn.uncork()
-            conn.corked = True
-        answer = await edge.resolver.srv(name)
+        # A real query may take the DNS timeout: the burst's earlier replies go first.
+        answer = await edge.resolver.srv(name, before_query=conn.release_burst)
         # The resolver hands back the very same answer while it holds (one target):
         # checking identity first spares hashing its targets on every request.
         last = edge.last_srv.get(name)

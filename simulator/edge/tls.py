@@ -193,25 +193,45 @@ class TlsStream(trio.abc.Stream):
             self._eof = True
 
     async def _send_pending(self) -> None:
-        """Write every encrypted byte waiting in the outgoing BIO, in order."""
+        """Write every encrypted byte waiting in the outgoing BIO, in order.
+
+        Whoever takes bytes out of the BIO holds the write lock until they are all on
+        the wire, so a later writer's records cannot overtake them. When nobody holds
+        it and the socket takes everything at once (the usual case), no lock is needed.
+        """
         if not self._outgoing.pending:
             return
         lock = self._write_lock
-        try:
-            lock.acquire_nowait()
-        except trio.WouldBlock:
-            await lock.acquire()
-        try:
-            # Read under the lock: bytes taken out of the BIO go out before anyone else's.
+        if not lock.locked():
             data = memoryview(self._outgoing.read())
-            while data:
-                try:
-                    sent = self.socket.send(data)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_writable(self.socket)
-                    continue
-                except OSError as exc:
-                    raise trio.BrokenResourceError(f"the peer's connection broke: {exc}") from exc
-                data = data[sent:]
+            try:
+                sent = self.socket.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"the peer's connection broke: {exc}") from exc
+            if sent == len(data):
+                return
+            lock.acquire_nowait()
+            try:
+                await self._send_rest(data[sent:])
+            finally:
+                lock.release()
+            return
+        await lock.acquire()
+        try:
+            await self._send_rest(memoryview(self._outgoing.read()))
         finally:
             lock.release()
+
+    async def _send_rest(self, data: memoryview) -> None:
+        """Put ``data`` on the wire, waiting for room (the caller holds the write lock)."""
+        while data:
+            try:
+                sent = self.socket.send(data)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self.socket)
+                continue
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"the peer's connection broke: {exc}") from exc
+            data = data[sent:]
