@@ -475,7 +475,6 @@ async def _serve_requests(edge: Edge, conn: Connection, nursery: trio.Nursery) -
     # The peer went away (reset, or no close_notify): nothing left to answer.
     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         await _request_loop(edge, conn, nursery)
-        await conn.uncork()  # the last burst's replies (a framing error ends the loop)
 
 
 async def _request_loop(edge: Edge, conn: Connection, nursery: trio.Nursery) -> None:
@@ -484,8 +483,8 @@ async def _request_loop(edge: Edge, conn: Connection, nursery: trio.Nursery) -> 
     One cancel scope serves the whole connection: its deadline is pushed back before
     a read only once it has drifted by a sixteenth of the timeout, since entering a
     scope (or moving a deadline) per read costs more than parsing an ACK. A request
-    is never cut short by it: its deadline is always at least 15/16 of the idle
-    timeout after the last read.
+    being answered has at least 15/16 of the timeout; a peer that stops reading our
+    replies (so that sending blocks) is closed at the deadline like a silent one.
     """
     framer = StreamFramer(
         max_header_bytes=edge.limits.max_header_bytes,
@@ -494,6 +493,9 @@ async def _request_loop(edge: Edge, conn: Connection, nursery: trio.Nursery) -> 
     timeout = edge.limits.idle_timeout
     with trio.CancelScope(deadline=trio.current_time() + timeout) as idle:
         await _serve_messages(edge, conn, nursery, framer, idle)
+        # The last burst's replies (a framing error ends the loop), within the deadline:
+        # a peer that stopped reading cannot hold the connection open.
+        await conn.uncork()
 
 
 async def _serve_messages(

@@ -3,6 +3,7 @@ SUBSCRIBE/NOTIFY and CANCEL, seen from a raw mutual-TLS client."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,3 +285,38 @@ async def test_a_busy_connection_outlives_the_idle_timeout_and_a_silent_one_is_c
         assert 0.3 < trio.current_time() - silent < 3  # ...after about the timeout
     finally:
         await trio.aclose_forcefully(client.stream)
+
+
+async def test_a_peer_that_never_reads_its_answers_is_closed_at_the_idle_timeout(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    lab = with_overrides(builtin_lab(), listen=LOOPBACK, clients=LOOPBACK, dns_listen=LOOPBACK)
+    addresses: LabAddresses = await nursery.start(
+        lambda task_status: serve_lab(
+            lab,
+            log_dir=tmp_path / "logs",
+            certs_dir=tmp_path / "certs",
+            limits=Limits(idle_timeout=0.5),
+            task_status=task_status,
+        )
+    )
+    peer = addresses.issued["vcse.steven.lab"]
+    ctx = client_context(
+        cert=peer.cert_path, key=peer.key_path, trust=[addresses.issued["public-root"].cert_path]
+    )
+    sock = trio.socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # answers pile up fast
+    await sock.connect(addresses.federation)
+    tls = trio.SSLStream(trio.SocketStream(sock), ctx, server_hostname="sip.skype.lab")
+    await tls.do_handshake()
+    burst = b"".join(simple("OPTIONS", f"deaf{n}") for n in range(50))
+    started = trio.current_time()
+    with trio.fail_after(30):
+        try:
+            while True:  # the Edge blocks sending answers, then stops reading us
+                await tls.send_all(burst)
+        except trio.BrokenResourceError:
+            pass
+    # Closed: once the Edge's sends blocked, the idle deadline ended the connection.
+    assert trio.current_time() - started < 20
+    await trio.aclose_forcefully(tls)
