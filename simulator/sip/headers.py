@@ -215,6 +215,11 @@ def _check_pair(name: str, value: str) -> tuple[str, str]:
         )
     ):
         return (name, value)  # the common case: every check below would pass
+    return _check_pair_why(name, value)
+
+
+def _check_pair_why(name: str, value: str) -> tuple[str, str]:
+    """The header line rules one by one, each failure saying why (the slow path)."""
     if not isinstance(name, str) or not TOKEN_RE.fullmatch(name):
         raise ValueError(f"header name must be a SIP token, not {name!r}")
     if not isinstance(value, str):

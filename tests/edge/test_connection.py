@@ -105,18 +105,24 @@ class Edge:
         return client
 
 
-@pytest.fixture
-async def edge(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Edge]:
+async def start_edge(nursery: trio.Nursery, tmp_path: Path, limits: Limits) -> LabAddresses:
+    """The built-in lab's Edge on free loopback ports, with ``limits``."""
     lab = with_overrides(builtin_lab(), listen=LOOPBACK, clients=LOOPBACK, dns_listen=LOOPBACK)
     addresses: LabAddresses = await nursery.start(
         lambda task_status: serve_lab(
             lab,
             log_dir=tmp_path / "logs",
             certs_dir=tmp_path / "certs",
-            limits=Limits(ring_seconds=0.5),
+            limits=limits,
             task_status=task_status,
         )
     )
+    return addresses
+
+
+@pytest.fixture
+async def edge(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Edge]:
+    addresses = await start_edge(nursery, tmp_path, Limits(ring_seconds=0.5))
     running = Edge(addresses=addresses, clients=[])
     yield running
     for client in running.clients:
@@ -262,16 +268,7 @@ async def test_a_burst_does_not_hold_earlier_answers_across_a_dns_query(edge: Ed
 async def test_a_busy_connection_outlives_the_idle_timeout_and_a_silent_one_is_closed(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
-    lab = with_overrides(builtin_lab(), listen=LOOPBACK, clients=LOOPBACK, dns_listen=LOOPBACK)
-    addresses: LabAddresses = await nursery.start(
-        lambda task_status: serve_lab(
-            lab,
-            log_dir=tmp_path / "logs",
-            certs_dir=tmp_path / "certs",
-            limits=Limits(idle_timeout=0.4),
-            task_status=task_status,
-        )
-    )
+    addresses = await start_edge(nursery, tmp_path, Limits(idle_timeout=0.4))
     client = await Edge(addresses=addresses, clients=[]).connect()
     try:
         started = trio.current_time()
@@ -290,16 +287,7 @@ async def test_a_busy_connection_outlives_the_idle_timeout_and_a_silent_one_is_c
 async def test_a_peer_that_never_reads_its_answers_is_closed_at_the_idle_timeout(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
-    lab = with_overrides(builtin_lab(), listen=LOOPBACK, clients=LOOPBACK, dns_listen=LOOPBACK)
-    addresses: LabAddresses = await nursery.start(
-        lambda task_status: serve_lab(
-            lab,
-            log_dir=tmp_path / "logs",
-            certs_dir=tmp_path / "certs",
-            limits=Limits(idle_timeout=0.5),
-            task_status=task_status,
-        )
-    )
+    addresses = await start_edge(nursery, tmp_path, Limits(idle_timeout=0.5))
     peer = addresses.issued["vcse.steven.lab"]
     ctx = client_context(
         cert=peer.cert_path, key=peer.key_path, trust=[addresses.issued["public-root"].cert_path]

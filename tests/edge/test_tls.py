@@ -34,11 +34,10 @@ def client_context(*, with_cert: bool = True) -> ssl.SSLContext:
     return context
 
 
-@asynccontextmanager
-async def pair(
+async def connected(
     *, with_cert: bool = True
-) -> AsyncIterator[tuple[TlsStream, trio.SSLStream[trio.SocketStream]]]:
-    """A handshaken (server TlsStream, client SSLStream) pair on loopback."""
+) -> tuple[TlsStream, trio.SSLStream[trio.SocketStream]]:
+    """A (server TlsStream, client SSLStream) pair on loopback, before the handshake."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     tcp = await trio.open_tcp_stream("127.0.0.1", port)
@@ -46,6 +45,13 @@ async def pair(
     await listeners[0].aclose()
     server = TlsStream(socket.socket(fileno=accepted.socket.detach()), server_context())
     client = trio.SSLStream(tcp, client_context(with_cert=with_cert), server_hostname="edge.test")
+    return server, client
+
+
+@asynccontextmanager
+async def pair() -> AsyncIterator[tuple[TlsStream, trio.SSLStream[trio.SocketStream]]]:
+    """A handshaken (server TlsStream, client SSLStream) pair on loopback."""
+    server, client = await connected()
     try:
         with trio.fail_after(5):
             async with trio.open_nursery() as nursery:
@@ -163,13 +169,7 @@ async def test_a_flooding_peer_does_not_starve_other_tasks(
 
 
 async def test_a_refused_client_certificate_fails_the_handshake_with_the_ssl_cause() -> None:
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
-    tcp = await trio.open_tcp_stream("127.0.0.1", port)
-    accepted = await listeners[0].accept()
-    await listeners[0].aclose()
-    server = TlsStream(socket.socket(fileno=accepted.socket.detach()), server_context())
-    client = trio.SSLStream(tcp, client_context(with_cert=False), server_hostname="edge.test")
+    server, client = await connected(with_cert=False)
     failure: list[BaseException] = []
 
     async def serve() -> None:

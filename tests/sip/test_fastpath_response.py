@@ -25,7 +25,7 @@ from simulator.sip import (
     serialize,
 )
 from simulator.sip.abnf import TOKEN_RE
-from simulator.sip.headers import _PLAIN_VALUE_RE, _check_pair, check_pairs
+from simulator.sip.headers import _PLAIN_VALUE_RE, _check_pair, _check_pair_why, check_pairs
 from simulator.sip.response import (
     _DEFAULT_COPY,
     _appended_top_via_params,
@@ -197,19 +197,7 @@ def check_pair_by_the_regexes(name: str, value: str) -> tuple[str, str]:
         and _PLAIN_VALUE_RE.fullmatch(value)
     ):
         return (name, value)
-    if not isinstance(name, str) or not TOKEN_RE.fullmatch(name):
-        raise ValueError(f"header name must be a SIP token, not {name!r}")
-    if not isinstance(value, str):
-        raise TypeError(f"header {name} value must be str, not {type(value).__name__}")
-    if "\r" in value or "\n" in value:
-        raise ValueError(f"header {name} value must not contain CR or LF: {value!r}")
-    if value != value.strip(" \t"):
-        raise ValueError(f"header {name} value must not start or end with whitespace: {value!r}")
-    try:
-        value.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raise ValueError(f"header {name} value cannot be encoded as UTF-8: {value!r}") from None
-    return (name, value)
+    return _check_pair_why(name, value)
 
 
 header_values = st.text(
