@@ -85,6 +85,9 @@ from simulator.sip.headers import split_top_level
 BRANCH_COOKIE = "z9hG4bK"
 #: RFC 3261 §8.1.1.6 / §16.6 step 3: Max-Forwards of a request that had none.
 DEFAULT_MAX_FORWARDS = 70
+#: Seconds a partner may leave a send of ours unfinished before its connection is retired.
+PARTNER_SEND_TIMEOUT = 5.0
+_SEND_FAILURES = (trio.BrokenResourceError, trio.ClosedResourceError, OSError, trio.TooSlowError)
 #: Client-facing responses copy these request headers in this order (reference §7.1).
 CLIENT_COPY_ORDER = ("From", "To", "Call-ID", "CSeq", "Via")
 #: Methods whose 2xx creates a dialog the Edge stays in (Record-Route, RFC 3261 §16.6 step 4).
@@ -576,7 +579,7 @@ class Outbound:
                 lost = _Lost(partner.failure, partner.received_any)
             else:
                 try:
-                    await partner.sip.send(forwarded)
+                    await self._send(partner, forwarded)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                     lost = _Lost(exc, partner.received_any)
             if lost is None:
@@ -668,7 +671,7 @@ class Outbound:
         ack = Request(method="ACK", uri=forwarded.uri, headers=Headers(pairs))
         # the partner left; its transaction times out on its own
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            await partner.sip.send(ack)
+            await self._send(partner, ack)
 
     # --- in dialog -------------------------------------------------------------------
 
@@ -702,7 +705,7 @@ class Outbound:
             )
             # nothing to answer to an ACK (RFC 3261 §17.1.1.2)
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                await dialog.partner.sip.send(ack)
+                await self._send(dialog.partner, ack)
             self._write_in_dialog(client, request, dialog, status=None)
             return True
         facts: dict[str, object] = {
@@ -745,7 +748,7 @@ class Outbound:
         cancel = Request(method="CANCEL", uri=inv.uri, headers=Headers(pairs))
         # the INVITE's own transaction reports the lost connection
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            await pending.partner.sip.send(cancel)
+            await self._send(pending.partner, cancel)
         return True
 
     async def response_from_client(self, response: Response) -> bool:
@@ -760,10 +763,39 @@ class Outbound:
         if response.cseq[1] == "BYE" and 200 <= response.status < 300:
             self._dialogs.pop(response.call_id, None)
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            await partner.sip.send(relayed)
+            await self._send(partner, relayed)
         return True
 
     # --- the partner's side ------------------------------------------------------------
+
+    async def _send(self, partner: PartnerConnection, message: Request | Response) -> None:
+        """Send on a partner connection; one that fails, or stalls, is retired.
+
+        A TLS send cut short leaves the stream unusable, and the connection is shared
+        by every call to that partner: kept, it would fail each later call with 1047.
+        So the send is shielded from the calling task's cancellation (a client hanging
+        up mid-send), bounded by :data:`PARTNER_SEND_TIMEOUT`, and on any failure the
+        connection is closed; the next call connects afresh.
+
+        Raises:
+            trio.BrokenResourceError: the send failed (``__cause__`` says why).
+        """
+        try:
+            with trio.CancelScope(shield=True), trio.fail_after(PARTNER_SEND_TIMEOUT):
+                await partner.sip.send(message)
+        except _SEND_FAILURES as exc:
+            self._retire(partner, exc)
+            raise trio.BrokenResourceError(f"sending to {_label(partner)} failed: {exc}") from exc
+
+    def _retire(self, conn: PartnerConnection, exc: BaseException) -> None:
+        """Take ``conn`` out of use and close it; its reader reports the pending calls."""
+        if conn.failure is None:
+            conn.failure = exc
+        conn.closed = True
+        if self.connections.get(conn.key) is conn:
+            del self.connections[conn.key]
+        assert self._nursery is not None, "Outbound.run() is not running"
+        self._nursery.start_soon(trio.aclose_forcefully, conn.sip.stream)
 
     async def _read(self, conn: PartnerConnection) -> None:
         """Route everything the partner sends until the connection ends."""
@@ -824,7 +856,7 @@ class Outbound:
             return
         if dialog is None or dialog.partner is not conn:
             reply = build_response(request, 481, to_tag=None, headers=server)
-            await conn.sip.send(reply)
+            await self._send(conn, reply)
             return
         branch = new_branch(self.edge)
         mf = request.max_forwards
@@ -845,7 +877,7 @@ class Outbound:
             self._reverse.pop(branch, None)
             self._dialogs.pop(request.call_id, None)
             reply = build_response(request, 481, to_tag=None, headers=server)
-            await conn.sip.send(reply)
+            await self._send(conn, reply)
             return
         self._write_in_dialog(dialog.client, request, dialog, status=None, towards="client")
 
