@@ -9,7 +9,11 @@ the same load generators measure, in this order, on a server just started:
 3. the maximum sustained rate: steps of 5 s, stopping at the first step with
    >= 0.1 % failed calls or an achieved rate < 95 % of the offered one;
 4. handshake per call: SIPp ``-t tn`` (one mutual-TLS handshake per call);
-5. latency: a trio client, one warm connection, INVITEs at 1,000/s, p50/p99/p99.9.
+5. latency: a trio client, one warm connection, INVITEs at 1,000/s, p50/p99/p99.9;
+6. outbound (fedsim and Kamailio): SIPp through stunnel to the client-facing side,
+   each INVITE to far.bench relayed over one mutual-TLS connection to the partner
+   (the ceiling with the vcse.far.bench certificate) and its 504 back: server CPU
+   per call. Kamailio's side is a stateful TLS proxy (``kamailio_proxy.cfg``).
 
 Then, for fedsim only: ``serve`` start-to-ready with an existing PKI, the wall
 time of ``fedsim run scenarios/``, and events.jsonl against the INVITEs sent.
@@ -49,9 +53,11 @@ from simulator.bench.servers import (
     start_ceiling,
     start_fedsim,
     start_kamailio,
+    start_kamailio_proxy,
+    start_partner,
     start_stunnel,
 )
-from simulator.bench.sipp import SippRun, run_sipp
+from simulator.bench.sipp import OUTBOUND_SCENARIO, SCENARIO, SippRun, run_sipp
 from simulator.errors import FedsimError
 
 SERVERS = ("fedsim", "kamailio", "ceiling")
@@ -78,13 +84,16 @@ class Plan:
     handshake_calls: int
     latency_rate: float
     latency_calls: int
+    outbound_rate: float
+    outbound_calls: int
     idle_connections: int
     catalogue: bool
 
     def __post_init__(self) -> None:
-        if min(self.warm_rate, self.handshake_rate, self.latency_rate, self.max_step_s) <= 0:
+        rates = (self.warm_rate, self.handshake_rate, self.latency_rate, self.outbound_rate)
+        if min(*rates, self.max_step_s) <= 0:
             raise ValueError("rates and durations must be positive")
-        if min(self.warm_calls, self.handshake_calls, self.latency_calls) < 1:
+        if min(self.warm_calls, self.handshake_calls, self.latency_calls, self.outbound_calls) < 1:
             raise ValueError("every run needs at least one call")
         if not self.max_steps or list(self.max_steps) != sorted(self.max_steps):
             raise ValueError("max_steps must be increasing")
@@ -100,6 +109,8 @@ FULL = Plan(
     handshake_calls=1000,
     latency_rate=1000,
     latency_calls=10_000,
+    outbound_rate=200,
+    outbound_calls=2000,
     idle_connections=1000,
     catalogue=True,
 )
@@ -113,6 +124,8 @@ QUICK = Plan(
     handshake_calls=20,
     latency_rate=1000,
     latency_calls=300,
+    outbound_rate=50,
+    outbound_calls=50,
     idle_connections=50,
     catalogue=False,
 )
@@ -145,6 +158,12 @@ FIGURES = (
         unit="ms/call",
         meaning="server CPU per call with one mutual-TLS handshake per call",
     ),
+    Figure(
+        name="outbound_cpu_us_per_call",
+        unit="us/call",
+        meaning="server CPU per client INVITE relayed to the partner and its 504 back",
+    ),
+    Figure(name="outbound_failed_calls", unit="calls", meaning="failed calls in that run"),
     Figure(name="p50_ms_at_1000cps", unit="ms", meaning="median INVITE -> 504, warm connection"),
     Figure(name="p99_ms_at_1000cps", unit="ms", meaning="99th percentile INVITE -> 504"),
     Figure(name="p999_ms_at_1000cps", unit="ms", meaning="99.9th percentile INVITE -> 504"),
@@ -206,11 +225,14 @@ def _loaded_run(
     rate: float,
     calls: int,
     out: Path,
+    scenario: str = SCENARIO,
 ) -> tuple[SippRun, float]:
     """A SIPp run and the CPU seconds the server's process tree spent during it."""
     before_tree = process_tree(server.proc.pid)
     before = cpu_seconds(before_tree)
-    run = run_sipp(stunnel_port, transport=transport, rate=rate, calls=calls, out=out)
+    run = run_sipp(
+        stunnel_port, transport=transport, rate=rate, calls=calls, out=out, scenario=scenario
+    )
     after = cpu_seconds(before_tree | process_tree(server.proc.pid))
     return run, after - before
 
@@ -281,12 +303,43 @@ def measure_latency(server: Running, pki: BenchPki, work: Path, plan: Plan) -> d
     return result
 
 
+def measure_outbound(
+    procs: Procs, pki: BenchPki, work: Path, plan: Plan, server: Running, port: int
+) -> tuple[SippRun, float]:
+    """Load ``server``'s client-facing ``port`` with calls to the far.bench partner."""
+    stunnel = start_stunnel(procs, pki, port, work, f"{server.name}-outbound")
+    run, cpu = _loaded_run(
+        server,
+        stunnel,
+        transport="t1",
+        rate=plan.outbound_rate,
+        calls=plan.outbound_calls,
+        out=work / f"sipp-{server.name}-outbound.out",
+        scenario=OUTBOUND_SCENARIO,
+    )
+    say(
+        f"{server.name}: outbound {plan.outbound_rate:g} cps: {run.successful} ok, "
+        f"{run.failed} failed, {cpu:.2f} s server CPU"
+    )
+    return run, cpu
+
+
+def _outbound_figures(figures: dict[str, Value], run: SippRun, cpu: float) -> None:
+    figures["outbound_cpu_us_per_call"] = (
+        round(cpu / run.successful * 1e6, 1) if run.successful else None
+    )
+    figures["outbound_failed_calls"] = run.failed
+
+
 def bench_server(
-    name: str, procs: Procs, pki: BenchPki, work: Path, plan: Plan
+    name: str, procs: Procs, pki: BenchPki, work: Path, plan: Plan, partner_port: int | None
 ) -> dict[str, Value]:
-    """Start one server, measure every figure against it, stop it."""
+    """Start one server, measure every figure against it, stop it.
+
+    ``partner_port``: the far.bench partner for the outbound figure (None: not measured).
+    """
     starters: dict[str, Callable[[Procs, BenchPki, Path], Running]] = {
-        "fedsim": start_fedsim,
+        "fedsim": lambda p, k, w: start_fedsim(p, k, w, partner_port or 5061),
         "kamailio": start_kamailio,
         "ceiling": start_ceiling,
     }
@@ -373,8 +426,21 @@ def bench_server(
         ):
             value = latency.get(key)
             figures[figure] = float(value) if isinstance(value, int | float) else None
+
+        if partner_port is not None and server.clients_port is not None:  # fedsim
+            outbound, cpu = measure_outbound(procs, pki, work, plan, server, server.clients_port)
+            invites += outbound.answered
+            _outbound_figures(figures, outbound, cpu)
     finally:
         procs.stop(server.proc)
+    if partner_port is not None and name == "kamailio":
+        # Kamailio's outbound side: a stateful TLS proxy to the same partner.
+        proxy = start_kamailio_proxy(procs, pki, work, partner_port)
+        try:
+            outbound, cpu = measure_outbound(procs, pki, work, plan, proxy, proxy.port)
+            _outbound_figures(figures, outbound, cpu)
+        finally:
+            procs.stop(proxy.proc)
     if server.events is not None:
         figures["serve_ready_s"] = round(server.ready_s, 3)
         lines = _count_lines(server.events) - events_before
@@ -511,8 +577,12 @@ def bench(
     pki = issue_bench_pki(work / "certs")
     by_server: dict[str, dict[str, Value]] = {}
     with Procs() as procs:
+        # The far.bench partner of the outbound figure, shared by fedsim and Kamailio.
+        partner = start_partner(procs, pki, work) if {"fedsim", "kamailio"} & set(servers) else None
         for name in servers:
-            by_server[name] = bench_server(name, procs, pki, work, plan)
+            by_server[name] = bench_server(
+                name, procs, pki, work, plan, partner.port if partner else None
+            )
     catalogue = catalogue_wall(scenarios, work) if plan.catalogue and "fedsim" in servers else None
     return results_json(by_server, plan, catalogue)
 

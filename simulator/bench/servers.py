@@ -8,6 +8,10 @@ require a client certificate from the same lab CA, and listen on a free port of
 * Kamailio: the interop reference config (stateless 504 + ms-diagnostics, one
   TLS worker), paths and port rewritten;
 * the ceiling: :mod:`simulator.bench.ceiling` (trio + ssl, fixed 504).
+
+The outbound measurement adds the far.bench partner (the ceiling again, with the
+``vcse.far.bench`` certificate) and, as Kamailio's side of it, a transaction-
+stateful TLS proxy to that partner (``kamailio_proxy.cfg``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ from simulator.lab import load_lab
 from simulator.pki import issue_pki
 
 SERVER_NAME = "sip.edge.bench"
+#: The outbound partner's name (its SRV, A record and certificate are in bench.toml).
+PARTNER_NAME = "vcse.far.bench"
+#: The SRV record of the partner in bench.toml, whose port the bench rewrites.
+PARTNER_SRV = re.compile(
+    r"^(_sipfederationtls\._tcp\.far\.bench\.\s.*\sSRV\s+\d+\s+\d+\s+)5061(\s)", re.M
+)
 #: Seconds a server may take to come up before the bench gives up.
 START_TIMEOUT = 30.0
 #: Kamailio's shared and private memory (MB), as in the interop README.
@@ -43,6 +53,8 @@ class BenchPki:
     ca: Path
     client_cert: Path
     client_key: Path
+    partner_cert: Path
+    partner_key: Path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +67,7 @@ class Running:
         port: its mutual-TLS port on 127.0.0.1.
         ready_s: seconds from start to ready (fedsim: to its "decisions (" banner line).
         events: fedsim's events.jsonl (None for the others).
+        clients_port: fedsim's client-facing port (None for the others).
     """
 
     name: str
@@ -62,6 +75,7 @@ class Running:
     port: int
     ready_s: float
     events: Path | None = None
+    clients_port: int | None = None
 
 
 def bench_lab_path() -> Path:
@@ -74,6 +88,7 @@ def issue_bench_pki(certs_dir: Path) -> BenchPki:
     lab = load_lab(bench_lab_path())
     issued = issue_pki(lab.certs, certs_dir, now=dt.datetime.now(dt.UTC))
     server, client = issued[SERVER_NAME], issued["vcse.partner.bench"]
+    partner = issued[PARTNER_NAME]
     return BenchPki(
         certs_dir=certs_dir,
         server_cert=server.cert_path,
@@ -81,19 +96,35 @@ def issue_bench_pki(certs_dir: Path) -> BenchPki:
         ca=server.root_path,
         client_cert=client.cert_path,
         client_key=client.key_path,
+        partner_cert=partner.cert_path,
+        partner_key=partner.key_path,
     )
 
 
-def start_fedsim(procs: Procs, pki: BenchPki, work: Path) -> Running:
-    """``fedsim serve`` on the bench lab, free ports, logs in ``work/fedsim-logs``."""
+def bench_lab_text(partner_port: int) -> str:
+    """bench.toml with the far.bench partner's SRV pointing at ``partner_port``."""
+    text = bench_lab_path().read_text(encoding="utf-8")
+    text, count = PARTNER_SRV.subn(rf"\g<1>{partner_port}\g<2>", text)
+    if count != 1:
+        raise BenchError("bench.toml: expected one far.bench SRV record with port 5061")
+    return text
+
+
+def start_fedsim(procs: Procs, pki: BenchPki, work: Path, partner_port: int = 5061) -> Running:
+    """``fedsim serve`` on the bench lab, free ports, logs in ``work/fedsim-logs``.
+
+    ``partner_port``: where the outbound partner (vcse.far.bench) listens.
+    """
     log_dir = work / "fedsim-logs"
     out = work / "fedsim.out"
+    lab = work / "bench.toml"
+    lab.write_text(bench_lab_text(partner_port), encoding="utf-8")
     argv = [
         sys.executable,
         "-m",
         "simulator",
         "serve",
-        str(bench_lab_path()),
+        str(lab),
         "--quiet",  # a load test reads edge.log and events.jsonl, not 2,000 lines/s
         "--log-dir",
         str(log_dir),
@@ -114,15 +145,20 @@ def start_fedsim(procs: Procs, pki: BenchPki, work: Path) -> Running:
 
     wait_until("fedsim serve", banner_done, timeout=START_TIMEOUT, proc=proc)
     ready = time.monotonic() - start
-    match = re.search(rb"federation\s+127\.0\.0\.1:(\d+)", out.read_bytes())
-    if match is None:
-        raise BenchError(f"fedsim serve: no federation address in its banner (see {out})")
+    banner = out.read_bytes()
+    match = re.search(rb"federation\s+127\.0\.0\.1:(\d+)", banner)
+    clients = re.search(rb"clients\s+127\.0\.0\.1:(\d+)", banner)
+    if match is None or clients is None:
+        raise BenchError(
+            f"fedsim serve: no federation or clients address in its banner (see {out})"
+        )
     return Running(
         name="fedsim",
         proc=proc,
         port=int(match.group(1)),
         ready_s=ready,
         events=log_dir / "events.jsonl",
+        clients_port=int(clients.group(1)),
     )
 
 
@@ -166,10 +202,58 @@ def kamailio_config(pki: BenchPki, port: int, modules: Path) -> str:
 def start_kamailio(procs: Procs, pki: BenchPki, work: Path) -> Running:
     """Kamailio with the reference config (one TLS worker) on a free port."""
     port = free_port()
-    run_dir = work / "kamailio-run"
+    return _start_kamailio(
+        procs, work, "kamailio", kamailio_config(pki, port, kamailio_modules()), port
+    )
+
+
+def tls_proxy_profile(pki: BenchPki) -> str:
+    """Kamailio's tls.cfg for the proxy: the server certificate on both sides, mutual TLS."""
+    profile = (
+        "method = TLSv1.2+\n"
+        "verify_certificate = yes\n"
+        "require_certificate = yes\n"
+        f"certificate = {pki.server_cert}\n"
+        f"private_key = {pki.server_key}\n"
+        f"ca_list = {pki.ca}\n"
+    )
+    return f"[server:default]\n{profile}\n[client:default]\n{profile}"
+
+
+def kamailio_proxy_config(modules: Path, port: int, tls_cfg: Path, partner_port: int) -> str:
+    """The proxy config with this run's port, module path, TLS profile and partner port."""
+    text = (
+        resources.files("simulator.bench")
+        .joinpath("kamailio_proxy.cfg")
+        .read_text(encoding="utf-8")
+    )
+    replacements = {
+        r"^listen=.*$": f"listen=tls:127.0.0.1:{port}",
+        r"^mpath=.*$": f'mpath="{modules}/"',
+        r'^modparam\("tls", "config", .*$': f'modparam("tls", "config", "{tls_cfg}")',
+        r"^\t\$du = .*$": f'\t$du = "sip:127.0.0.1:{partner_port};transport=tls";',
+    }
+    for pattern, line in replacements.items():
+        text, count = re.subn(pattern, line.replace("\\", "\\\\"), text, flags=re.M)
+        if count != 1:
+            raise BenchError(f"kamailio_proxy.cfg: expected one line matching {pattern!r}")
+    return text
+
+
+def start_kamailio_proxy(procs: Procs, pki: BenchPki, work: Path, partner_port: int) -> Running:
+    """Kamailio as a mutual-TLS proxy to the far.bench partner, on a free port."""
+    port = free_port()
+    tls_cfg = work / "kamailio-tls-proxy.cfg"
+    tls_cfg.write_text(tls_proxy_profile(pki), encoding="utf-8")
+    text = kamailio_proxy_config(kamailio_modules(), port, tls_cfg, partner_port)
+    return _start_kamailio(procs, work, "kamailio-proxy", text, port)
+
+
+def _start_kamailio(procs: Procs, work: Path, name: str, config: str, port: int) -> Running:
+    run_dir = work / f"{name}-run"
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = work / "kamailio.cfg"
-    cfg.write_text(kamailio_config(pki, port, kamailio_modules()), encoding="utf-8")
+    cfg = work / f"{name}.cfg"
+    cfg.write_text(config, encoding="utf-8")
     argv = [
         "kamailio",
         "-f",
@@ -181,41 +265,50 @@ def start_kamailio(procs: Procs, pki: BenchPki, work: Path) -> Running:
         "-M",
         str(KAMAILIO_PKG_MB),
         "-P",
-        str(work / "kamailio.pid"),
+        str(work / f"{name}.pid"),
         "-Y",
         str(run_dir),
     ]
     start = time.monotonic()
-    proc = procs.start("kamailio", argv, stdout=work / "kamailio.log")
-    wait_until("kamailio", lambda: listening(port), timeout=START_TIMEOUT, proc=proc)
+    proc = procs.start(name, argv, stdout=work / f"{name}.log")
+    wait_until(name, lambda: listening(port), timeout=START_TIMEOUT, proc=proc)
     # Its TCP/TLS worker forks after the listener is bound: let the tree settle.
     time.sleep(0.5)
-    return Running(name="kamailio", proc=proc, port=port, ready_s=time.monotonic() - start)
+    return Running(name=name, proc=proc, port=port, ready_s=time.monotonic() - start)
 
 
 def start_ceiling(procs: Procs, pki: BenchPki, work: Path) -> Running:
     """The trio mutual-TLS fixed-504 responder on a free port."""
-    out = work / "ceiling.out"
+    return _start_responder(procs, pki, work, "ceiling", pki.server_cert, pki.server_key)
+
+
+def start_partner(procs: Procs, pki: BenchPki, work: Path) -> Running:
+    """The outbound partner vcse.far.bench: the same responder with the partner's certificate."""
+    return _start_responder(procs, pki, work, "partner", pki.partner_cert, pki.partner_key)
+
+
+def _start_responder(
+    procs: Procs, pki: BenchPki, work: Path, name: str, cert: Path, key: Path
+) -> Running:
+    out = work / f"{name}.out"
     argv = [
         sys.executable,
         "-m",
         "simulator.bench.ceiling",
         "--cert",
-        str(pki.server_cert),
+        str(cert),
         "--key",
-        str(pki.server_key),
+        str(key),
         "--ca",
         str(pki.ca),
     ]
     start = time.monotonic()
-    proc = procs.start("ceiling", argv, stdout=out)
-    wait_until("ceiling", lambda: b"ready " in out.read_bytes(), timeout=START_TIMEOUT, proc=proc)
+    proc = procs.start(name, argv, stdout=out)
+    wait_until(name, lambda: b"ready " in out.read_bytes(), timeout=START_TIMEOUT, proc=proc)
     match = re.search(rb"ready 127\.0\.0\.1:(\d+)", out.read_bytes())
     if match is None:
-        raise BenchError(f"ceiling: no address in its output (see {out})")
-    return Running(
-        name="ceiling", proc=proc, port=int(match.group(1)), ready_s=time.monotonic() - start
-    )
+        raise BenchError(f"{name}: no address in its output (see {out})")
+    return Running(name=name, proc=proc, port=int(match.group(1)), ready_s=time.monotonic() - start)
 
 
 def start_stunnel(procs: Procs, pki: BenchPki, server_port: int, work: Path, name: str) -> int:

@@ -48,8 +48,12 @@ class SippRun:
         return self.failed / self.created if self.created else 1.0
 
 
-def scenario_path() -> Path:
-    return Path(str(resources.files("simulator.bench").joinpath(SCENARIO)))
+#: The outbound load: a client's INVITE to far.bench, relayed 504, ACK.
+OUTBOUND_SCENARIO = "uac_outbound_504.xml"
+
+
+def scenario_path(name: str = SCENARIO) -> Path:
+    return Path(str(resources.files("simulator.bench").joinpath(name)))
 
 
 def _counter(screen: str, name: str) -> int:
@@ -73,6 +77,7 @@ def run_sipp(
     rate: float,
     calls: int,
     out: Path,
+    scenario: str = SCENARIO,
 ) -> SippRun:
     """Offer ``calls`` INVITEs at ``rate`` per second to 127.0.0.1:``port`` (plain TCP).
 
@@ -84,7 +89,7 @@ def run_sipp(
     argv = [
         "sipp",
         "-sf",
-        str(scenario_path()),
+        str(scenario_path(scenario)),
         "-t",
         transport,
         f"127.0.0.1:{port}",

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from simulator.bench.servers import BenchPki, kamailio_config
+from simulator.bench.servers import (
+    BenchPki,
+    bench_lab_text,
+    kamailio_config,
+    kamailio_proxy_config,
+    tls_proxy_profile,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -23,6 +29,7 @@ REQUIRED = (
     "warm_cpu_us_per_call",
     "warm_max_cps",
     "handshake_cpu_ms_per_call",
+    "outbound_cpu_us_per_call",
     "p99_ms_at_1000cps",
     "rss_kib_per_idle_conn",
     "catalogue_wall_s",
@@ -72,6 +79,11 @@ def test_quick_bench_writes_the_table_and_json_for_all_three_servers(tmp_path: P
         assert rows[name]["kamailio"] is not None, name
         assert rows[name]["ceiling"] is not None, name
     assert rows["warm_failed_calls"]["fedsim"] == 0
+    # Outbound: fedsim and the Kamailio proxy relayed every call to the same partner.
+    for server in ("fedsim", "kamailio"):
+        assert rows["outbound_cpu_us_per_call"][server] is not None, server
+        assert rows["outbound_failed_calls"][server] == 0, server
+    assert rows["outbound_cpu_us_per_call"]["ceiling"] is None  # it relays nothing
     assert rows["events_missing"]["fedsim"] == 0  # one event per INVITE, none lost
     header, rule, *lines = done.stdout.splitlines()[:-1]
     assert header.split()[:5] == ["figure", "unit", "fedsim", "Kamailio", "trio"]
@@ -79,16 +91,21 @@ def test_quick_bench_writes_the_table_and_json_for_all_three_servers(tmp_path: P
     assert [line.split()[0] for line in lines] == list(rows)
 
 
-def test_kamailio_config_takes_this_runs_port_modules_and_certificates(tmp_path: Path) -> None:
-    pki = BenchPki(
+def _pki(tmp_path: Path) -> BenchPki:
+    return BenchPki(
         certs_dir=tmp_path,
         server_cert=tmp_path / "s.crt",
         server_key=tmp_path / "s.key",
         ca=tmp_path / "ca.crt",
         client_cert=tmp_path / "c.crt",
         client_key=tmp_path / "c.key",
+        partner_cert=tmp_path / "p.crt",
+        partner_key=tmp_path / "p.key",
     )
-    text = kamailio_config(pki, 40123, Path("/opt/kamailio/modules"))
+
+
+def test_kamailio_config_takes_this_runs_port_modules_and_certificates(tmp_path: Path) -> None:
+    text = kamailio_config(_pki(tmp_path), 40123, Path("/opt/kamailio/modules"))
     assert "listen=tls:127.0.0.1:40123\n" in text
     assert 'mpath="/opt/kamailio/modules/"' in text
     assert f'modparam("tls", "certificate", "{tmp_path / "s.crt"}")' in text
@@ -97,3 +114,30 @@ def test_kamailio_config_takes_this_runs_port_modules_and_certificates(tmp_path:
     settings = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     assert not [line for line in settings if "/tmp/edge-peers" in line]
     assert "tcp_children=1" in text  # one TLS worker: kamailio/kamailio#3791
+
+
+def test_kamailio_proxy_config_relays_to_this_runs_partner(tmp_path: Path) -> None:
+    tls_cfg = tmp_path / "tls.cfg"
+    text = kamailio_proxy_config(Path("/opt/kamailio/modules"), 40124, tls_cfg, 40999)
+    assert "listen=tls:127.0.0.1:40124\n" in text
+    assert 'mpath="/opt/kamailio/modules/"' in text
+    assert f'modparam("tls", "config", "{tls_cfg}")' in text
+    assert '$du = "sip:127.0.0.1:40999;transport=tls";' in text
+    assert 'loadmodule "tm.so"' in text  # stateful: it ACKs the partner's 504 itself
+    settings = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in settings if "/tmp/edge-peers" in line]
+    profile = tls_proxy_profile(_pki(tmp_path))
+    # Mutual TLS on both legs, with the Edge's certificate.
+    for side in ("[server:default]", "[client:default]"):
+        section = profile.split(side, 1)[1].split("[", 1)[0]
+        assert "require_certificate = yes" in section
+        assert f"certificate = {tmp_path / 's.crt'}" in section
+        assert f"ca_list = {tmp_path / 'ca.crt'}" in section
+
+
+def test_bench_lab_points_the_far_bench_srv_at_the_partner_port() -> None:
+    text = bench_lab_text(40999)
+    srv = [line for line in text.splitlines() if "SRV" in line and "far.bench" in line]
+    assert len(srv) == 1
+    assert srv[0].split()[-2:] == ["40999", "vcse.far.bench."]
+    assert "5061 vcse.far.bench." not in text
