@@ -33,6 +33,7 @@ from simulator.diagnostics.format import (
     find_ms_diagnostics,
     format_edge_log,
     format_ms_diagnostics,
+    json_string,
     parse_edge_log,
     parse_ms_diagnostics,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "format_edge_log",
     "format_ms_diagnostics",
     "hresult",
+    "json_string",
     "lookup_result",
     "parse_edge_log",
     "parse_ms_diagnostics",

@@ -142,10 +142,13 @@ class Resolver:
         self._good_names: set[str] = set()
         self._parsed: dict[str, tuple[tuple[WireRecord, ...], list[SrvTarget]]] = {}
         self._answers: dict[str, SrvAnswer] = {}
+        #: Bumped by clear_cache: a caller keeping answers for their TTL drops them too.
+        self.generation = 0
 
     def clear_cache(self) -> None:
-        """Forget every cached answer."""
+        """Forget every cached answer (and bump :attr:`generation`)."""
         self._cache.clear()
+        self.generation += 1
 
     async def srv(
         self, name: str, *, before_query: Callable[[], Awaitable[None]] | None = None

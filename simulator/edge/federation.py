@@ -39,6 +39,7 @@ from simulator.diagnostics import (
     decision_event,
     edge_log_stamp,
     format_edge_log,
+    json_string,
 )
 from simulator.dns import Resolver, SrvAnswer
 from simulator.edge.events import EventLog
@@ -153,8 +154,8 @@ class Edge:
     internal_errors: int = 0
     dialogs: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)
     srv_lookups: OrderedDict[SrvAnswer, SrvLookup] = field(default_factory=OrderedDict)
-    #: The last SRV answer seen per name, with its lookup (see _decide).
-    last_srv: dict[str, tuple[SrvAnswer, SrvLookup]] = field(default_factory=dict)
+    #: Per SRV name, a lookup that cannot change until (trio time, resolver generation).
+    last_srv: dict[str, tuple[SrvLookup, float, int]] = field(default_factory=dict)
     uri_texts: dict[object, str] = field(default_factory=dict)
     routes: OrderedDict[tuple[str, str | None], tuple[str, str | None]] = field(
         default_factory=OrderedDict
@@ -680,12 +681,11 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> tuple[Verdi
     domain, name = route
     srv: SrvLookup | None = None
     if name is not None:
+        srv = _fresh_srv(edge, name)
+    if name is not None and srv is None:
         # A real query may take the DNS timeout: the burst's earlier replies go first.
         answer = await edge.resolver.srv(name, before_query=conn.release_burst)
-        # The resolver hands back the very same answer while it holds (one target):
-        # checking identity first spares hashing its targets on every request.
-        last = edge.last_srv.get(name)
-        srv = last[1] if last is not None and last[0] is answer else edge.srv_lookups.get(answer)
+        srv = edge.srv_lookups.get(answer)
         if srv is None:
             srv = SrvLookup(
                 name=name,
@@ -701,9 +701,13 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> tuple[Verdi
                 ),
             )
             edge.remember(edge.srv_lookups, answer, srv)
-        if len(edge.last_srv) >= MAX_REMEMBERED:
-            edge.last_srv.clear()
-        edge.last_srv[name] = (answer, srv)
+        if len(answer.targets) <= 1 and answer.ttl > 0 and edge.resolver.cache:
+            # One target or none: the order cannot change while the resolver holds the
+            # answer, so the lookup is the same until then (answer.ttl is rounded down).
+            if len(edge.last_srv) >= MAX_REMEMBERED:
+                edge.last_srv.clear()
+            until = trio.current_time() + answer.ttl
+            edge.last_srv[name] = (srv, until, edge.resolver.generation)
     # Keyed by the lookup's identity (the entry keeps it alive, so the id stays its
     # own): SrvLookup's generated hash walks every target.
     entry = conn.verdicts.get((domain, id(srv)))
@@ -714,6 +718,7 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> tuple[Verdi
         )
         decision = decide_inbound(facts, edge.settings)
         template = EventTemplate(_event_template(conn, decision, srv), EVENT_FIELDS)
+        assert template.fields == EVENT_FIELDS, template.fields  # _record_decision's order
         record = None
         if decision.edge_log is not None:
             record = EdgeLogTemplate(
@@ -728,6 +733,18 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> tuple[Verdi
             conn.verdicts.clear()
         conn.verdicts[(domain, id(srv))] = (srv, verdict)
     return verdict, from_text, to_text
+
+
+def _fresh_srv(edge: Edge, name: str) -> SrvLookup | None:
+    """The SRV lookup of ``name`` while the resolver's cached answer still holds."""
+    last = edge.last_srv.get(name)
+    if last is None:
+        return None
+    srv, until, generation = last
+    if trio.current_time() < until and generation == edge.resolver.generation:
+        return srv
+    del edge.last_srv[name]
+    return None
 
 
 #: The fields of an inbound decision's event that change from request to request.
@@ -832,16 +849,16 @@ def _record_decision(
             cseq=f"{cseq[0]} {cseq[1]}",
         )
     # The decision's status is the Edge's; an accepted request is then answered by
-    # the user (486, 404...): the event says what went on the wire.
-    event = verdict.event.render(
-        {
-            "time": iso,
-            "call_id": request.call_id,
-            "method": request.method,
-            "from": from_uri,
-            "to": to_uri,
-            "status": final,
-        }
+    # the user (486, 404...): the event says what went on the wire. In EVENT_FIELDS order:
+    event = verdict.event.render_encoded(
+        (
+            f'"{iso}"',
+            json_string(request.call_id),
+            json_string(request.method),
+            json_string(from_uri),
+            json_string(to_uri),
+            str(final),
+        )
     )
     # Held until the connection's next send or uncork, which flushes before the reply.
     edge.events.write(event, record_text, flush=False)
