@@ -1,0 +1,65 @@
+"""The Edge's clocks: record and event times agree; kept SRV lookups expire with the DNS."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from simulator.diagnostics import edge_log_stamp
+from simulator.dns import Resolver
+from simulator.edge.app import edge_settings
+from simulator.edge.events import EventLog
+from simulator.edge.federation import Edge, TrustStore, _fresh_srv
+from simulator.lab import builtin_lab
+from simulator.policy import SrvLookup
+
+
+async def test_stamps_are_now_in_both_formats(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    edge = Edge(
+        settings=edge_settings(builtin_lab()),
+        users={},
+        resolver=Resolver(("127.0.0.1", 9)),
+        trust=TrustStore(roots=[], public_roots=[], intermediates=[]),
+        events=log,
+    )
+    seen = set()
+    for _ in range(30):  # across many milliseconds and, at times, a second boundary
+        before = dt.datetime.now(dt.UTC)
+        record, iso = edge.stamps()
+        after = dt.datetime.now(dt.UTC)
+        when = dt.datetime.fromisoformat(iso)
+        assert iso == when.isoformat(timespec="milliseconds")
+        assert record == edge_log_stamp(when)
+        assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= when <= after
+        seen.add(iso)
+        await trio.sleep(0.04)
+    assert len(seen) > 20
+    log.close()
+
+
+async def test_a_kept_srv_lookup_lasts_as_long_as_the_resolvers_answer(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    log = EventLog(tmp_path)
+    edge = Edge(
+        settings=edge_settings(builtin_lab()),
+        users={},
+        resolver=Resolver(("127.0.0.1", 9)),
+        trust=TrustStore(roots=[], public_roots=[], intermediates=[]),
+        events=log,
+    )
+    name = "_sipfederationtls._tcp.steven.lab"
+    lookup = SrvLookup(name=name, outcome="nxdomain", targets=())
+    edge.last_srv[name] = (lookup, trio.current_time() + 10, edge.resolver.generation)
+    assert _fresh_srv(edge, name) is lookup
+    mock_clock.jump(10)  # the resolver's answer has expired: ask it again
+    assert _fresh_srv(edge, name) is None
+    assert name not in edge.last_srv
+    edge.last_srv[name] = (lookup, trio.current_time() + 10, edge.resolver.generation)
+    edge.resolver.clear_cache()  # so has its cache
+    assert _fresh_srv(edge, name) is None
+    log.close()
