@@ -49,6 +49,7 @@ class TlsStream(trio.abc.Stream):
         self._eof = False
         self._closed = False
         self._unyielded = 0
+        self._drained = False  # the last socket read emptied the socket (see _receive_more)
 
     # -- the handshake -----------------------------------------------------------------
 
@@ -171,7 +172,15 @@ class TlsStream(trio.abc.Stream):
     # -- the socket ------------------------------------------------------------------------
 
     async def _receive_more(self) -> None:
-        """Move what the socket has into the TLS object, waiting if there is nothing yet."""
+        """Move what the socket has into the TLS object, waiting if there is nothing yet.
+
+        After a read that did not fill the buffer the socket is almost surely empty:
+        wait for it first rather than spend a system call to learn so (the wait
+        returns at once if data did arrive meanwhile).
+        """
+        if self._drained:
+            await trio.lowlevel.wait_readable(self.socket)
+            self._unyielded = 0
         while True:
             try:
                 data = self.socket.recv(READ_SIZE)
@@ -182,6 +191,7 @@ class TlsStream(trio.abc.Stream):
             except OSError as exc:
                 raise trio.BrokenResourceError(f"the peer's connection broke: {exc}") from exc
             break
+        self._drained = len(data) < READ_SIZE
         if data:
             self._incoming.write(data)
             self._unyielded += 1
