@@ -191,11 +191,16 @@ def kamailio_config(pki: BenchPki, port: int, modules: Path) -> str:
         ),
         r'^modparam\("tls", "ca_list", .*$': f'modparam("tls", "ca_list", "{pki.ca}")',
     }
+    return _rewrite(text, replacements, "kamailio.cfg")
+
+
+def _rewrite(text: str, replacements: dict[str, str], name: str) -> str:
+    """Replace the one line matching each pattern (multiline) with its literal line."""
     for pattern, line in replacements.items():
         # A literal replacement: the paths must not be read as regex templates.
         text, count = re.subn(pattern, line.replace("\\", "\\\\"), text, flags=re.M)
         if count != 1:
-            raise BenchError(f"kamailio.cfg: expected one line matching {pattern!r}")
+            raise BenchError(f"{name}: expected one line matching {pattern!r}")
     return text
 
 
@@ -233,11 +238,7 @@ def kamailio_proxy_config(modules: Path, port: int, tls_cfg: Path, partner_port:
         r'^modparam\("tls", "config", .*$': f'modparam("tls", "config", "{tls_cfg}")',
         r"^\t\$du = .*$": f'\t$du = "sip:127.0.0.1:{partner_port};transport=tls";',
     }
-    for pattern, line in replacements.items():
-        text, count = re.subn(pattern, line.replace("\\", "\\\\"), text, flags=re.M)
-        if count != 1:
-            raise BenchError(f"kamailio_proxy.cfg: expected one line matching {pattern!r}")
-    return text
+    return _rewrite(text, replacements, "kamailio_proxy.cfg")
 
 
 def start_kamailio_proxy(procs: Procs, pki: BenchPki, work: Path, partner_port: int) -> Running:

@@ -26,20 +26,19 @@ TEMPLATE: dict[str, object] = {
 
 # Header text never holds NUL (the parser refuses it), so values avoid it too.
 text = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=40)
-
-
-@given(
-    values=st.fixed_dictionaries(
-        {
-            "time": text,
-            "call_id": text,
-            "method": text,
-            "from": text,
-            "to": text,
-            "status": st.integers(100, 699),
-        }
-    )
+VALUES = st.fixed_dictionaries(
+    {
+        "time": text,
+        "call_id": text,
+        "method": text,
+        "from": text,
+        "to": text,
+        "status": st.integers(100, 699),
+    }
 )
+
+
+@given(values=VALUES)
 def test_render_equals_event_json_of_the_filled_event(values: dict[str, object]) -> None:
     compiled = EventTemplate(TEMPLATE, FIELDS)
     assert compiled.render(values) == event_json({**TEMPLATE, **values})
@@ -50,18 +49,7 @@ def test_a_field_the_event_lacks_is_refused() -> None:
         EventTemplate(TEMPLATE, ("nope",))
 
 
-@given(
-    values=st.fixed_dictionaries(
-        {
-            "time": text,
-            "call_id": text,
-            "method": text,
-            "from": text,
-            "to": text,
-            "status": st.integers(100, 699),
-        }
-    )
-)
+@given(values=VALUES)
 def test_render_encoded_equals_render(values: dict[str, object]) -> None:
     # The Edge's hot path encodes the values itself, in the template's field order.
     compiled = EventTemplate(TEMPLATE, FIELDS)

@@ -17,15 +17,19 @@ from simulator.lab import builtin_lab
 from simulator.policy import SrvLookup
 
 
-async def test_stamps_are_now_in_both_formats(tmp_path: Path) -> None:
-    log = EventLog(tmp_path)
-    edge = Edge(
+def _edge(tmp_path: Path) -> Edge:
+    """An Edge with no peer connections, enough for its clocks and caches."""
+    return Edge(
         settings=edge_settings(builtin_lab()),
         users={},
         resolver=Resolver(("127.0.0.1", 9)),
         trust=TrustStore(roots=[], public_roots=[], intermediates=[]),
-        events=log,
+        events=EventLog(tmp_path),
     )
+
+
+async def test_stamps_are_now_in_both_formats(tmp_path: Path) -> None:
+    edge = _edge(tmp_path)
     seen = set()
     for _ in range(30):  # across many milliseconds and, at times, a second boundary
         before = dt.datetime.now(dt.UTC)
@@ -38,20 +42,13 @@ async def test_stamps_are_now_in_both_formats(tmp_path: Path) -> None:
         seen.add(iso)
         await trio.sleep(0.04)
     assert len(seen) > 20
-    log.close()
+    edge.events.close()
 
 
 async def test_a_kept_srv_lookup_lasts_as_long_as_the_resolvers_answer(
     tmp_path: Path, mock_clock: trio.testing.MockClock
 ) -> None:
-    log = EventLog(tmp_path)
-    edge = Edge(
-        settings=edge_settings(builtin_lab()),
-        users={},
-        resolver=Resolver(("127.0.0.1", 9)),
-        trust=TrustStore(roots=[], public_roots=[], intermediates=[]),
-        events=log,
-    )
+    edge = _edge(tmp_path)
     name = "_sipfederationtls._tcp.steven.lab"
     lookup = SrvLookup(name=name, outcome="nxdomain", targets=())
     edge.last_srv[name] = (lookup, trio.current_time() + 10, edge.resolver.generation)
@@ -62,4 +59,4 @@ async def test_a_kept_srv_lookup_lasts_as_long_as_the_resolvers_answer(
     edge.last_srv[name] = (lookup, trio.current_time() + 10, edge.resolver.generation)
     edge.resolver.clear_cache()  # so has its cache
     assert _fresh_srv(edge, name) is None
-    log.close()
+    edge.events.close()
