@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -26,6 +27,7 @@ from simulator.edge.federation import ALLOW, IN_DIALOG_ONLY, Edge
 from simulator.edge.outbound import Outbound, client_response
 from simulator.edge.replies import error_response_for
 from simulator.edge.sdp import build_answer
+from simulator.edge.tls import TlsStream
 from simulator.sip import (
     FramingError,
     Headers,
@@ -51,16 +53,15 @@ LOCAL_METHODS = frozenset({"INVITE", "OPTIONS", "MESSAGE"})
 class ClientConnection:
     """One accepted client connection (satisfies :class:`simulator.edge.outbound.ClientLink`)."""
 
-    stream: trio.SSLStream[trio.SocketStream]
+    stream: TlsStream
     peer_ip: str
     peer_port: int
     local_ip: str
     cid: str
-    send_lock: trio.Lock = field(default_factory=trio.Lock)
 
     async def send(self, data: bytes) -> None:
-        async with self.send_lock:
-            await self.stream.send_all(data)
+        # Several request tasks answer on one connection: TlsStream orders their writes.
+        await self.stream.send_all(data)
 
 
 def clients_context(server: ssl.SSLContext) -> ssl.SSLContext:
@@ -143,7 +144,8 @@ async def handle_client(
         return
     edge.connection_counter += 1
     cid = f"{edge.connection_counter * 0x100:X}"  # as federation.py: number + "00", hex
-    tls = trio.SSLStream(stream, ssl_context, server_side=True)
+    # The TLS stream owns the socket from here (see tls.py for why not trio.SSLStream).
+    tls = TlsStream(socket.socket(fileno=stream.socket.detach()), ssl_context)
     conn = ClientConnection(
         stream=tls,
         peer_ip=str(peer_addr[0]),

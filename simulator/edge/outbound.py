@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import socket
 import ssl
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ import trio
 
 from simulator.diagnostics import decision_event
 from simulator.edge.federation import MAX_REMEMBERED, Edge, TrustStore, peer_certificate
+from simulator.edge.tls import TlsStream
 from simulator.peer.conn import PeerClosed, SipConnection
 from simulator.pki import client_context
 from simulator.pki.contexts import TlsProfile
@@ -500,7 +502,10 @@ class Outbound:
                     "refused" if winsock == "refused" else "timeout",
                     settings,
                 )
-            tls = trio.SSLStream(tcp, self.ssl_context, server_hostname=target)
+            local = tcp.socket.getsockname()
+            # The TLS stream owns the socket from here (see tls.py).
+            raw = socket.socket(fileno=tcp.socket.detach())
+            tls = TlsStream(raw, self.ssl_context, server_hostname=target)
             try:
                 with trio.fail_after(self.limits.handshake_timeout):
                     await tls.do_handshake()
@@ -525,7 +530,6 @@ class Outbound:
             if refusal is not None:
                 await trio.aclose_forcefully(tls)
                 return refusal
-            local = tcp.socket.getsockname()
             conn = PartnerConnection(
                 key=key,
                 address=str(attempt["address"]),

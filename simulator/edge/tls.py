@@ -1,4 +1,4 @@
-"""Server-side TLS for the Edge's federation connections, lean enough for load tests.
+"""TLS for the Edge's connections, lean enough for load tests.
 
 ``trio.SSLStream`` does everything right and pays for it on every call: two
 strict-FIFO locks, a conflict detector and a trip through the scheduler per
@@ -10,8 +10,8 @@ bench ceiling built both ways). :class:`TlsStream` keeps the same design (an
 close_notify), but talks to a non-blocking socket directly and asks trio only to
 wait when the socket is not ready.
 
-What it gives up, on purpose: it is a server-side stream for one reader task,
-and a receive that finds data at once is not a checkpoint. So that a peer which
+What it gives up, on purpose: it is a stream for one reader task, and a
+receive that finds data at once is not a checkpoint. So that a peer which
 floods the connection cannot starve the others, every 32nd such receive yields
 to the scheduler anyway. Writes from several tasks (a ringing task, a NOTIFY)
 are serialised by a lock, so TLS records never interleave on the wire.
@@ -32,22 +32,32 @@ READ_SIZE = 65536
 
 
 class TlsStream(trio.abc.Stream):
-    """Mutual TLS on an accepted TCP socket: ``do_handshake``, then a trio stream.
+    """TLS on a connected TCP socket: ``do_handshake``, then a trio stream.
 
     Args:
-        sock: the accepted socket; the stream owns it from now on (closing closes it).
-        context: the server context (client certificate policy included).
+        sock: the connected socket; the stream owns it from now on (closing closes it).
+        context: the TLS context (client certificate policy included).
+        server_hostname: None on an accepted connection (the server side); the name
+            to send as SNI when the Edge is the client (its outbound connections).
     """
 
-    def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
+    def __init__(
+        self, sock: socket.socket, context: ssl.SSLContext, *, server_hostname: str | None = None
+    ) -> None:
         sock.setblocking(False)
         self.socket = sock
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
-        self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._ssl = context.wrap_bio(
+            self._incoming,
+            self._outgoing,
+            server_side=server_hostname is None,
+            server_hostname=server_hostname,
+        )
         self._write_lock = trio.StrictFIFOLock()
         self._eof = False
         self._closed = False
+        self._broken = False  # a TLS error happened: nothing more is sent (see aclose)
         self._unyielded = 0
         self._drained = False  # the last socket read emptied the socket (see _receive_more)
 
@@ -69,6 +79,7 @@ class TlsStream(trio.abc.Stream):
                 continue
             except ssl.SSLError as exc:
                 # No alert is sent: the Edge answers a refused peer with a TCP reset.
+                self._broken = True
                 raise trio.BrokenResourceError(f"TLS handshake failed: {exc}") from exc
             await self._send_pending()  # the last flight (and TLS 1.3 session tickets)
             return
@@ -114,6 +125,7 @@ class TlsStream(trio.abc.Stream):
             except ssl.SSLZeroReturnError:
                 return b""
             except ssl.SSLError as exc:
+                self._broken = True
                 raise trio.BrokenResourceError(f"TLS error: {exc}") from exc
             break
         # Whole records already received go out together: one wake-up, one reply burst.
@@ -144,6 +156,7 @@ class TlsStream(trio.abc.Stream):
         try:
             self._ssl.write(data)
         except ssl.SSLError as exc:
+            self._broken = True
             raise trio.BrokenResourceError(f"TLS error: {exc}") from exc
         await self._send_pending()
 
@@ -151,16 +164,21 @@ class TlsStream(trio.abc.Stream):
         await trio.lowlevel.wait_writable(self.socket)
 
     async def aclose(self) -> None:
-        """Send close_notify if the peer can take it at once, then close the socket."""
+        """Send close_notify (not after a TLS error) and close the socket.
+
+        As trio.SSLStream does, a stream broken by a TLS error sends nothing more:
+        not the alert OpenSSL left in the outgoing buffer, not a close_notify.
+        """
         if self._closed:
             await trio.lowlevel.checkpoint()
             return
         self._closed = True
         try:
-            with contextlib.suppress(ssl.SSLError, ValueError):
-                self._ssl.unwrap()  # queues close_notify; the peer's is not awaited
-            with contextlib.suppress(trio.BrokenResourceError):
-                await self._send_pending()
+            if not self._broken:
+                with contextlib.suppress(ssl.SSLError, ValueError):
+                    self._ssl.unwrap()  # queues close_notify; the peer's is not awaited
+                with contextlib.suppress(trio.BrokenResourceError):
+                    await self._send_pending()
         finally:
             self.socket.close()
 

@@ -52,8 +52,16 @@ class SipConnection:
 
     async def send_raw(self, data: bytes) -> None:
         """Send bytes as they are (pongs, or a message already serialized)."""
-        async with self.send_lock:
+        # Uncontended (the usual case), take the lock without Lock.acquire's trip
+        # through the scheduler; send_all is the checkpoint.
+        try:
+            self.send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self.send_lock.acquire()
+        try:
             await self.stream.send_all(data)
+        finally:
+            self.send_lock.release()
 
     async def receive(self) -> Request | Response:
         """Return the next message that parses.

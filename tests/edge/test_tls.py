@@ -194,3 +194,70 @@ async def test_a_refused_client_certificate_fails_the_handshake_with_the_ssl_cau
     await trio.aclose_forcefully(client)
     assert len(failure) == 1
     assert isinstance(failure[0].__cause__, ssl.SSLError)
+
+
+async def test_client_side_with_sni_against_trio_as_the_server() -> None:
+    # The Edge's outbound connections: TlsStream is the client, presenting its certificate.
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    server_ctx = server_context()
+    names: list[str | None] = []
+    server_ctx.sni_callback = lambda _obj, name, _ctx: names.append(name)
+    tcp = await trio.open_tcp_stream("127.0.0.1", port)
+    accepted = await listeners[0].accept()
+    await listeners[0].aclose()
+    server = trio.SSLStream(accepted, server_ctx, server_side=True)
+    client = TlsStream(
+        socket.socket(fileno=tcp.socket.detach()), client_context(), server_hostname="edge.test"
+    )
+    try:
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(server.do_handshake)
+                nursery.start_soon(client.do_handshake)
+            assert names == ["edge.test"]
+            assert server.getpeercert(binary_form=True)  # the client presented its own
+            pem = SERVER.cert_chain_pems[0].bytes().decode()
+            assert client.getpeercert() == ssl.PEM_cert_to_DER_cert(pem)
+            await client.send_all(b"OPTIONS")
+            assert await server.receive_some() == b"OPTIONS"
+            await server.send_all(b"SIP/2.0 200 OK")
+            assert await client.receive_some() == b"SIP/2.0 200 OK"
+    finally:
+        await trio.aclose_forcefully(server)
+        await trio.aclose_forcefully(client)
+
+
+async def test_after_a_failed_handshake_nothing_more_is_sent() -> None:
+    # As with trio.SSLStream, and as the Edge must (a refused peer sees a reset, not an
+    # alert): the alert OpenSSL leaves in the buffer for an untrusted client
+    # certificate is not sent, nor a close_notify.
+    stranger = trustme.CA().issue_cert("peer.test")
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    tcp = await trio.open_tcp_stream("127.0.0.1", port)
+    accepted = await listeners[0].accept()
+    await listeners[0].aclose()
+    server = TlsStream(socket.socket(fileno=accepted.socket.detach()), server_context())
+    context = client_context(with_cert=False)
+    stranger.configure_cert(context)
+    client = trio.SSLStream(tcp, context, server_hostname="edge.test")
+    seen: list[BaseException] = []
+
+    async def connect() -> None:
+        try:
+            await client.do_handshake()
+            await client.receive_some()  # TLS 1.3: the refusal shows on the first read
+        except trio.BrokenResourceError as exc:
+            seen.append(exc.__cause__ or exc)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connect)
+            with pytest.raises(trio.BrokenResourceError):
+                await server.do_handshake()
+            await server.aclose()
+    await trio.aclose_forcefully(client)
+    assert len(seen) == 1
+    reason = getattr(seen[0], "reason", None) or str(seen[0])
+    assert "ALERT" not in reason  # the client saw the connection end, not an alert
