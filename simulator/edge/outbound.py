@@ -785,8 +785,14 @@ class Outbound:
             trio.BrokenResourceError: the send failed (``__cause__`` says why).
         """
         try:
-            with trio.CancelScope(shield=True), trio.fail_after(PARTNER_SEND_TIMEOUT):
+            # One scope: shielded from the caller, with its own deadline.
+            deadline = trio.current_time() + PARTNER_SEND_TIMEOUT
+            with trio.CancelScope(shield=True, deadline=deadline) as scope:
                 await partner.sip.send(message)
+            if scope.cancelled_caught:
+                raise trio.TooSlowError(
+                    f"{_label(partner)} took no data for {PARTNER_SEND_TIMEOUT} s"
+                )
         except _SEND_FAILURES as exc:
             self._retire(partner, exc)
             raise trio.BrokenResourceError(f"sending to {_label(partner)} failed: {exc}") from exc
