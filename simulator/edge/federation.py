@@ -282,7 +282,8 @@ class Connection:
             self.pending.append(data)
             return
         self.log.flush()  # the event is on disk before its reply leaves
-        await self._send_now(data)
+        # TlsStream orders concurrent writers (a ringing or NOTIFY task) itself.
+        await self.stream.send_all(data)
 
     async def uncork(self) -> None:
         """End a burst: flush the logs, then send the queued replies in one write."""
@@ -291,17 +292,13 @@ class Connection:
         if self.pending:
             data = b"".join(self.pending)
             self.pending.clear()
-            await self._send_now(data)
+            await self.stream.send_all(data)
 
     async def release_burst(self) -> None:
         """Send what the burst has answered so far, and go on holding what follows."""
         if self.pending:
             await self.uncork()
             self.corked = True
-
-    async def _send_now(self, data: bytes) -> None:
-        # TlsStream orders concurrent writers (a ringing or NOTIFY task) itself.
-        await self.stream.send_all(data)
 
 
 def peer_certificate(
