@@ -663,6 +663,16 @@ _VALUE = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 _encode_string = encode_basestring
 
 
+def _encode_value(value: object) -> str:
+    """What _VALUE.encode gives, with its dispatch skipped for str and int."""
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)  # type: ignore[arg-type]
+    if kind is int:
+        return str(value)
+    return _VALUE.encode(value)
+
+
 def json_string(text: str) -> str:
     """``text`` as a JSON string, exactly as inside an event line."""
     return _encode_string(text)
@@ -729,19 +739,7 @@ class EventTemplate:
 
     def render(self, values: Mapping[str, object]) -> str:
         """The line for ``values`` (every field named at compile time)."""
-        out = [self._pieces[0]]
-        for name, piece in zip(self._fields, self._pieces[1:], strict=True):
-            value = values[name]
-            kind = type(value)
-            # What _VALUE.encode does for these two, without its dispatch.
-            if kind is str:
-                out.append(_encode_string(value))  # type: ignore[arg-type]
-            elif kind is int:
-                out.append(str(value))
-            else:
-                out.append(_VALUE.encode(value))
-            out.append(piece)
-        return "".join(out)
+        return self.render_encoded([_encode_value(values[name]) for name in self._fields])
 
 
 def event_json(event: Mapping[str, object]) -> str:

@@ -141,7 +141,6 @@ class Resolver:
         # is more than one target).
         self._good_names: set[str] = set()
         self._parsed: dict[str, tuple[tuple[WireRecord, ...], list[SrvTarget]]] = {}
-        self._answers: dict[str, SrvAnswer] = {}
         #: Bumped by clear_cache: a caller keeping answers for their TTL drops them too.
         self.generation = 0
 
@@ -176,18 +175,11 @@ class Resolver:
             if len(self._parsed) > 4096:
                 self._parsed.clear()
             self._parsed[qname] = (result.records, targets)
-        if len(targets) == 1 and not targets[0].unavailable:
-            # One target: the order cannot change, so while the records and the TTL
-            # left are the same, so is the answer (the Edge's caches key on it).
-            memo = self._answers.get(qname)
-            if memo is not None and memo.ttl == result.ttl and memo.targets[0] is targets[0]:
-                return memo
-            answer = SrvAnswer(name=qname, outcome="ok", targets=(targets[0],), ttl=result.ttl)
-            if len(self._answers) > 4096:
-                self._answers.clear()
-            self._answers[qname] = answer
-            return answer
-        ordered = order_srv(targets, self.rng)
+        ordered = (
+            targets
+            if len(targets) == 1 and not targets[0].unavailable
+            else order_srv(targets, self.rng)
+        )
         if not ordered:  # RFC 2782: a lone "." target means "decidedly not available"
             return SrvAnswer(name=qname, outcome="nodata", ttl=result.ttl)
         return SrvAnswer(name=qname, outcome="ok", targets=tuple(ordered), ttl=result.ttl)

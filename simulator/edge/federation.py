@@ -179,13 +179,12 @@ class Edge:
         peer: str,
     ) -> str:
         """Format one Edge log record with this Edge's machine, pid.tid and sequence."""
-        self.record_seq += 1
         ctx = LogContext(
             machine=self.machine,
             pid=PID,
             tid=TID,
             when=when,
-            seq=self.record_seq,
+            seq=self.next_record_seq(),
             correlation_id=self.rng.getrandbits(32),
             start_line=start_line,
             call_id=call_id,
@@ -193,6 +192,11 @@ class Edge:
             peer=peer,
         )
         return format_edge_log(record, ctx)
+
+    def next_record_seq(self) -> int:
+        """The next Edge record's sequence number (8 hex digits, so it wraps at 2**32)."""
+        self.record_seq = (self.record_seq + 1) & 0xFFFFFFFF
+        return self.record_seq
 
     def stamps(self) -> tuple[str, str]:
         """Now, as the Edge record prints it and as ISO 8601 to the millisecond (UTC).
@@ -835,11 +839,10 @@ def _record_decision(
     record_text: str | None = None
     stamp, iso = edge.stamps()
     if verdict.record is not None:
-        edge.record_seq = (edge.record_seq + 1) & 0xFFFFFFFF
-        seq, cseq = edge.record_seq, request.cseq
+        cseq = request.cseq
         record_text = verdict.record.render(
             stamp=stamp,
-            seq=seq,
+            seq=edge.next_record_seq(),
             correlation_id=edge.rng.getrandbits(32),
             start_line=request.start_line,
             call_id=request.call_id,
