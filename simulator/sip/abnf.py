@@ -240,6 +240,12 @@ VIA_PARM_HEAD = (
 # DEPARTURE: a bracketed IPv6reference is accepted too (RFC 5118 §4.5 shows
 # both forms in the wild).
 RECEIVED = rf"(?:{IPV4ADDRESS}|{IPV6ADDRESS_CHARS}|{IPV6REFERENCE})"
+# A Via's params are generic-params, except that received may carry a bare
+# IPv6address (not a gen-value: it holds ':'). One step of the Via params loop:
+SEMI_VIA_PARAM = (
+    rf"[ \t]*;[ \t]*(?:(?P<rname>(?i:received))[ \t]*=[ \t]*(?P<rvalue>{IPV6ADDRESS_CHARS})"
+    rf"(?=[ \t]*(?:;|\Z))|(?P<name>{TOKEN})(?:[ \t]*=[ \t]*(?P<value>{GEN_VALUE}))?)"
+)
 
 # RFC 3581 §3
 #   response-port = "rport" [EQUAL 1*DIGIT]
@@ -273,6 +279,7 @@ QUOTE_ME_RE = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 DISPLAY_TOKENS_RE = re.compile(DISPLAY_TOKENS)
 GEN_VALUE_RE = re.compile(GEN_VALUE)
 SEMI_GENERIC_PARAM_RE = re.compile(SEMI_GENERIC_PARAM)
+SEMI_VIA_PARAM_RE = re.compile(SEMI_VIA_PARAM)
 SEMI_TOKEN_PARAMS_RE = re.compile(SEMI_TOKEN_PARAMS)
 VIA_PARM_HEAD_RE = re.compile(VIA_PARM_HEAD)
 RECEIVED_RE = re.compile(RECEIVED)

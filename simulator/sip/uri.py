@@ -304,13 +304,14 @@ def _split_params(text: str) -> tuple[Param, ...]:
 # --- parameters -----------------------------------------------------------------------
 
 
-def parse_params(text: str, pos: int, whole: str) -> tuple[Param, ...]:
+def parse_params(text: str, pos: int, whole: str, *, via: bool = False) -> tuple[Param, ...]:
     """Parse ``*( SEMI generic-param )`` from ``text[pos:]`` to the end.
 
     Args:
         text: the header value being parsed.
         pos: where the parameters start.
         whole: the text to quote in an error.
+        via: the params of a Via, where ``received`` may be a bare IPv6 address.
 
     Raises:
         SipParseError: (400) an empty parameter (``;;``, RFC 4475 badinv01) or junk.
@@ -318,7 +319,7 @@ def parse_params(text: str, pos: int, whole: str) -> tuple[Param, ...]:
     rest = text[pos:]
     if not rest.strip(" \t"):
         return ()
-    if '"' not in rest and "[" not in rest:
+    if '"' not in rest and "[" not in rest and not (via and ":" in rest):
         # Fast path: one C-level match validates the whole run, then plain splits.
         if not abnf.SEMI_TOKEN_PARAMS_RE.fullmatch(rest):
             raise _fail("bad or empty parameter", whole)
@@ -329,14 +330,17 @@ def parse_params(text: str, pos: int, whole: str) -> tuple[Param, ...]:
         return tuple(out)
     params: list[Param] = []
     end = len(text)
-    match = abnf.SEMI_GENERIC_PARAM_RE.match
+    match = (abnf.SEMI_VIA_PARAM_RE if via else abnf.SEMI_GENERIC_PARAM_RE).match
     while pos < end:
         m = match(text, pos)
         if m is None:
             if text[pos:].strip(" \t"):
                 raise _fail("bad or empty parameter", whole)
             break
-        params.append((m.group("name"), m.group("value")))
+        if via and m.group("rname") is not None:
+            params.append((m.group("rname"), m.group("rvalue")))
+        else:
+            params.append((m.group("name"), m.group("value")))
         pos = m.end()
     return tuple(params)
 
@@ -526,7 +530,11 @@ class Via:
             raise ValueError(f"Via port out of range: {self.port}")
         for pname, pvalue in self.params:
             if not abnf.TOKEN_RE.fullmatch(pname) or (
-                pvalue is not None and not abnf.GEN_VALUE_RE.fullmatch(pvalue)
+                pvalue is not None
+                and not abnf.GEN_VALUE_RE.fullmatch(pvalue)
+                # via-received = "received" EQUAL (IPv4address / IPv6address): an IPv6
+                # address without brackets is no gen-value, yet it is what §18.2.1 writes.
+                and not (pname.lower() == "received" and abnf.RECEIVED_RE.fullmatch(pvalue))
             ):
                 raise ValueError(f"bad Via parameter {pname!r}={pvalue!r}")
 
@@ -619,6 +627,19 @@ def via_from_match(fast: re.Match[str]) -> Via:
     return built
 
 
+def _received_ok(value: str) -> bool:
+    """A via-received value: IPv4address, or an IPv6 address (bare, or bracketed: RFC 5118)."""
+    if not abnf.RECEIVED_RE.fullmatch(value):
+        return False
+    if ":" not in value:
+        return True
+    try:
+        ipaddress.IPv6Address(value.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _parse_via_parm_full(s: str, whole: str) -> Via:
     """One via-parm by the full RFC 3261 grammar; ``s`` is stripped."""
     m = abnf.VIA_PARM_HEAD_RE.match(s)
@@ -629,12 +650,12 @@ def _parse_via_parm_full(s: str, whole: str) -> Via:
         _check_ipv6_reference(host, whole)
     port_text = m.group("port")
     port = _check_port(port_text, whole) if port_text is not None else None
-    params = parse_params(s, m.end(), whole)
+    params = parse_params(s, m.end(), whole, via=True)
     for pname, pvalue in params:
         key = pname.lower()
         if key == "branch" and (pvalue is None or not abnf.TOKEN_RE.fullmatch(pvalue)):
             raise _fail("Via branch must be a token", whole)
-        if key == "received" and (pvalue is None or not abnf.RECEIVED_RE.fullmatch(pvalue)):
+        if key == "received" and (pvalue is None or not _received_ok(pvalue)):
             raise _fail("Via received must be an IP address", whole)
         if key == "rport" and pvalue is not None and not abnf.RPORT_VALUE_RE.fullmatch(pvalue):
             raise _fail("Via rport must be a port number", whole)

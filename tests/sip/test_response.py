@@ -10,6 +10,7 @@ from simulator.sip import (
     REASON_PHRASES,
     Headers,
     Request,
+    SipParseError,
     build_response,
     parse_message,
     serialize,
@@ -243,3 +244,33 @@ def test_caller_input_is_validated() -> None:
         build_response(request(*BASE), 486, via_params=[("received", "a b")])
     with pytest.raises(ValueError, match="header"):
         build_response(request(*BASE), 486, headers=[("Server", "RTC/6.0\r\n")])
+
+
+IPV6_REQUEST = (
+    b"INVITE sip:stejanss@skype.lab SIP/2.0\r\n"
+    b"Via: SIP/2.0/TLS [::1]:5061;branch=z9hG4bKv6\r\n"
+    b"From: <sip:2000@steven.lab>;tag=1\r\nTo: <sip:stejanss@skype.lab>\r\n"
+    b"Call-ID: v6\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "received", ["::1", "2001:db8::9:1", "[2001:db8::9:1]", "::ffff:10.0.0.1", "10.48.36.47"]
+)
+def test_received_may_be_an_ipv6_address_as_rfc_3261_writes_it(received: str) -> None:
+    # via-received = "received" EQUAL (IPv4address / IPv6address): the Edge answering a
+    # peer on ::1 writes received=::1 (issue 12), and the answer parses back.
+    request = parse_message(IPV6_REQUEST)
+    assert isinstance(request, Request)
+    params = (("received", received), ("ms-received-port", "5555"), ("ms-received-cid", "100"))
+    wire = serialize(build_response(request, 504, to_tag="AB", via_params=params))
+    assert f";received={received};ms-received-port=5555;".encode() in wire
+    again = parse_message(wire)
+    assert again.vias[0].received == received
+
+
+@pytest.mark.parametrize("bad", ["::1x", "::1:", "1:2:3:4:5:6:7:8:9"])
+def test_received_that_is_no_ip_address_is_refused(bad: str) -> None:
+    text = IPV6_REQUEST.replace(b"branch=z9hG4bKv6", b"branch=z9hG4bKv6;received=" + bad.encode())
+    with pytest.raises(SipParseError):
+        _ = parse_message(text).vias
