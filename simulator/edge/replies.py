@@ -29,8 +29,11 @@ _SCAN_LIMIT = 64 * 1024
 def error_response_for(raw: bytes, status: int, *, server: str, to_tag: str) -> bytes | None:
     """Build ``status`` for the unparsable request ``raw``, or None when it is not a request.
 
-    Responses (``SIP/2.0 ...``) and messages without the echo lines get no
-    answer: there is nothing the peer could match it to.
+    Responses (``SIP/2.0 ...``) get no answer, nor does a request without a Via
+    (there is no way back to its sender). Every echo line that exists is copied,
+    so a request missing its Call-ID, From and To (RFC 4475 §3.3.1 ``insuf``:
+    "ideally respond 400") is still answered with its Via and CSeq, and the peer
+    can match the answer by the branch.
     """
     head = raw[:_SCAN_LIMIT].split(b"\r\n\r\n", 1)[0]
     lines = head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ").split(b"\r\n")
@@ -52,7 +55,7 @@ def error_response_for(raw: bytes, status: int, *, server: str, to_tag: str) -> 
         if canonical == b"To" and b"tag=" not in value.lower():
             value += b";tag=" + to_tag.encode("ascii")
         echoed.append(canonical + b": " + value)
-    if not {b"Via", b"Call-ID", b"CSeq"} <= seen:
+    if b"Via" not in seen:
         return None
     reason = REASON_PHRASES.get(status, "Error").encode("ascii")
     out = [b"SIP/2.0 %d %s" % (status, reason), *echoed]

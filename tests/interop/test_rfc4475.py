@@ -117,9 +117,7 @@ EXPECTED: dict[str, Expect] = {
     # 3.2 transactions
     "badbranch.dat": Expect(statuses=(504,), rfc="parse; may 400"),
     # 3.3 application layer
-    "insuf.dat": Expect(
-        statuses=(), rfc="ideally 400; no Call-ID/From/To to echo, so the Edge stays silent"
-    ),
+    "insuf.dat": Expect(statuses=(400,), rfc="ideally 400: with the Via and CSeq it has"),
     "unkscm.dat": Expect(statuses=(416,), rfc="416 Unsupported URI Scheme"),
     "novelsc.dat": Expect(statuses=(416,), rfc="416 (or 404)"),
     # Non-SIP From/To: the RFC's own advice (registrar 400) fits an Edge too; the
