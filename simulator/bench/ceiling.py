@@ -24,6 +24,7 @@ from pathlib import Path
 import trio
 
 from simulator.edge.tls import TlsStream
+from simulator.net import serve_guarded, stderr_reporter
 from simulator.pki import server_context
 
 _ECHO = (b"via:", b"v:", b"from:", b"f:", b"to:", b"t:", b"call-id:", b"i:", b"cseq:")
@@ -114,7 +115,8 @@ async def serve_ceiling(
     async def handler(stream: trio.SocketStream) -> None:
         await _handle(stream, context)
 
-    await trio.serve_listeners(handler, listeners)
+    # The same guarded runner as every fedsim server: the ceiling measures our stack.
+    await serve_guarded(handler, listeners, server="ceiling", report=stderr_reporter())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="no console line per decision (load tests); edge.log and events.jsonl are unchanged",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print the traceback of an internal error (it is always recorded in events.jsonl)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 addresses = await nursery.start(
-                    _serve, lab, args.log_dir, args.certs_dir, console, args.quiet
+                    _serve, lab, args.log_dir, args.certs_dir, console, args.quiet, args.debug
                 )
                 print(banner(lab, addresses), flush=True)
                 async for signum in signals:
@@ -95,6 +100,7 @@ async def _serve(
     certs_dir: Path,
     console: object,
     quiet: bool,
+    debug: bool,
     *,
     task_status: trio.TaskStatus[LabAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -104,6 +110,7 @@ async def _serve(
         certs_dir=certs_dir,
         console=console if callable(console) else None,
         quiet=quiet,
+        debug=debug,
         task_status=task_status,
     )
 

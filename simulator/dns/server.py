@@ -17,6 +17,7 @@ import trio
 
 from simulator.dns.zone import ZoneSet
 from simulator.errors import FedsimError
+from simulator.net import Reporter, contain, peer_label, serve_guarded, stderr_reporter
 
 __all__ = ["DnsListenError", "serve_dns"]
 
@@ -98,6 +99,7 @@ async def serve_dns(
     port: int,
     *,
     idle_timeout: float = IDLE_TIMEOUT,
+    report: Reporter | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``zones`` over UDP and TCP on ``host``:``port`` until cancelled.
@@ -108,23 +110,28 @@ async def serve_dns(
         port: the port for both transports; 0 picks a free one.
         idle_timeout: seconds a TCP client has to send each query (and take
             each reply) before it is disconnected.
+        report: where a fedsim bug reached by one query or connection is reported
+            (the Edge's events in a lab; stderr by default). The server goes on.
         task_status: receives the (host, port) actually bound.
 
     Raises:
         DnsListenError: the address or port cannot be bound.
     """
+    report = report or stderr_reporter()
     udp, tcp = await _bind_pair(host, port)
     with udp, tcp:
         listener = trio.SocketListener(tcp)
         bound = udp.getsockname()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_serve_udp, zones, udp)
+            nursery.start_soon(_serve_udp, zones, udp, report)
             handler = partial(_serve_tcp, zones, idle_timeout=idle_timeout)
-            nursery.start_soon(trio.serve_listeners, handler, [listener])
+            nursery.start_soon(
+                partial(serve_guarded, handler, [listener], server="dns-tcp", report=report)
+            )
             task_status.started((str(bound[0]), int(bound[1])))
 
 
-async def _serve_udp(zones: ZoneSet, sock: trio.socket.SocketType) -> None:
+async def _serve_udp(zones: ZoneSet, sock: trio.socket.SocketType, report: Reporter) -> None:
     while True:
         try:
             data, peer = await sock.recvfrom(MAX_UDP_DATAGRAM)
@@ -132,7 +139,10 @@ async def _serve_udp(zones: ZoneSet, sock: trio.socket.SocketType) -> None:
             if exc.errno in _TRANSIENT_UDP_ERRNOS:
                 continue
             raise
-        reply = zones.answer(data, transport="udp")
+        # One datagram is one unit of failure, as a connection is for TCP.
+        reply = contain(
+            "dns-udp", peer_label(peer), report, partial(zones.answer, data, transport="udp")
+        )
         if reply is None:
             continue
         # The client went away or is unreachable: its problem, not the server's.
@@ -165,22 +175,22 @@ async def _next_tcp_query(stream: trio.SocketStream, buffer: bytearray) -> bytes
 
 
 async def _serve_tcp(zones: ZoneSet, stream: trio.SocketStream, *, idle_timeout: float) -> None:
-    """Answer queries on one TCP connection until it closes, stalls or misbehaves."""
+    """Answer queries on one TCP connection until it closes, stalls or misbehaves.
+
+    A peer that resets or breaks the connection raises out of here; the guard
+    that runs every connection (:func:`simulator.net.serve_guarded`) contains it.
+    """
     buffer = bytearray()
-    try:
-        async with stream:
-            while True:
-                query = None
-                with trio.move_on_after(idle_timeout):
-                    query = await _next_tcp_query(stream, buffer)
-                if query is None:
-                    return
-                reply = zones.answer(query, transport="tcp")
-                if reply is None:
-                    continue  # a silent name: the client sees a timeout for this query only
-                with trio.move_on_after(idle_timeout) as sending:
-                    await stream.send_all(len(reply).to_bytes(2, "big") + reply)
-                if sending.cancelled_caught:
-                    return
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return  # the peer reset the connection: nothing to answer any more
+    while True:
+        query = None
+        with trio.move_on_after(idle_timeout):
+            query = await _next_tcp_query(stream, buffer)
+        if query is None:
+            return
+        reply = zones.answer(query, transport="tcp")
+        if reply is None:
+            continue  # a silent name: the client sees a timeout for this query only
+        with trio.move_on_after(idle_timeout) as sending:
+            await stream.send_all(len(reply).to_bytes(2, "big") + reply)
+        if sending.cancelled_caught:
+            return

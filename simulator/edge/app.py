@@ -108,6 +108,7 @@ async def serve_lab(
     certs_dir: Path,
     console: Callable[[str], None] | None = None,
     quiet: bool = False,
+    debug: bool = False,
     limits: Limits | None = None,
     outbound: OutboundLimits | None = None,
     rng: random.Random | None = None,
@@ -116,7 +117,8 @@ async def serve_lab(
     """Run the lab's DNS server and Edge until cancelled; report a :class:`LabAddresses`.
 
     ``outbound`` sets the outbound connector's timeouts (and the port of
-    ``proxy_fqdn`` partners); ``limits`` those of the listeners.
+    ``proxy_fqdn`` partners); ``limits`` those of the listeners. ``debug`` shows
+    the traceback of an internal error on the console (it is always recorded).
     """
     issued = issue_pki(lab.certs, certs_dir, now=dt.datetime.now(dt.UTC))
     zones = lab_zones(lab)
@@ -150,9 +152,12 @@ async def serve_lab(
     )
     events = EventLog(log_dir, console=console)
     events.decisions = not quiet
+    events.debug = debug
     try:
         async with trio.open_nursery() as nursery:
-            dns_addr = await nursery.start(serve_dns, zones, *lab.dns.listen)
+            dns_addr = await nursery.start(
+                partial(serve_dns, report=events.internal_error), zones, *lab.dns.listen
+            )
             resolver_target = lab.edge.dns if lab.edge.dns is not None else dns_addr
             limits = limits or Limits()
             edge = Edge(

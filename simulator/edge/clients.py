@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import socket
 import ssl
 from dataclasses import dataclass
+from functools import partial
 
 import trio
 
@@ -28,6 +28,8 @@ from simulator.edge.outbound import Outbound, client_response
 from simulator.edge.replies import error_response_for
 from simulator.edge.sdp import build_answer
 from simulator.edge.tls import TlsStream
+from simulator.net import PEER_FAULTS, detach_socket, serve_guarded
+from simulator.policy import unroutable_domain
 from simulator.sip import (
     FramingError,
     Headers,
@@ -121,11 +123,12 @@ async def serve_clients(
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()
     task_status.started((bound[0], bound[1]))
-
-    async def handler(stream: trio.SocketStream) -> None:
-        await handle_client(edge, connector, ssl_context, stream)
-
-    await trio.serve_listeners(handler, listeners)
+    await serve_guarded(
+        partial(handle_client, edge, connector, ssl_context),
+        listeners,
+        server="clients",
+        report=edge.report_internal,
+    )
 
 
 async def handle_client(
@@ -145,7 +148,7 @@ async def handle_client(
     edge.connection_counter += 1
     cid = f"{edge.connection_counter * 0x100:X}"  # as federation.py: number + "00", hex
     # The TLS stream owns the socket from here (see tls.py for why not trio.SSLStream).
-    tls = TlsStream(socket.socket(fileno=stream.socket.detach()), ssl_context)
+    tls = TlsStream(detach_socket(stream), ssl_context)
     conn = ClientConnection(
         stream=tls,
         peer_ip=str(peer_addr[0]),
@@ -153,20 +156,24 @@ async def handle_client(
         local_ip=str(local_addr[0]),
         cid=cid,
     )
-    handshaken = False
     try:
         with trio.move_on_after(edge.limits.handshake_timeout) as handshake:
-            await tls.do_handshake()
-            handshaken = True
+            try:
+                await tls.do_handshake()
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                _tls_event(edge, conn, str(exc.__cause__ or exc) or "handshake failed")
+                return
         if handshake.cancelled_caught:
             _tls_event(edge, conn, "TLS handshake timed out")
             return
         async with trio.open_nursery() as nursery:
-            await _read_requests(edge, connector, conn, nursery)
-            nursery.cancel_scope.cancel()
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        if not handshaken:
-            _tls_event(edge, conn, str(exc.__cause__ or exc) or "handshake failed")
+            # The client going away (reset, no close_notify) ends the reading only.
+            with contextlib.suppress(*PEER_FAULTS):
+                await _read_requests(edge, connector, conn, nursery)
+            # Requests already taken finish (a partner send is never cut, and each still
+            # gets its event; answers to a client that left are dropped), within the
+            # longest a call can take; then whatever is left is cancelled.
+            nursery.cancel_scope.deadline = trio.current_time() + connector.limits.longest_call
     finally:
         await trio.aclose_forcefully(tls)
 
@@ -224,7 +231,6 @@ async def _read_requests(
         except SipParseError as exc:
             await _answer_unparsable(edge, conn, item, exc.status_hint)
             continue
-        edge.requests += 1
         nursery.start_soon(_handle_request, edge, connector, conn, request)
 
 
@@ -258,9 +264,41 @@ def _request_domain(request: Request) -> str | None:
 async def _handle_request(
     edge: Edge, connector: Outbound, conn: ClientConnection, request: Request
 ) -> None:
-    # the client left before its answer; the event is already written
-    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-        await _dispatch(edge, connector, conn, request)
+    """Handle one request; an out-of-dialog one always gets exactly one event.
+
+    Its event is written by whoever answers it (:meth:`Edge.recorded`); when the
+    Edge stops (or the client left and the call outlived its bound) before that,
+    the event says it went unanswered, so events never fall behind requests.
+    """
+    new = request.to.tag is None and request.method not in ("ACK", "CANCEL")
+    if new:
+        edge.requests += 1
+        edge.open_requests.add(id(request))
+    try:
+        # the client left before its answer: the answer is dropped, the event stays
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await _dispatch(edge, connector, conn, request)
+    finally:
+        if new and id(request) in edge.open_requests:
+            edge.recorded(request)
+            _unanswered_event(edge, conn, request)
+
+
+def _unanswered_event(edge: Edge, conn: ClientConnection, request: Request) -> None:
+    edge.events.write(
+        {
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            "direction": "outbound",
+            "kind": "unanswered",
+            "call_id": request.call_id,
+            "method": request.method,
+            "from": str(request.from_.uri),
+            "to": str(request.to.uri),
+            "peer": f"{conn.peer_ip}:{conn.peer_port}",
+            "status": None,
+            "reason": "the Edge stopped before answering",
+        }
+    )
 
 
 async def _dispatch(
@@ -282,7 +320,17 @@ async def _dispatch(
         return
     domain = _request_domain(request)
     if domain is None:
-        await conn.send(client_response(edge, request, 416, to_tag=edge.new_tag(), headers=server))
+        # RFC 3261 §8.2.2.1: a Request-URI scheme the Edge does not route.
+        status, rule, why = 416, "unsupported-uri", f"Request-URI {request.uri[:60]!r}"
+    else:
+        problem = unroutable_domain(domain)
+        # The domain becomes a DNS question: it must be a DNS name (RFC 3261 §21.4.22: 484).
+        status, rule, why = 484, "unroutable-domain", f"the Request-URI's domain {problem}"
+    if domain is None or problem is not None:
+        _local_event(edge, conn, request, status, rule=rule, reason=why)
+        await conn.send(
+            client_response(edge, request, status, to_tag=edge.new_tag(), headers=server)
+        )
         return
     if domain in edge.settings.domains:
         await _answer_locally(edge, conn, request)
@@ -331,26 +379,37 @@ async def _answer_locally(edge: Edge, conn: ClientConnection, request: Request) 
     await conn.send(reply)
 
 
-def _local_event(edge: Edge, conn: ClientConnection, request: Request, status: int) -> None:
+def _local_event(
+    edge: Edge,
+    conn: ClientConnection,
+    request: Request,
+    status: int,
+    *,
+    rule: str = "local-user",
+    reason: str | None = None,
+) -> None:
+    """The event of a request the Edge answers itself (a local user, or a refusal)."""
     now = dt.datetime.now(dt.UTC)
-    edge.events.write(
-        {
-            "time": now.isoformat(timespec="milliseconds"),
-            "direction": "outbound",
-            "call_id": request.call_id,
-            "method": request.method,
-            "from": str(request.from_.uri),
-            "to": str(request.to.uri),
-            "domain": _request_domain(request),
-            "peer": f"{conn.peer_ip}:{conn.peer_port}",
-            "rule": "local-user",
-            "accepted": status < 300,
-            "status": status,
-            "fidelity": "inferred",
-            "extra": {"forwarded": False},
-        }
-    )
+    event: dict[str, object] = {
+        "time": now.isoformat(timespec="milliseconds"),
+        "direction": "outbound",
+        "call_id": request.call_id,
+        "method": request.method,
+        "from": str(request.from_.uri),
+        "to": str(request.to.uri),
+        "domain": _request_domain(request),
+        "peer": f"{conn.peer_ip}:{conn.peer_port}",
+        "rule": rule,
+        "accepted": status < 300,
+        "status": status,
+        "fidelity": "inferred",
+        "extra": {"forwarded": False},
+    }
+    if reason is not None:
+        event["reason"] = reason
+    edge.recorded(request)
+    edge.events.write(event)
     edge.events.say_decision(
         f"{now:%H:%M:%S} local    {request.method} {request.from_.uri} -> {request.to.uri}"
-        f"  local-user  {status}"
+        f"  {rule}  {status}"
     )

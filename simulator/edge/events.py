@@ -19,11 +19,14 @@ against the file.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TextIO
+
+from simulator.net import InternalError
 
 EDGE_LOG = "edge.log"
 EVENTS = "events.jsonl"
@@ -63,6 +66,8 @@ class EventLog:
         #: False with ``fedsim serve --quiet``: no line per decision (warnings and the
         #: shutdown summary still reach the console).
         self.decisions = True
+        #: True with ``fedsim serve --debug``: internal errors show their traceback.
+        self.debug = False
         self.stderr = stderr if stderr is not None else sys.stderr
         self._edge_log_path = edge_log_path or log_dir / EDGE_LOG
         self._events_path = events_path or log_dir / EVENTS
@@ -212,6 +217,27 @@ class EventLog:
                     handle.close()
         self._edge = None
         self._events = None
+
+    def internal_error(self, fault: InternalError) -> None:
+        """Record a fedsim bug that one connection reached (a guard contained it).
+
+        One ``internal-error`` event and one console line, without the traceback
+        unless :attr:`debug` is set (``fedsim serve --debug``).
+        """
+        self.write(
+            {
+                "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                "kind": "internal-error",
+                "server": fault.server,
+                "peer_address": fault.peer,
+                "error_type": fault.error_type,
+                "error": f"{fault.error_type}: {fault.error}",
+                "count": fault.count,
+            }
+        )
+        self._notice(fault.describe())
+        if self.debug:
+            self.say(fault.traceback())
 
     def close(self) -> None:
         """Flush and close both files; say the summary when an Edge was attached."""

@@ -25,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal, TypeVar
 
 import trio
@@ -46,6 +47,7 @@ from simulator.edge.events import EventLog
 from simulator.edge.replies import error_response_for
 from simulator.edge.sdp import build_answer
 from simulator.edge.tls import TlsStream
+from simulator.net import InternalError, detach_socket, serve_guarded
 from simulator.pki import facts_from_der, verify_chain
 from simulator.policy import (
     Decision,
@@ -58,6 +60,7 @@ from simulator.policy import (
     decide_inbound,
     inbound_domain,
     inbound_srv_name,
+    unroutable_domain,
 )
 from simulator.sip import (
     FramingError,
@@ -164,9 +167,21 @@ class Edge:
         default_factory=OrderedDict
     )
 
+    #: Out-of-dialog requests on the clients port whose event is not written yet (ids).
+    open_requests: set[int] = field(default_factory=set)
+
     def __post_init__(self) -> None:
         # The log's shutdown summary compares requests with events (issue 8).
         self.events.request_counter = lambda: self.requests
+
+    def recorded(self, request: object) -> None:
+        """Note that ``request``'s event is written (see clients._handle_request)."""
+        self.open_requests.discard(id(request))
+
+    def report_internal(self, fault: InternalError) -> None:
+        """Record a fedsim bug reached by one connection (the guard contained it)."""
+        self.internal_errors += 1
+        self.events.internal_error(fault)
 
     def log_record(
         self,
@@ -347,11 +362,12 @@ async def serve_federation(
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()
     task_status.started((bound[0], bound[1]))
-
-    async def handler(stream: trio.SocketStream) -> None:
-        await handle_connection(edge, ssl_context, stream)
-
-    await trio.serve_listeners(handler, listeners)
+    await serve_guarded(
+        partial(handle_connection, edge, ssl_context),
+        listeners,
+        server="federation",
+        report=edge.report_internal,
+    )
 
 
 async def handle_connection(
@@ -384,7 +400,7 @@ async def handle_connection(
     # followed by "00" in hex (inferred from two samples).
     cid = f"{edge.connection_counter * 0x100:X}"
     # The TLS stream owns the socket from here (see tls.py for why not trio.SSLStream).
-    tls = TlsStream(socket.socket(fileno=stream.socket.detach()), ssl_context)
+    tls = TlsStream(detach_socket(stream), ssl_context)
     try:
         try:
             with trio.fail_after(edge.limits.handshake_timeout):
@@ -416,21 +432,6 @@ async def handle_connection(
         async with trio.open_nursery() as nursery:
             await _serve_requests(edge, conn, nursery)
             nursery.cancel_scope.cancel()
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass  # the peer went away; nothing to answer
-    except Exception as exc:  # a bug in fedsim must not take the whole Edge down
-        exc = _leaf(exc)  # the bug, not the nursery's ExceptionGroup around it
-        edge.internal_errors += 1
-        edge.events.write(
-            {
-                "time": _now_iso(),
-                "direction": "inbound",
-                "kind": "internal-error",
-                "peer_address": f"{peer_ip}:{peer_port}",
-                "error": f"{type(exc).__name__}: {exc}",
-            }
-        )
-        edge.events.say(f"fedsim: internal error on {peer_ip}:{peer_port}: {exc!r} (please report)")
     finally:
         edge.connections -= 1
         left = edge.per_peer.get(peer_ip, 1) - 1
@@ -439,13 +440,6 @@ async def handle_connection(
         else:
             edge.per_peer.pop(peer_ip, None)
         await _close(tls)
-
-
-def _leaf(exc: Exception) -> Exception:
-    """The first real exception inside (nested) exception groups."""
-    while isinstance(exc, ExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 async def _close(tls: TlsStream) -> None:
@@ -620,7 +614,7 @@ async def _handle_request(
     # Every request counted here gets exactly one event line (the shutdown summary
     # and the soak compare the two).
     edge.requests += 1
-    refusal = _scheme_refusal(request)
+    refusal = _scheme_refusal(request, edge.settings)
     if refusal is not None:
         # RFC 3261 §8.2.2.1: 416 for a Request-URI scheme we do not serve; a From or
         # To that is not a SIP URI cannot name a federated domain at all: 400.
@@ -780,10 +774,11 @@ def _event_template(
     )
 
 
-def _scheme_refusal(request: Request) -> tuple[int, str] | None:
+def _scheme_refusal(request: Request, settings: EdgeSettings) -> tuple[int, str] | None:
     """Why the Edge cannot route this request by its URIs, or None when it can."""
     if not request.uri.lower().startswith(("sip:", "sips:")):
         return 416, f"Request-URI scheme not supported: {request.uri[:60]!r}"
+    sender = request.from_.uri
     for name, value in (("From", request.from_), ("To", request.to)):
         if not isinstance(value.uri, SipUri):
             return 400, f"{name} is not a SIP URI: {str(value.uri)[:60]!r}"
@@ -795,6 +790,13 @@ def _scheme_refusal(request: Request) -> tuple[int, str] | None:
             return 400, "P-Asserted-Identity is not a name-addr"
         if not isinstance(uri, SipUri):
             return 400, f"P-Asserted-Identity is not a SIP URI: {str(uri)[:60]!r}"
+        if settings.domain_source == "pai":
+            sender = uri
+    # The sender's domain becomes a DNS question: it must be a DNS name (issue 12).
+    assert isinstance(sender, SipUri)
+    problem = unroutable_domain(sender.host)
+    if problem is not None:
+        return 400, f"the sender's domain {problem}"
     return None
 
 

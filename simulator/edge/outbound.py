@@ -42,6 +42,7 @@ import ssl
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -50,6 +51,7 @@ import trio
 from simulator.diagnostics import decision_event
 from simulator.edge.federation import MAX_REMEMBERED, Edge, TrustStore, peer_certificate
 from simulator.edge.tls import TlsStream
+from simulator.net import PEER_FAULTS, run_guarded
 from simulator.peer.conn import PeerClosed, SipConnection
 from simulator.pki import client_context
 from simulator.pki.contexts import TlsProfile
@@ -115,6 +117,11 @@ class OutboundLimits:
     transaction_timeout: float = 32.0
     idle_timeout: float = 300.0
     proxy_port: int = FEDERATION_PORT
+
+    @property
+    def longest_call(self) -> float:
+        """The longest a forwarded call can take: connect, handshake, then the transaction."""
+        return self.connect_timeout + self.handshake_timeout + self.transaction_timeout
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "handshake_timeout", "transaction_timeout", "idle_timeout"):
@@ -539,7 +546,18 @@ class Outbound:
             )
             self.connections[key] = conn
             assert self._nursery is not None, "Outbound.run() is not running"
-            self._nursery.start_soon(self._read, conn)
+            # The partner leg is a connection like any accepted one: whatever its
+            # reader meets, the guard keeps it from the lab (its calls fail with 1047).
+            self._nursery.start_soon(
+                partial(
+                    run_guarded,
+                    partial(self._read, conn),
+                    server="partner",
+                    peer=_label(conn),
+                    report=self.edge.report_internal,
+                    expected=(*PEER_FAULTS, PeerClosed, FramingError),
+                )
+            )
             return conn
 
     # --- transactions --------------------------------------------------------------
@@ -906,6 +924,7 @@ class Outbound:
         edge = self.edge
         now = _now()
         label = peer or f"{client.peer_ip}:{client.peer_port}"
+        edge.recorded(request)
         record_text: str | None = None
         if decision.edge_log is not None:
             record_text = edge.log_record(
@@ -955,6 +974,7 @@ class Outbound:
         """A protocol answer that is no federation decision (483, 408): event, then reply."""
         edge = self.edge
         now = _now()
+        edge.recorded(request)
         edge.events.write(
             {
                 "time": now.isoformat(timespec="milliseconds"),
@@ -1011,6 +1031,7 @@ class Outbound:
             "ms_diagnostics_added": added,
             "extra": {**facts, "forwarded": True},
         }
+        self.edge.recorded(request)
         self.edge.events.write(event)
         self.edge.events.say_decision(
             f"{now:%H:%M:%S} outbound {request.method} {request.from_.uri} -> {request.to.uri}"

@@ -30,6 +30,7 @@ from functools import partial
 import trio
 
 from simulator.errors import FedsimError
+from simulator.net import PEER_FAULTS, Reporter, serve_guarded, stderr_reporter
 from simulator.peer import requests, sdp
 from simulator.peer.conn import PeerClosed, SipConnection
 from simulator.peer.tlserrors import Phase, describe_network_error
@@ -113,6 +114,7 @@ async def serve_peer(
     handshake_timeout: float = HANDSHAKE_TIMEOUT,
     idle_timeout: float = IDLE_TIMEOUT,
     rng: random.Random | None = None,
+    report: Reporter | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` as a simulated Expressway-E until cancelled.
@@ -130,6 +132,8 @@ async def serve_peer(
         handshake_timeout: seconds a client gets to complete the TLS handshake.
         idle_timeout: seconds a silent connection is kept.
         rng: source of tags and SDP ids.
+        report: where a fedsim bug reached by one connection is reported (stderr by
+            default); the listener goes on.
         task_status: receives the bound (host, port).
 
     Raises:
@@ -158,7 +162,13 @@ async def serve_peer(
     )
     bound_host, bound_port = listeners[0].socket.getsockname()[:2]
     task_status.started((bound_host, bound_port))
-    await trio.serve_listeners(partial(_serve_connection, peer), listeners)
+    await serve_guarded(
+        partial(_serve_connection, peer),
+        listeners,
+        server="peer",
+        report=report or stderr_reporter(),
+        expected=(*PEER_FAULTS, PeerClosed, FramingError),
+    )
 
 
 def _address(tcp: trio.SocketStream, *, local: bool) -> tuple[str, int]:

@@ -36,7 +36,13 @@ from simulator.policy.outbound import (
     outbound_route,
     outbound_tls_failed,
 )
-from simulator.policy.rules import domain_blocked_by, in_exact_domain, name_matches, srv_name
+from simulator.policy.rules import (
+    domain_blocked_by,
+    in_exact_domain,
+    name_matches,
+    srv_name,
+    unroutable_domain,
+)
 
 __all__ = [
     "INBOUND_RULE_NAMES",
@@ -70,5 +76,6 @@ __all__ = [
     "outbound_route",
     "outbound_tls_failed",
     "srv_name",
+    "unroutable_domain",
     "uri_host",
 ]

@@ -32,8 +32,17 @@ def normalise_domain(name: str) -> str:
     return name.strip().rstrip(".").lower()
 
 
+def dns_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a DNS name (RFC 1035 §2.3.4: labels of 1-63, 253 in all), or None."""
+    if len(name.rstrip(".")) > 253:
+        return f"longer than 253 characters ({len(name.rstrip('.'))})"
+    if not _HOSTNAME.fullmatch(name):
+        return "not a DNS name (letters, digits, '-' in dot-separated labels of 1-63)"
+    return None
+
+
 def _check_hostname(what: str, name: str) -> None:
-    if not _HOSTNAME.fullmatch(name) or len(name.rstrip(".")) > 253:
+    if dns_name_problem(name) is not None:
         raise ValueError(f"{what} must be a DNS name, not {name!r}")
 
 

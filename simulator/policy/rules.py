@@ -7,7 +7,15 @@ exactly (no other domain or sub-domain is allowed)"; reference §1.7, §2.2.
 
 from __future__ import annotations
 
-from simulator.policy.facts import SRV_SERVICE, EdgeSettings, SrvTarget, normalise_domain
+import functools
+
+from simulator.policy.facts import (
+    SRV_SERVICE,
+    EdgeSettings,
+    SrvTarget,
+    dns_name_problem,
+    normalise_domain,
+)
 
 #: Wire status lines (RFC 3261 §21; the Edge's reason phrases, reference §3.3 / §3.2 1002).
 TIMEOUT = (504, "Server time-out")
@@ -17,6 +25,24 @@ FORBIDDEN = (403, "Forbidden")
 def srv_name(domain: str) -> str:
     """The federation SRV name of ``domain``: ``_sipfederationtls._tcp.<domain>`` (ref. §1.4)."""
     return f"{SRV_SERVICE}.{normalise_domain(domain)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def unroutable_domain(domain: str) -> str | None:
+    """Why the Edge cannot federate with ``domain``, taken from a request, or None.
+
+    A domain is looked up as ``_sipfederationtls._tcp.<domain>``: both must be DNS
+    names (an IPv6 literal, a 300-character host or an empty label cannot be), so
+    the Edge answers such a request itself instead of asking DNS. Memoised: the
+    same few partner domains come back on every request.
+    """
+    d = normalise_domain(domain)
+    problem = dns_name_problem(d) if d else "empty"
+    if problem is None:
+        problem = dns_name_problem(srv_name(d))
+        if problem is not None:
+            problem = f"its SRV name {srv_name(d)[:60]}... is {problem}"
+    return None if problem is None else f"{d[:60]!r} is {problem}"
 
 
 def in_exact_domain(fqdn: str, domain: str, *, accept_equal: bool = False) -> bool:
