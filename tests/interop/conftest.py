@@ -45,8 +45,7 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         pytest.fail(
-            f"{name} is not on PATH: install the real peers "
-            "(apt-get install sip-tester stunnel4 dnsutils openssl baresip-core)"
+            f"{name} is not on PATH: make test (.ci/ensure-packages) installs the real peers"
         )
     return path
 
