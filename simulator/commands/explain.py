@@ -13,7 +13,8 @@ examples:
   fedsim explain 'ms-diagnostics: 1009;reason="No match for domain in DNS SRV results";\
 domain="cms.steven.lab";fqdn1="vcse.sub.cms.steven.lab:5061";source="sip.skype.lab"'
   fedsim explain < edge-log-excerpt.txt      a $$begin_record ... $$end_record block, as pasted
-  grep -A12 begin_record edge.log | fedsim explain -      '-' is standard input too
+  cat edge-log-excerpt.txt | fedsim explain -
+                                             '-' (or no TEXT) is standard input
 """
 
 
