@@ -186,8 +186,8 @@ def banner(
     """What a person needs to point SIPp, dig or an Expressway-E at the running lab.
 
     The "try it" lines work when pasted, as printed and in order, into another
-    terminal in the same directory: stunnel goes to the background and the last of
-    its lines stops it; SIPp places one call and ends.
+    terminal in the same directory: stunnel goes to the background and the ``kill``
+    line after SIPp stops it; SIPp places one call and ends.
 
     Args:
         lab: the running lab.
@@ -195,7 +195,7 @@ def banner(
         fedsim: the command that runs fedsim (:func:`fedsim_command`).
         stunnel_port: the plain-TCP port the printed stunnel offers SIPp.
     """
-    fed_host, fed_port = addresses.federation
+    fed_host = addresses.federation[0]
     dns_host, dns_port = addresses.dns
     lines = [
         f"fedsim: lab {lab.name!r}: Edge {lab.edge.fqdn} for {', '.join(lab.edge.domains)}",
@@ -231,8 +231,9 @@ def banner(
         if call_to is None:
             call_to = f"sip:user@{lab.edge.domains[0]}"
         lines.append(
-            f"  {fedsim} call --edge {fed_host}:{fed_port} --cert {q(str(cert.cert_path))} "
-            f"--key {q(str(cert.key_path))} --ca {q(str(ca))} --server-name {lab.edge.fqdn} "
+            f"  {fedsim} call --edge {_hostport(addresses.federation)} "
+            f"--cert {q(str(cert.cert_path))} --key {q(str(cert.key_path))} "
+            f"--ca {q(str(ca))} --server-name {lab.edge.fqdn} "
             f"--from {q(call_from)} --to {q(call_to)}"
         )
         stunnel, scenario = write_sipp_kit(
