@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LAB    ?=
 
-.PHONY: run test lint scenarios pytest bench fuzz soak certs clean venv
+.PHONY: run test lint scenarios pytest packages bench fuzz soak certs clean venv
 
 venv: $(STAMP)
 
@@ -27,12 +27,18 @@ lint: $(STAMP)
 scenarios: $(STAMP)
 	$(BIN)/fedsim run scenarios --junit-xml build/scenarios-junit.xml
 
-pytest: $(STAMP)
+pytest: packages $(STAMP)
 	$(BIN)/pytest
+
+# The Debian packages of the real peers (.ci/packages), installed when missing (as
+# root or through sudo -n); without a way to install them this stops with one line
+# naming them, before anything else runs.
+packages:
+	@bash .ci/ensure-packages
 
 # The catalogue runs through the real command before pytest, so pytest's summary
 # stays the closing line CI reads.
-test: lint scenarios pytest
+test: packages lint scenarios pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m simulator.bench

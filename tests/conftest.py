@@ -32,5 +32,7 @@ def require_tool(name: str) -> str:
     """Return the path of a real peer tool, failing (not skipping) when CI lacks it."""
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not on PATH: run .ci/run, which installs the real peers")
+        pytest.fail(
+            f"{name} is not on PATH: make test (.ci/ensure-packages) installs the real peers"
+        )
     return path

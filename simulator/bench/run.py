@@ -63,8 +63,11 @@ from simulator.errors import FedsimError
 SERVERS = ("fedsim", "kamailio", "ceiling")
 #: Column headings of the table.
 TITLES = {"fedsim": "fedsim", "kamailio": "Kamailio", "ceiling": "trio ceiling"}
-#: Debian packages that provide each tool.
+#: Debian packages that provide each tool (each one listed in .ci/packages).
 PACKAGES = {"sipp": "sip-tester", "stunnel": "stunnel4", "kamailio": "kamailio"}
+#: The checkout's installer of the packages in .ci/packages (root or ``sudo -n``), so
+#: ``make bench`` and ``make test`` install from one list in one way.
+ENSURE_PACKAGES = Path(__file__).resolve().parents[2] / ".ci" / "ensure-packages"
 #: Failed-call ratio and achieved share of the offered rate a "sustained" step must meet.
 MAX_FAILURE_RATIO = 0.001
 MIN_ACHIEVED_SHARE = 0.95
@@ -194,7 +197,12 @@ def say(text: str) -> None:
 
 
 def ensure_tools(servers: Sequence[str], *, install: bool) -> None:
-    """Install the Debian packages the bench needs (apt-get, as root) when a tool is missing."""
+    """Install the Debian packages the bench needs when a tool is missing.
+
+    The install goes through ``.ci/ensure-packages`` (as root, or ``sudo -n``), the
+    one installer of the one list; ``install=False`` (``--no-install``) only says
+    what to run.
+    """
     needed = ["sipp", "stunnel"] + (["kamailio"] if "kamailio" in servers else [])
     packages = [PACKAGES[tool] for tool in needed if shutil.which(tool) is None]
     if "kamailio" in servers:
@@ -205,13 +213,19 @@ def ensure_tools(servers: Sequence[str], *, install: bool) -> None:
     if not packages:
         return
     command = f"apt-get install -y {' '.join(packages)}"
-    if not install or os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if not install or not ENSURE_PACKAGES.is_file():
         raise BenchError(f"missing Debian packages: run `{command}` as root (or pass --servers)")
     say(f"installing {' '.join(packages)}")
-    for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):
-        done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-        if done.returncode != 0:
-            raise BenchError(f"`{' '.join(argv)}` failed: {done.stderr.decode()[-300:].strip()}")
+    done = subprocess.run(
+        ["bash", str(ENSURE_PACKAGES), *packages],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines() or [command]
+        raise BenchError(lines[-1].removeprefix("ensure-packages: "))
 
 
 # -- one server -------------------------------------------------------------------------

@@ -13,6 +13,8 @@ examples:
   fedsim explain 'ms-diagnostics: 1009;reason="No match for domain in DNS SRV results";\
 domain="cms.steven.lab";fqdn1="vcse.sub.cms.steven.lab:5061";source="sip.skype.lab"'
   fedsim explain < edge-log-excerpt.txt      a $$begin_record ... $$end_record block, as pasted
+  cat edge-log-excerpt.txt | fedsim explain -
+                                             '-' (or no TEXT) is standard input
 """
 
 
@@ -27,12 +29,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("text", nargs="*", help="the text to explain (default: standard input)")
+    parser.add_argument(
+        "text", nargs="*", help="the text to explain (none, or '-': standard input)"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    text = " ".join(args.text) if args.text else sys.stdin.read()
+    """Explain TEXT, or standard input when TEXT is absent or a lone ``-`` (as Unix tools do).
+
+    A ``-`` among other words is pasted text, kept as it is.
+    """
+    from_stdin = args.text in ([], ["-"])
+    text = sys.stdin.read() if from_stdin else " ".join(args.text)
     if not text.strip():
         raise FedsimError("nothing to explain (paste an ms-diagnostics header or an Edge record)")
     sys.stdout.write(explain_text(text))

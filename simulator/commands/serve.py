@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import signal
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -24,7 +27,10 @@ examples:
 
 #: The SIPp scenario fedsim writes next to its logs for the printed commands.
 SIPP_SCENARIO = "sipp_uac_invite.xml"
+#: The printed stunnel's plain-TCP port for SIPp (``--stunnel-port`` changes it).
 STUNNEL_PORT = 15061
+#: The printed stunnel runs in the background; its PID file, next to the logs, stops it.
+STUNNEL_PID = "stunnel-sipp.pid"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,7 +57,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="print the traceback of an internal error (it is always recorded in events.jsonl)",
     )
+    parser.add_argument(
+        "--stunnel-port",
+        type=_port,
+        default=STUNNEL_PORT,
+        metavar="PORT",
+        help=f"the port of the printed stunnel and SIPp lines (default {STUNNEL_PORT})",
+    )
     parser.set_defaults(func=run)
+
+
+def _port(text: str) -> int:
+    """A TCP port number from the command line (argparse reports the error in one line)."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1 to 65535)")
+    return int(text)
 
 
 def load(args: argparse.Namespace) -> Lab:
@@ -79,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
                 addresses = await nursery.start(
                     _serve, lab, args.log_dir, args.certs_dir, console, args.quiet, args.debug
                 )
-                print(banner(lab, addresses), flush=True)
+                text = banner(
+                    lab, addresses, fedsim=fedsim_command(), stunnel_port=args.stunnel_port
+                )
+                print(text, flush=True)
                 async for signum in signals:
                     print(f"fedsim: {signal.Signals(signum).name}: stopping", flush=True)
                     nursery.cancel_scope.cancel()
@@ -120,9 +143,66 @@ def _hostport(addr: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def banner(lab: Lab, addresses: LabAddresses) -> str:
-    """What a person needs to point SIPp, dig or an Expressway-E at the running lab."""
-    fed_host, fed_port = addresses.federation
+def fedsim_command(
+    argv0: str | None = None, executable: str | None = None, cwd: Path | None = None
+) -> str:
+    """How to run this very fedsim from another terminal in the same directory.
+
+    ``make run`` starts ``.venv/bin/fedsim``, which is not on PATH, so the banner's
+    lines name the running program: ``sys.argv[0]`` when it is the ``fedsim``
+    script, else ``<python> -m simulator``. A path under the working directory is
+    printed relative to it (``.venv/bin/fedsim``), any other one in full.
+
+    Args:
+        argv0: the program as started (default ``sys.argv[0]``).
+        executable: the Python running it (default ``sys.executable``).
+        cwd: the working directory (default the current one).
+
+    Returns:
+        The command, quoted for a POSIX shell.
+    """
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    executable = sys.executable if executable is None else executable
+    cwd = Path.cwd() if cwd is None else cwd
+    script = cwd / argv0  # a relative argv0 is relative to where fedsim started
+    if argv0 and script.name != "__main__.py" and script.is_file():
+        return shlex.quote(_shown(script, cwd))
+    python = executable or "python3"
+    if "/" in python:  # a bare name (no path) is looked up on PATH in any terminal
+        python = _shown(cwd / python, cwd)
+    return shlex.join([python, "-m", "simulator"])
+
+
+def _shown(path: Path, cwd: Path) -> str:
+    """``path`` relative to ``cwd`` when under it (always with a ``/``, so no PATH lookup)."""
+    full = Path(os.path.abspath(path))
+    try:
+        relative = full.relative_to(os.path.abspath(cwd))
+    except ValueError:
+        return str(full)
+    return f"./{relative}" if relative.parent == Path() else str(relative)
+
+
+def banner(
+    lab: Lab,
+    addresses: LabAddresses,
+    *,
+    fedsim: str = "fedsim",
+    stunnel_port: int = STUNNEL_PORT,
+) -> str:
+    """What a person needs to point SIPp, dig or an Expressway-E at the running lab.
+
+    The "try it" lines work when pasted, as printed and in order, into another
+    terminal in the same directory: stunnel goes to the background and the ``kill``
+    line after SIPp stops it; SIPp places one call and ends.
+
+    Args:
+        lab: the running lab.
+        addresses: where it listens and the files it wrote.
+        fedsim: the command that runs fedsim (:func:`fedsim_command`).
+        stunnel_port: the plain-TCP port the printed stunnel offers SIPp.
+    """
+    fed_host = addresses.federation[0]
     dns_host, dns_port = addresses.dns
     lines = [
         f"fedsim: lab {lab.name!r}: Edge {lab.edge.fqdn} for {', '.join(lab.edge.domains)}",
@@ -145,7 +225,8 @@ def banner(lab: Lab, addresses: LabAddresses) -> str:
             lines.append(f"  note        {note} binds {host}: reachable from other machines")
     peer = next(iter(lab.peers.values()), None)
     srv_domain = _first_partner_domain(lab)
-    lines.append("try it:")
+    q = shlex.quote
+    lines.append("try it (paste into another terminal, in this directory):")
     lines.append(f"  dig @{dns_host} -p {dns_port} _sipfederationtls._tcp.{srv_domain} SRV +norec")
     if peer is not None and isinstance(peer.cert, str) and peer.cert in addresses.issued:
         cert = addresses.issued[peer.cert]
@@ -157,31 +238,39 @@ def banner(lab: Lab, addresses: LabAddresses) -> str:
         if call_to is None:
             call_to = f"sip:user@{lab.edge.domains[0]}"
         lines.append(
-            f"  fedsim call --edge {fed_host}:{fed_port} --cert {cert.cert_path} "
-            f"--key {cert.key_path} --ca {ca} --server-name {lab.edge.fqdn} "
-            f"--from {call_from} --to {call_to}"
+            f"  {fedsim} call --edge {_hostport(addresses.federation)} "
+            f"--cert {q(str(cert.cert_path))} --key {q(str(cert.key_path))} "
+            f"--ca {q(str(ca))} --server-name {lab.edge.fqdn} "
+            f"--from {q(call_from)} --to {q(call_to)}"
         )
-        stunnel, scenario = write_sipp_kit(addresses, cert.cert_path, cert.key_path, ca, lab)
+        stunnel, scenario = write_sipp_kit(
+            addresses, cert.cert_path, cert.key_path, ca, lab, stunnel_port=stunnel_port
+        )
         user = call_to.split(":", 1)[-1].split("@", 1)[0]
         domain = call_from.split("@", 1)[-1]
-        lines.append(f"  stunnel {stunnel}     # mutual TLS for SIPp on 127.0.0.1:{STUNNEL_PORT}")
         lines.append(
-            f"  sipp -sf {scenario} -t t1 127.0.0.1:{STUNNEL_PORT} -s {user} "
-            f"-key from_domain {domain} -key to_domain {lab.edge.domains[0]} -m 1 -nostdin"
+            f"  stunnel {q(str(stunnel))}     "
+            f"# mutual TLS for SIPp on 127.0.0.1:{stunnel_port}, in the background"
         )
-    lines.append(_client_example(lab, addresses))
+        lines.append(
+            f"  sipp -sf {q(str(scenario))} -t t1 127.0.0.1:{stunnel_port} -s {q(user)} "
+            f"-key from_domain {q(domain)} -key to_domain {q(lab.edge.domains[0])} -m 1 -nostdin"
+        )
+        pid = q(str(addresses.log_dir / STUNNEL_PID))
+        lines.append(f"  kill $(cat {pid})     # stops that stunnel")
+    lines.append(_client_example(lab, addresses, fedsim))
     lines.append("decisions (one line per request; Ctrl-C stops):")
     return "\n".join(lines)
 
 
-def _client_example(lab: Lab, addresses: LabAddresses) -> str:
+def _client_example(lab: Lab, addresses: LabAddresses, fedsim: str) -> str:
     """A ``fedsim client`` line: the lab's first outbound call, else a call to steven.lab."""
     call = next((c for c in lab.calls if c.direction == "outbound"), None)
     to_uri = call.to if call is not None else "sip:2000@steven.lab"
-    ca = f" --ca {addresses.edge_ca}" if addresses.edge_ca is not None else ""
+    ca = f" --ca {shlex.quote(str(addresses.edge_ca))}" if addresses.edge_ca is not None else ""
     return (
-        f"  fedsim client --edge {_hostport(addresses.clients)}{ca} "
-        f"--server-name {lab.edge.fqdn} --to {to_uri}"
+        f"  {fedsim} client --edge {_hostport(addresses.clients)}{ca} "
+        f"--server-name {lab.edge.fqdn} --to {shlex.quote(to_uri)}"
     )
 
 
@@ -193,20 +282,32 @@ def _first_partner_domain(lab: Lab) -> str:
 
 
 def write_sipp_kit(
-    addresses: LabAddresses, cert: Path, key: Path, ca: Path, lab: Lab
+    addresses: LabAddresses,
+    cert: Path,
+    key: Path,
+    ca: Path,
+    lab: Lab,
+    *,
+    stunnel_port: int = STUNNEL_PORT,
 ) -> tuple[Path, Path]:
-    """Write a stunnel client config and a SIPp scenario next to the logs; return their paths."""
+    """Write a stunnel client config and a SIPp scenario next to the logs; return their paths.
+
+    stunnel detaches (``foreground = no``) so the printed lines run one after the
+    other in one terminal; it writes its PID next to the logs for the line that
+    stops it. Every path is absolute: a detached stunnel works from ``/``.
+    """
     log_dir = addresses.log_dir
     fed_host, fed_port = addresses.federation
     stunnel = log_dir / "stunnel-sipp.conf"
     stunnel.write_text(
         "; written by fedsim serve: plain TCP from SIPp -> mutual TLS to the Edge\n"
-        "foreground = yes\n"
-        "pid =\n"
+        f"; runs in the background: kill $(cat {log_dir.resolve() / STUNNEL_PID}) stops it\n"
+        "foreground = no\n"
+        f"pid = {log_dir.resolve() / STUNNEL_PID}\n"
         f"output = {log_dir.resolve() / 'stunnel.log'}\n"
         "[sip-tls]\n"
         "client = yes\n"
-        f"accept = 127.0.0.1:{STUNNEL_PORT}\n"
+        f"accept = 127.0.0.1:{stunnel_port}\n"
         f"connect = {_hostport((fed_host, fed_port))}\n"
         f"cert = {cert.resolve()}\n"
         f"key = {key.resolve()}\n"

@@ -42,7 +42,9 @@ NULL_IN_QUICK = {"catalogue_wall_s"}
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not on PATH: run .ci/run, which installs the real peers")
+        pytest.fail(
+            f"{name} is not on PATH: make test (.ci/ensure-packages) installs the real peers"
+        )
     return path
 
 

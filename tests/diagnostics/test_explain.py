@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from simulator.cli import main
 from simulator.diagnostics import MS_DIAGNOSTICS, RESULT_CODES, DiagnosticsParseError
 from simulator.diagnostics.explain import explain_text
 
 SEED = "seeds/000_dd4cf63e5627e786.txt"
+HEADER = 'ms-diagnostics: 1008;reason="Unable to resolve DNS SRV record";source="sip.skype.lab"'
 
 
 def test_explains_a_bare_value() -> None:
@@ -54,3 +59,49 @@ def test_unknown_codes_and_markers_are_said_to_be_unknown() -> None:
 def test_nothing_recognisable_is_a_fedsim_error() -> None:
     with pytest.raises(DiagnosticsParseError):
         explain_text("hello world")
+
+
+# --- the command: TEXT, nothing, or '-' -------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["explain", "-"], ["explain"]], ids=["dash", "no-argument"])
+def test_dash_and_no_argument_read_standard_input(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(HEADER + "\n"))
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out == explain_text(HEADER + "\n")
+    assert out.startswith("ms-diagnostics 1008: Unable to resolve DNS SRV record\n")
+
+
+def test_a_dash_among_words_is_pasted_text_not_standard_input(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("not read"))
+    assert main(["explain", "-", HEADER]) == 0
+    assert "ms-diagnostics 1008" in capsys.readouterr().out
+    assert sys.stdin.read() == "not read"
+
+
+def test_empty_standard_input_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["explain", "-"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fedsim: error: nothing to explain")
+    assert err.count("\n") == 1
+
+
+def test_dash_reads_the_pipe_of_the_real_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator", "explain", "-"],
+        input=HEADER + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == explain_text(HEADER + "\n")

@@ -203,7 +203,9 @@ async def test_client_renegotiation_does_not_break_the_edge(edge: Any, sip: Any)
     """TLS 1.2, then s_client's "R" command asks for a renegotiation mid-connection."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.fail("openssl is not on PATH: run .ci/run, which installs the real peers")
+        pytest.fail(
+            "openssl is not on PATH: make test (.ci/ensure-packages) installs the real peers"
+        )
     issued = edge.addresses.issued
     host, port = edge.federation
     argv = [

@@ -45,8 +45,7 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         pytest.fail(
-            f"{name} is not on PATH: install the real peers "
-            "(apt-get install sip-tester stunnel4 dnsutils openssl baresip-core)"
+            f"{name} is not on PATH: make test (.ci/ensure-packages) installs the real peers"
         )
     return path
 
@@ -333,7 +332,9 @@ def stunnel(lab: Lab, procs: Procs, tmp_path: Path) -> StartStunnel:
         binary = require_tool("stunnel")
         printed = (lab.log_dir / "stunnel-sipp.conf").read_text(encoding="utf-8")
         port = free_port()
-        overrides = {"accept": f"127.0.0.1:{port}"}
+        # In the foreground with no PID file: a child of ours, stopped by ``procs``
+        # (the printed config detaches for a person's terminal; test_serve_banner runs it so).
+        overrides = {"accept": f"127.0.0.1:{port}", "foreground": "yes", "pid": ""}
         if cert is not None and key is not None:
             overrides |= {"cert": str(cert), "key": str(key)}
         lines = ["debug = 6"]  # level 6 prints "bound to", our readiness line
@@ -342,7 +343,7 @@ def stunnel(lab: Lab, procs: Procs, tmp_path: Path) -> StartStunnel:
             if name == "output":
                 continue  # log to stderr (foreground = yes), which we read
             if name in overrides:
-                line = f"{name} = {overrides.pop(name)}"
+                line = f"{name} = {overrides.pop(name)}".rstrip()
             lines.append(line)
         assert not overrides, f"fedsim's stunnel config lacks {sorted(overrides)}"
         config = tmp_path / f"stunnel-{port}.conf"

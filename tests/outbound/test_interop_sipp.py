@@ -25,7 +25,9 @@ HERE = Path(__file__).resolve().parent
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not on PATH: apt-get install sip-tester stunnel4")
+        pytest.fail(
+            f"{name} is not on PATH: make test (.ci/ensure-packages) installs the real peers"
+        )
     return path
 
 

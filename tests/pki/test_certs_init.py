@@ -18,7 +18,9 @@ def test_init_writes_the_seed_pki_that_openssl_verifies(
 ) -> None:
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.fail("openssl is not on PATH: run .ci/run, which installs the real peers")
+        pytest.fail(
+            "openssl is not on PATH: make test (.ci/ensure-packages) installs the real peers"
+        )
     out = tmp_path / "certs"
     assert main(["certs", "init", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -297,7 +297,9 @@ def _openssl_verify(
 ) -> subprocess.CompletedProcess[str]:
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.fail("openssl is not on PATH: run .ci/run, which installs the real peers")
+        pytest.fail(
+            "openssl is not on PATH: make test (.ci/ensure-packages) installs the real peers"
+        )
     return subprocess.run(
         [
             openssl,

@@ -141,8 +141,8 @@ async def test_ladder_renders_in_headless_chromium(tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.fail(
-            "chromium is not installed: apt-get install -y chromium "
-            "(the ladder render test needs it)"
+            "chromium is not installed: make test (.ci/ensure-packages) "
+            "installs it (the ladder render test needs it)"
         )
     trace = (await traces(tmp_path, "seeds/02-acano-cert-lacks-srv-target.toml"))[1]
     page = tmp_path / "ladder.svg"
