@@ -31,6 +31,8 @@ _TOKEN = re.compile(r"[-.!%*_+`'~0-9A-Za-z]+")
 # A PDF/HTML line break: any whitespace run that contains a newline.
 _BREAK = re.compile(r"[ \t]*\r?\n\s*")
 _SPACES = re.compile(r"\s+")
+# Blanks that contain a line break (or a tab): what a PDF or a terminal made of one space.
+_BROKEN_SPACES = re.compile(r"[ \t]*[\r\n\t][\s]*")
 _NAME_BREAK = re.compile(r"[ \t]*\r?\n\s*")
 _HEADER_NAME = re.compile(r"(?i)\s*ms-diagnostics(?:-public)?\s*:\s*")
 _ERROR_ID = re.compile(r"\s*(?P<code>[0-9]+)(?:\.(?P<sub>[0-9]+))?\s*")
@@ -159,8 +161,9 @@ def _unbreak(text: str) -> str:
 
 
 def _clean_value(raw: str) -> str:
-    # Spaces next to the quotes are rendering artefacts (reference §3.1 "Spaces").
-    return _SPACES.sub(" ", _unbreak(raw)).strip()
+    # Spaces next to the quotes, and a run of blanks around a line break, are rendering
+    # artefacts (reference §3.1 "Spaces"); spaces within one line are the value's own.
+    return _BROKEN_SPACES.sub(" ", _unbreak(raw)).strip()
 
 
 def _parse_params(text: str, pos: int, *, whole: str) -> tuple[list[tuple[str, str]], int]:
