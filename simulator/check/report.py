@@ -29,13 +29,13 @@ from simulator.pki.facts import (
 from simulator.policy import (
     Decision,
     EdgeSettings,
-    InboundFacts,
-    InboundRequest,
+    Parties,
     PeerCertificate,
     SrvLookup,
     SrvTarget,
     decide_inbound,
     in_exact_domain,
+    inbound_route,
     name_matches,
     normalise_domain,
     outbound_after_srv,
@@ -630,17 +630,8 @@ def _catalogue_fix(decision: Decision) -> str | None:
 def _inbound(ctx: _Ctx, settings: EdgeSettings, peer: PeerCertificate) -> Answer:
     o = ctx.options
     to_uri = f"sip:{o.to_user}@{o.skype_domain}"
-    request = InboundRequest(
-        method="INVITE",
-        start_line=f"INVITE {to_uri} SIP/2.0",
-        call_id=CHECK_CALL_ID,
-        cseq=CHECK_CSEQ,
-        from_uri=f"sip:{o.from_user}@{ctx.facts.domain}",
-        pai_uri=None,
-        to_uri=to_uri,
-    )
-    facts = InboundFacts(request=request, peer=peer, peer_port=o.peer_port, srv=ctx.facts.srv)
-    decision = decide_inbound(facts, settings)
+    route = inbound_route(Parties(sender=ctx.facts.domain), settings)
+    decision = decide_inbound(route, peer, ctx.facts.srv, settings)
     call = f"{ctx.facts.domain}'s Expressway-E sends INVITE {to_uri} to the Edge"
     if decision.accepted:
         return Answer(
@@ -660,9 +651,9 @@ def _inbound(ctx: _Ctx, settings: EdgeSettings, peer: PeerCertificate) -> Answer
         when=ctx.now,
         seq=1,
         correlation_id=0,
-        start_line=request.start_line,
-        call_id=request.call_id,
-        cseq=request.cseq,
+        start_line=f"INVITE {to_uri} SIP/2.0",
+        call_id=CHECK_CALL_ID,
+        cseq=CHECK_CSEQ,
         peer=f"{peer.display_name}:{o.peer_port}",
     )
     return Answer(

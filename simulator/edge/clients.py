@@ -23,13 +23,13 @@ from functools import partial
 
 import trio
 
-from simulator.edge.federation import ALLOW, IN_DIALOG_ONLY, Edge
+from simulator.edge.federation import Edge
 from simulator.edge.outbound import Outbound, client_response
 from simulator.edge.replies import error_response_for
 from simulator.edge.sdp import build_answer
 from simulator.edge.tls import TlsStream
 from simulator.net import PEER_FAULTS, detach_socket, serve_guarded
-from simulator.policy import unroutable_domain
+from simulator.policy import ALLOW, IN_DIALOG_ONLY, unroutable_domain
 from simulator.sip import (
     FramingError,
     Headers,

@@ -50,17 +50,19 @@ from simulator.edge.tls import TlsStream
 from simulator.net import InternalError, detach_socket, serve_guarded
 from simulator.pki import facts_from_der, verify_chain
 from simulator.policy import (
+    ALLOW,
     Decision,
     EdgeSettings,
-    InboundFacts,
-    InboundRequest,
+    InboundRoute,
+    Parties,
     PeerCertificate,
+    Rejection,
     SrvLookup,
     SrvTarget,
     decide_inbound,
-    inbound_domain,
-    inbound_srv_name,
-    unroutable_domain,
+    inbound_route,
+    screen_inbound,
+    user_answer,
 )
 from simulator.sip import (
     FramingError,
@@ -70,7 +72,6 @@ from simulator.sip import (
     Request,
     Response,
     SipParseError,
-    SipUri,
     StreamFramer,
     build_response,
     parse_message,
@@ -84,12 +85,6 @@ TID = threading.get_native_id() & 0xFFFF
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-#: Methods the emulated Skype user agent implements (Allow header of 200/405/501).
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, INFO, UPDATE, PRACK"
-
-#: Methods that only make sense inside a dialog (RFC 3261 §12.2.2: else 481).
-IN_DIALOG_ONLY = frozenset({"BYE", "INFO", "UPDATE", "PRACK", "NOTIFY"})
 
 #: How many INVITE transactions and dialogs we remember for CANCEL/BYE matching.
 MAX_REMEMBERED = 10_000
@@ -160,9 +155,7 @@ class Edge:
     #: Per SRV name, a lookup that cannot change until (trio time, resolver generation).
     last_srv: dict[str, tuple[SrvLookup, float, int]] = field(default_factory=dict)
     uri_texts: dict[object, str] = field(default_factory=dict)
-    routes: OrderedDict[tuple[str, str | None], tuple[str, str | None]] = field(
-        default_factory=OrderedDict
-    )
+    routes: OrderedDict[Parties, InboundRoute] = field(default_factory=OrderedDict)
     invites: OrderedDict[tuple[str, str], tuple[str, trio.Event]] = field(
         default_factory=OrderedDict
     )
@@ -280,7 +273,9 @@ class Connection:
     cid: str
     peer: PeerCertificate
     log: EventLog
-    verdicts: dict[tuple[str, int], tuple[SrvLookup | None, Verdict]] = field(default_factory=dict)
+    verdicts: dict[tuple[int, int], tuple[InboundRoute, SrvLookup | None, Verdict]] = field(
+        default_factory=dict
+    )
     #: While a burst of pipelined requests is answered, replies wait here and leave
     #: together in one TLS write (one syscall instead of one per request).
     corked: bool = False
@@ -608,24 +603,18 @@ async def _handle_request(
     if to_tag is not None:
         await _handle_in_dialog(edge, conn, request, to_tag)
         return
-    if method in IN_DIALOG_ONLY:
-        await conn.send(_respond(edge, conn, request, 481, to_tag=edge.new_tag(), headers=[server]))
-        return
     # Every request counted here gets exactly one event line (the shutdown summary
     # and the soak compare the two).
     edge.requests += 1
-    refusal = _scheme_refusal(request, edge.settings)
-    if refusal is not None:
-        # RFC 3261 §8.2.2.1: 416 for a Request-URI scheme we do not serve; a From or
-        # To that is not a SIP URI cannot name a federated domain at all: 400.
-        status, why = refusal
-        _record_rejected(edge, conn, request, status, why)
+    parties = screen_inbound(request, edge.settings)
+    if isinstance(parties, Rejection):
+        _record_rejected(edge, conn, request, parties)
         await conn.send(
-            _respond(edge, conn, request, status, to_tag=edge.new_tag(), headers=[server])
+            _respond(edge, conn, request, parties.status, to_tag=edge.new_tag(), headers=[server])
         )
         return
     try:
-        verdict, from_text, to_text = await _decide(edge, conn, request)
+        verdict, from_text, to_text = await _decide(edge, conn, request, parties)
     except trio.Cancelled:
         # Shutdown (or the connection's end) caught the request mid-lookup: it still
         # gets its event line, so events never fall behind accepted requests.
@@ -643,37 +632,24 @@ async def _handle_request(
     await _answer_as_user(edge, conn, request, tag, nursery)
 
 
-async def _decide(edge: Edge, conn: Connection, request: Request) -> tuple[Verdict, str, str]:
-    """Gather the facts of one request and let the policy decide (cached).
+async def _decide(
+    edge: Edge, conn: Connection, request: Request, parties: Parties
+) -> tuple[Verdict, str, str]:
+    """Route the request, resolve its SRV and let the policy decide (cached).
 
-    The policy is pure and depends on the request only through its domain: which
-    domain and SRV name a From/P-Asserted-Identity pair leads to is remembered per
-    Edge, and on one connection (one peer certificate) the same domain with the same
-    SRV answer always gets the same decision, computed with its event template once.
-    Returns the verdict with the From and To URIs as text (for the event).
+    The decision is a pure function of (route, peer certificate, SRV answer,
+    settings): the route of a caller is remembered per Edge, and on one connection
+    (one peer certificate) the same route with the same SRV answer always gets the
+    same decision, computed with its event template once. Returns the verdict with
+    the From and To URIs as text (for the event).
     """
-    pai = request.headers.get("P-Asserted-Identity")
     from_text = edge.uri_text(request.from_.uri)
-    pai_text = edge.uri_text(parse_name_addr(pai).uri) if pai else None
     to_text = edge.uri_text(request.to.uri)
-
-    def facts_request() -> InboundRequest:
-        return InboundRequest(
-            method=request.method,
-            start_line=request.start_line,
-            call_id=request.call_id,
-            cseq=f"{request.cseq[0]} {request.cseq[1]}",
-            from_uri=from_text,
-            pai_uri=pai_text,
-            to_uri=to_text,
-        )
-
-    route = edge.routes.get((from_text, pai_text))
+    route = edge.routes.get(parties)
     if route is None:
-        first = facts_request()
-        route = (inbound_domain(first, edge.settings), inbound_srv_name(first, edge.settings))
-        edge.remember(edge.routes, (from_text, pai_text), route)
-    domain, name = route
+        route = inbound_route(parties, edge.settings)
+        edge.remember(edge.routes, parties, route)
+    name = route.srv_name
     srv: SrvLookup | None = None
     if name is not None:
         srv = _fresh_srv(edge, name)
@@ -705,13 +681,10 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> tuple[Verdi
             edge.last_srv[name] = (srv, until, edge.resolver.generation)
     # Keyed by the lookup's identity (the entry keeps it alive, so the id stays its
     # own): SrvLookup's generated hash walks every target.
-    entry = conn.verdicts.get((domain, id(srv)))
-    verdict = entry[1] if entry is not None and entry[0] is srv else None
+    entry = conn.verdicts.get((id(route), id(srv)))
+    verdict = entry[2] if entry is not None and entry[0] is route and entry[1] is srv else None
     if verdict is None:
-        facts = InboundFacts(
-            request=facts_request(), peer=conn.peer, peer_port=conn.peer_port, srv=srv
-        )
-        decision = decide_inbound(facts, edge.settings)
+        decision = decide_inbound(route, conn.peer, srv, edge.settings)
         template = EventTemplate(_event_template(conn, decision, srv), EVENT_FIELDS)
         assert template.fields == EVENT_FIELDS, template.fields  # _record_decision's order
         record = None
@@ -726,7 +699,7 @@ async def _decide(edge: Edge, conn: Connection, request: Request) -> tuple[Verdi
         verdict = Verdict(decision=decision, event=template, record=record)
         if len(conn.verdicts) >= MAX_VERDICTS:
             conn.verdicts.clear()
-        conn.verdicts[(domain, id(srv))] = (srv, verdict)
+        conn.verdicts[(id(route), id(srv))] = (route, srv, verdict)
     return verdict, from_text, to_text
 
 
@@ -774,33 +747,7 @@ def _event_template(
     )
 
 
-def _scheme_refusal(request: Request, settings: EdgeSettings) -> tuple[int, str] | None:
-    """Why the Edge cannot route this request by its URIs, or None when it can."""
-    if not request.uri.lower().startswith(("sip:", "sips:")):
-        return 416, f"Request-URI scheme not supported: {request.uri[:60]!r}"
-    sender = request.from_.uri
-    for name, value in (("From", request.from_), ("To", request.to)):
-        if not isinstance(value.uri, SipUri):
-            return 400, f"{name} is not a SIP URI: {str(value.uri)[:60]!r}"
-    pai = request.headers.get("P-Asserted-Identity")
-    if pai is not None:
-        try:
-            uri = parse_name_addr(pai).uri
-        except SipParseError:
-            return 400, "P-Asserted-Identity is not a name-addr"
-        if not isinstance(uri, SipUri):
-            return 400, f"P-Asserted-Identity is not a SIP URI: {str(uri)[:60]!r}"
-        if settings.domain_source == "pai":
-            sender = uri
-    # The sender's domain becomes a DNS question: it must be a DNS name (issue 12).
-    assert isinstance(sender, SipUri)
-    problem = unroutable_domain(sender.host)
-    if problem is not None:
-        return 400, f"the sender's domain {problem}"
-    return None
-
-
-def _record_rejected(edge: Edge, conn: Connection, request: Request, status: int, why: str) -> None:
+def _record_rejected(edge: Edge, conn: Connection, request: Request, rejection: Rejection) -> None:
     """The event of a request refused before policy (its URIs cannot be routed)."""
     edge.events.write(
         {
@@ -810,9 +757,10 @@ def _record_rejected(edge: Edge, conn: Connection, request: Request, status: int
             "call_id": request.call_id,
             "method": request.method,
             "peer": f"{conn.peer.display_name}:{conn.peer_port}",
-            "rule": "unsupported-uri",
-            "status": status,
-            "reason": why,
+            "rule": rejection.rule,
+            "status": rejection.status,
+            "reason": rejection.why,
+            "fidelity": rejection.fidelity,
         },
         flush=False,  # conn.send flushes it before the reply leaves
     )
@@ -820,18 +768,10 @@ def _record_rejected(edge: Edge, conn: Connection, request: Request, status: int
 
 def user_status(edge: Edge, request: Request) -> int:
     """The final status the emulated Skype user answers an accepted request with."""
-    to_host = str(getattr(request.to.uri, "host", "")).lower()
-    if to_host not in edge.settings.domains:
-        return 404  # not a domain homed behind this Edge
-    user = getattr(request.to.uri, "user", None) or ""
-    status = edge.users.get(user, 200)
-    if request.method == "OPTIONS":
-        return 200
-    if request.method == "SUBSCRIBE":
-        return 202 if status < 300 else status
-    if request.method in ("INVITE", "MESSAGE"):
-        return status
-    return 501
+    to = request.to.uri
+    host = getattr(to, "host", "")
+    user = getattr(to, "user", None)
+    return user_answer(request.method, str(host), user, edge.settings, edge.users)
 
 
 def _record_decision(

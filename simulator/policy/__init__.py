@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simulator.policy.answers import ALLOW, USER_METHODS, handshake_refused, user_answer
 from simulator.policy.decision import Decision
 from simulator.policy.facts import (
     AllowedDomain,
@@ -9,23 +10,14 @@ from simulator.policy.facts import (
     DomainSource,
     EdgeSettings,
     Federation,
-    InboundFacts,
-    InboundRequest,
     PeerCertificate,
     SrvLookup,
     SrvOutcome,
     SrvTarget,
     names_for_matching,
     normalise_domain,
-    uri_host,
 )
-from simulator.policy.inbound import (
-    INBOUND_RULE_NAMES,
-    decide_inbound,
-    inbound_domain,
-    inbound_log_peer,
-    inbound_srv_name,
-)
+from simulator.policy.inbound import INBOUND_RULE_NAMES, decide_inbound, inbound_log_peer
 from simulator.policy.outbound import (
     Route,
     outbound_after_srv,
@@ -36,6 +28,16 @@ from simulator.policy.outbound import (
     outbound_route,
     outbound_tls_failed,
 )
+from simulator.policy.route import (
+    IN_DIALOG_ONLY,
+    InboundRoute,
+    OutboundTarget,
+    Parties,
+    Rejection,
+    inbound_route,
+    screen_inbound,
+    screen_outbound,
+)
 from simulator.policy.rules import (
     domain_blocked_by,
     in_exact_domain,
@@ -45,26 +47,31 @@ from simulator.policy.rules import (
 )
 
 __all__ = [
+    "ALLOW",
     "INBOUND_RULE_NAMES",
+    "IN_DIALOG_ONLY",
+    "USER_METHODS",
     "AllowedDomain",
     "Chain",
     "Decision",
     "DomainSource",
     "EdgeSettings",
     "Federation",
-    "InboundFacts",
-    "InboundRequest",
+    "InboundRoute",
+    "OutboundTarget",
+    "Parties",
     "PeerCertificate",
+    "Rejection",
     "Route",
     "SrvLookup",
     "SrvOutcome",
     "SrvTarget",
     "decide_inbound",
     "domain_blocked_by",
+    "handshake_refused",
     "in_exact_domain",
-    "inbound_domain",
     "inbound_log_peer",
-    "inbound_srv_name",
+    "inbound_route",
     "name_matches",
     "names_for_matching",
     "normalise_domain",
@@ -75,7 +82,9 @@ __all__ = [
     "outbound_relay",
     "outbound_route",
     "outbound_tls_failed",
+    "screen_inbound",
+    "screen_outbound",
     "srv_name",
     "unroutable_domain",
-    "uri_host",
+    "user_answer",
 ]

@@ -46,34 +46,6 @@ def _check_hostname(what: str, name: str) -> None:
         raise ValueError(f"{what} must be a DNS name, not {name!r}")
 
 
-def uri_host(uri: str) -> str:
-    """Host part of a SIP URI or name-addr, lower-case (RFC 3261 §19.1.1).
-
-    Accepts ``sip:user@host;params``, ``<sip:user@host:5061>``, ``"Name" <sips:host>``.
-
-    Raises:
-        ValueError: no host can be found.
-    """
-    text = uri.strip()
-    if "<" in text:
-        start = text.index("<") + 1
-        end = text.find(">", start)
-        text = text[start : end if end >= 0 else len(text)]
-    scheme, sep, rest = text.partition(":")
-    if not sep or scheme.lower() not in ("sip", "sips"):
-        raise ValueError(f"not a sip: or sips: URI: {uri!r}")
-    rest = re.split(r"[;?>]", rest, maxsplit=1)[0]
-    hostport = rest.rpartition("@")[2]
-    if hostport.startswith("["):  # RFC 3261 §25.1 IPv6reference
-        host = hostport[: hostport.find("]") + 1]
-    else:
-        host = hostport.partition(":")[0]
-    host = normalise_domain(host)
-    if not host or host == "[]":
-        raise ValueError(f"SIP URI without a host: {uri!r}")
-    return host
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AllowedDomain:
     """An entry of the Edge's allowed list (``New-CsAllowedDomain``, reference §5.2).
@@ -264,52 +236,3 @@ def names_for_matching(cn: str | None, dns_sans: tuple[str, ...]) -> tuple[str, 
     if dns_sans:
         return dns_sans
     return (cn,) if cn else ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InboundRequest:
-    """The parts of a federated request the Edge's policy reads."""
-
-    method: str
-    start_line: str
-    call_id: str
-    cseq: str
-    from_uri: str
-    pai_uri: str | None
-    to_uri: str
-
-    def __post_init__(self) -> None:
-        uri_host(self.from_uri)  # raises ValueError: validated when built
-        uri_host(self.to_uri)
-        if self.pai_uri is not None:
-            uri_host(self.pai_uri)
-        for name, value in (
-            ("method", self.method),
-            ("start_line", self.start_line),
-            ("call_id", self.call_id),
-            ("cseq", self.cseq),
-        ):
-            if not value or "\n" in value or "\r" in value:
-                raise ValueError(f"{name} must be one non-empty line, not {value!r}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InboundFacts:
-    """Everything the Edge knows when it decides on an inbound federated request.
-
-    Attributes:
-        request: the request.
-        peer: the peer's client certificate from the mutual TLS handshake.
-        peer_port: the peer's TCP source port (printed in the log's ``Peer:``).
-        srv: the callback SRV lookup of the sender's domain, or None when the
-            decision needs none (see :func:`simulator.policy.inbound.inbound_srv_name`).
-    """
-
-    request: InboundRequest
-    peer: PeerCertificate
-    peer_port: int
-    srv: SrvLookup | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.peer_port <= 0xFFFF:
-            raise ValueError(f"peer_port must be 0..65535, not {self.peer_port}")

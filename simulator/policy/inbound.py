@@ -34,12 +34,12 @@ from simulator.diagnostics.format import EdgeLogRecord
 from simulator.policy.decision import SERVER_HEADER, Decision
 from simulator.policy.facts import (
     EdgeSettings,
-    InboundFacts,
-    InboundRequest,
+    PeerCertificate,
+    SrvLookup,
     SrvTarget,
     normalise_domain,
-    uri_host,
 )
+from simulator.policy.route import InboundRoute
 from simulator.policy.rules import (
     FORBIDDEN,
     TIMEOUT,
@@ -75,44 +75,16 @@ INBOUND_RULE_NAMES: tuple[str, ...] = (
 )
 
 
-def inbound_domain(request: InboundRequest, settings: EdgeSettings) -> str:
-    """The sender's domain, lower-case: host of P-Asserted-Identity, else of From.
-
-    [CISCO] names "From/P-Asserted-Identity" without a precedence (reference §2.2
-    I2), so ``settings.domain_source`` chooses: "pai" (default) prefers PAI when
-    present, "from" always uses From.
-    """
-    if settings.domain_source == "pai" and request.pai_uri is not None:
-        return uri_host(request.pai_uri)
-    return uri_host(request.from_uri)
-
-
-def inbound_srv_name(request: InboundRequest, settings: EdgeSettings) -> str | None:
-    """The callback SRV name to resolve, or None when the decision needs no DNS.
-
-    No DNS is needed when a policy rule refuses first (federation off, blocked,
-    not allowed) or when the domain is an allowed partner server (ProxyFqdn set:
-    reference §5.2, direct federation bypasses SRV).
-    """
-    domain = inbound_domain(request, settings)
-    if settings.federation == "off" or domain_blocked_by(domain, settings.blocked):
-        return None
-    entry = settings.allowed_entry(domain)
-    if settings.federation == "allowlist" and entry is None:
-        return None
-    if entry is not None and entry.proxy_fqdn is not None:
-        return None
-    return srv_name(domain)
-
-
-def inbound_log_peer(facts: InboundFacts) -> str:
+def inbound_log_peer(peer: PeerCertificate, port: int) -> str:
     """The log's ``Peer:`` value: certificate name and TCP source port ([CISCO] §4.1)."""
-    return f"{facts.peer.display_name}:{facts.peer_port}"
+    return f"{peer.display_name}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
 class _State:
-    facts: InboundFacts
+    route: InboundRoute
+    peer: PeerCertificate
+    srv: SrvLookup | None
     settings: EdgeSettings
     domain: str
 
@@ -198,7 +170,7 @@ def _proxy_fqdn(s: _State) -> Decision | None:
     entry = s.settings.allowed_entry(s.domain)
     if entry is None or entry.proxy_fqdn is None:
         return None
-    peer = s.facts.peer
+    peer = s.peer
     if certificate_names(peer.names, entry.proxy_fqdn, s.settings):
         return None
     return _refuse(
@@ -226,15 +198,15 @@ def _pinned(s: _State) -> bool:
 
 
 def _in_domain(s: _State) -> tuple[SrvTarget, ...]:
-    assert s.facts.srv is not None  # checked by _srv_lookup, which runs first
-    return targets_in_domain(s.facts.srv.targets, s.domain, s.settings)
+    assert s.srv is not None  # checked by _srv_lookup, which runs first
+    return targets_in_domain(s.srv.targets, s.domain, s.settings)
 
 
 def _srv_lookup(s: _State) -> Decision | None:
     if _pinned(s):
         return None
     expected = srv_name(s.domain)
-    srv = s.facts.srv
+    srv = s.srv
     if srv is None:
         raise ValueError(f"the decision needs the SRV lookup of {expected}: facts.srv is None")
     if normalise_domain(srv.name) != expected:
@@ -259,8 +231,8 @@ def _srv_lookup(s: _State) -> Decision | None:
 def _srv_not_in_domain(s: _State) -> Decision | None:
     if _pinned(s) or _in_domain(s):
         return None
-    assert s.facts.srv is not None
-    targets = s.facts.srv.targets
+    assert s.srv is not None
+    targets = s.srv.targets
     equal = any(normalise_domain(t.target) == s.domain for t in targets)
     names = ", ".join(t.render() for t in targets)
     explanation = (
@@ -286,7 +258,7 @@ def _cert_mismatch(s: _State) -> Decision | None:
     if _pinned(s):
         return None
     good = _in_domain(s)
-    peer = s.facts.peer
+    peer = s.peer
     if any(certificate_names(peer.names, t.host, s.settings) for t in good):
         return None
     expected = good[0].host
@@ -309,7 +281,7 @@ def _cert_mismatch(s: _State) -> Decision | None:
 
 
 def _chain_trust(s: _State) -> Decision | None:
-    peer = s.facts.peer
+    peer = s.peer
     hosted_private = s.settings.hosted and not peer.public_root
     if peer.chain == "untrusted-root" or hosted_private:
         why = (
@@ -359,7 +331,7 @@ _VALIDITY_KINDS: dict[str, tuple[str, str, str]] = {
 
 def _refuse_chain_state(s: _State, kinds: dict[str, tuple[str, str, str]]) -> Decision | None:
     """Refuse a peer whose chain state is one of ``kinds`` (the wire form is unverified)."""
-    peer = s.facts.peer
+    peer = s.peer
     if peer.chain not in kinds:
         return None
     rule, symbol, what = kinds[peer.chain]
@@ -394,12 +366,19 @@ INBOUND_RULES: tuple[tuple[str, Callable[[_State], Decision | None]], ...] = (
 )
 
 
-def decide_inbound(facts: InboundFacts, settings: EdgeSettings) -> Decision:
+def decide_inbound(
+    route: InboundRoute, peer: PeerCertificate, srv: SrvLookup | None, settings: EdgeSettings
+) -> Decision:
     """Decide an inbound federated request: the first failing rule answers.
 
+    A pure function of exactly its arguments (the request matters only through its
+    route), so the Edge may cache a decision under them.
+
     Args:
-        facts: the request, the peer certificate and (unless
-            :func:`inbound_srv_name` returned None) the callback SRV lookup.
+        route: the caller's domain and SRV name (:func:`simulator.policy.inbound_route`).
+        peer: the peer's client certificate from the mutual TLS handshake.
+        srv: the callback SRV lookup of ``route.srv_name``, or None when the route
+            needs none.
         settings: the Edge's configuration.
 
     Returns:
@@ -407,10 +386,10 @@ def decide_inbound(facts: InboundFacts, settings: EdgeSettings) -> Decision:
         "accepted" decision (status 200: route to the called user).
 
     Raises:
-        ValueError: ``facts.srv`` is missing or for another name while the
-            decision needs it (a bug in the caller, not the peer's fault).
+        ValueError: ``srv`` is missing or for another name while the decision needs
+            it (a bug in the caller, not the peer's fault).
     """
-    state = _State(facts, settings, inbound_domain(facts.request, settings))
+    state = _State(route, peer, srv, settings, route.domain)
     for _name, check in INBOUND_RULES:
         if (decision := check(state)) is not None:
             return decision
