@@ -20,9 +20,11 @@ from cryptography import x509
 
 from simulator.dns import Record, Resolver, ZoneSet, load_zone_file, parse_zone_text, serve_dns
 from simulator.edge.clients import clients_context, serve_clients
-from simulator.edge.events import EventLog
-from simulator.edge.federation import Edge, Limits, TrustStore, serve_federation
-from simulator.edge.outbound import Outbound, OutboundLimits, outbound_context
+from simulator.edge.inbound import serve_federation
+from simulator.edge.outbound import Outbound, OutboundLimits
+from simulator.edge.partners import outbound_context
+from simulator.edge.recorder import Recorder
+from simulator.edge.state import EdgeState, Limits, TrustStore
 from simulator.errors import LabError
 from simulator.lab import Lab
 from simulator.lab.files import TlsFiles, tls_files
@@ -33,6 +35,7 @@ from simulator.pki import (
     server_context,
 )
 from simulator.policy import AllowedDomain, EdgeSettings
+from simulator.skype.user import SkypeUser
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,17 +153,18 @@ async def serve_lab(
     out_ctx = outbound_context(
         cert=material.cert, key=material.key, chain=material.chain, profile=lab.edge.tls
     )
-    events = EventLog(log_dir, console=console)
-    events.decisions = not quiet
-    events.debug = debug
+    rng = rng or random.Random()
+    recorder = Recorder(log_dir, console=console, machine=lab.edge.machine)
+    recorder.decisions = not quiet
+    recorder.debug = debug
     try:
         async with trio.open_nursery() as nursery:
             dns_addr = await nursery.start(
-                partial(serve_dns, report=events.internal_error), zones, *lab.dns.listen
+                partial(serve_dns, report=recorder.internal_error), zones, *lab.dns.listen
             )
             resolver_target = lab.edge.dns if lab.edge.dns is not None else dns_addr
             limits = limits or Limits()
-            edge = Edge(
+            edge = EdgeState(
                 settings=edge_settings(lab),
                 users=lab.edge.users,
                 resolver=Resolver(
@@ -170,17 +174,19 @@ async def serve_lab(
                     rng=rng,
                 ),
                 trust=trust_store(lab, material, issued),
-                events=events,
-                machine=lab.edge.machine,
+                recorder=recorder,
                 limits=limits,
-                rng=rng or random.Random(),
+                rng=rng,
             )
-            fed_addr = await nursery.start(serve_federation, edge, context, *lab.edge.listen)
+            # One emulated Skype user answers for both directions.
+            user = SkypeUser(edge.settings, edge.users, rng=rng, ring_seconds=limits.ring_seconds)
+            fed_addr = await nursery.start(serve_federation, edge, user, context, *lab.edge.listen)
             connector = Outbound(edge, out_ctx, limits=outbound)
             await nursery.start(connector.run)
             clients_addr = await nursery.start(
                 partial(serve_clients, connector=connector),
                 edge,
+                user,
                 clients_ctx,
                 *lab.edge.clients,
             )
@@ -200,4 +206,4 @@ async def serve_lab(
                 )
             )
     finally:
-        events.close()
+        recorder.close()

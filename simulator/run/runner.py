@@ -38,9 +38,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from simulator.diagnostics import DiagnosticsParseError, parse_ms_diagnostics
 from simulator.edge.app import LabAddresses, lab_zones, serve_lab
-from simulator.edge.federation import Limits
 from simulator.edge.outbound import OutboundLimits
-from simulator.edge.skype import skype_call
+from simulator.edge.state import Limits
 from simulator.errors import FedsimError, LabError
 from simulator.lab import CallSpec, Lab, load_lab, with_overrides
 from simulator.peer import (
@@ -50,6 +49,7 @@ from simulator.peer import (
     place_call,
     serve_peer,
 )
+from simulator.peer.skype import skype_call
 from simulator.pki import client_context, facts_from_der, issue_pki, load_pem_certificates
 from simulator.pki.lab import IssuedCert
 from simulator.run.model import CallReport, CallTrace, LabReport, Outcome, compare
