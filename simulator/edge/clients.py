@@ -30,7 +30,8 @@ from functools import partial
 
 import trio
 
-from simulator.edge.outbound import CLIENT_COPY_ORDER, Outbound, client_response
+from simulator.edge.envelope import CLIENT_COPY_ORDER, client_response
+from simulator.edge.outbound import Outbound
 from simulator.edge.state import EdgeState
 from simulator.net import PEER_FAULTS, detach_socket, serve_guarded
 from simulator.net.sipstream import SipStream

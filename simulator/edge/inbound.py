@@ -48,7 +48,7 @@ from functools import partial
 
 import trio
 
-from simulator.edge.recorder import Verdict
+from simulator.edge.eventcodec import Verdict
 from simulator.edge.state import EdgeState, peer_certificate
 from simulator.net import detach_socket, serve_guarded
 from simulator.net.sipstream import SipStream

@@ -25,10 +25,10 @@ import contextlib
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 import trio
 
+from simulator.edge.envelope import ClientLink, client_response
 from simulator.edge.partners import PartnerConnection, Partners, tls_failure
 from simulator.edge.state import EdgeState
 from simulator.edge.transactions import ClientTransaction, Dialog, Lost, RelayTable
@@ -53,8 +53,6 @@ from simulator.sip.proxy import (
     top_branch,
 )
 
-#: Client-facing responses copy these request headers in this order (reference §7.1).
-CLIENT_COPY_ORDER = ("From", "To", "Call-ID", "CSeq", "Via")
 #: Methods whose 2xx creates a dialog the Edge stays in (Record-Route, RFC 3261 §16.6 step 4).
 DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
 
@@ -90,47 +88,6 @@ class OutboundLimits:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
         if not 1 <= self.proxy_port <= 0xFFFF:
             raise ValueError(f"proxy_port must be 1..65535, not {self.proxy_port}")
-
-
-class ClientLink(Protocol):
-    """The client connection a request came in on, as the relay sees it."""
-
-    @property
-    def label(self) -> str:
-        """``host:port`` of the client."""
-
-    async def send(self, data: bytes) -> None:
-        """Send one message to the client."""
-
-
-def client_response(
-    edge: EdgeState,
-    request: Request,
-    status: int,
-    *,
-    to_tag: str | None,
-    headers: tuple[tuple[str, str], ...] = (),
-    body: bytes = b"",
-    reason: str | None = None,
-) -> bytes:
-    """A response from the Edge to a Skype client, in the seed's envelope (reference §7.1).
-
-    From, To, Call-ID, CSeq, Via (already stamped with ``ms-received-port`` and
-    ``ms-received-cid`` when the request arrived), then ``headers`` (for a
-    refusal: ms-diagnostics then ``Server``). The seed's ``Authentication-Info:
-    TLS-DSK ...`` line is the Front End's signature towards its registered client,
-    not the Edge's, so it is not emulated.
-    """
-    response = build_response(
-        request,
-        status,
-        reason,
-        to_tag=to_tag,
-        headers=headers,
-        body=body,
-        copy_order=CLIENT_COPY_ORDER,
-    )
-    return serialize(response)
 
 
 class Outbound:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from simulator.pki.contexts import TlsProfile, client_context, server_context
+from simulator.pki.errors import PkiError
 from simulator.pki.facts import (
     CertificateFacts,
     ChainStatus,
@@ -14,7 +15,7 @@ from simulator.pki.facts import (
     matches_name,
     verify_chain,
 )
-from simulator.pki.lab import IssuedCert, PkiError, issue_pki, read_lab_specs
+from simulator.pki.lab import IssuedCert, issue_pki, read_lab_specs
 from simulator.pki.spec import EKU_NAMES, CertSpec, KeyType, Validity
 
 __all__ = [

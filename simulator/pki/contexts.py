@@ -22,8 +22,8 @@ from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 
+from simulator.pki.errors import PkiError
 from simulator.pki.facts import key_matches_certificate, load_pem_certificates
-from simulator.pki.lab import PkiError
 
 TlsProfile = Literal["default", "sfb2015", "sfb2019"]
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from simulator.diagnostics import RESULT_CODES, EdgeLogRecord
-from simulator.edge.recorder import EventTemplate, decision_event, event_json, json_string
+from simulator.edge.eventcodec import EventTemplate, decision_event, event_json, json_string
 from simulator.policy import Decision
 
 FIELDS = ("time", "call_id", "method", "from", "to", "status")
