@@ -490,6 +490,21 @@ def with_rules(rules: EdgeRules, changes: dict[str, object]) -> EdgeRules:
     return replace(rules, **changes)  # type: ignore[arg-type]
 
 
+#: The versions of the TLS profile that is no product (``tls = "default"``): OpenSSL's.
+DEFAULT_TLS_VERSIONS: tuple[TlsVersion, ...] = ("TLSv1.2", "TLSv1.3")
+
+
+def tls_versions(tls_profile: str) -> tuple[TlsVersion, ...]:
+    """The versions a TLS profile (a product name, or "default") accepts, ascending.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if tls_profile == "default":
+        return DEFAULT_TLS_VERSIONS
+    return profile(tls_profile).tls.versions
+
+
 def negotiated_version(
     server: tuple[TlsVersion, ...], client: tuple[TlsVersion, ...]
 ) -> TlsVersion | None:
