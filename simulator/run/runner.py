@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import fnmatch
 import json
+import random
 import re
 import shutil
 import ssl
@@ -588,6 +589,7 @@ async def _run_lab_calls(
                 certs_dir=certs_dir,
                 limits=EDGE_LIMITS,
                 outbound=outbound,
+                rng=None if lab.edge.seed is None else random.Random(lab.edge.seed),
             )
         )
         run = _LabRun(running, addresses, issued, partners, log_dir)
