@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--ladder", type=Path, metavar="DIR", help="write an SVG sequence diagram per call in DIR"
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seed every lab's random choices (tags, SRV order): two runs give the same messages",
+    )
     parser.set_defaults(func=run)
 
 
@@ -115,6 +122,16 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise FedsimError(f"-j {args.jobs}: run at least one lab at a time")
     labs = load_lab_files(args.paths or [DEFAULT_PATH])
+    if args.seed is not None:
+        labs = [
+            dataclasses.replace(
+                f,
+                lab=dataclasses.replace(
+                    f.lab, edge=dataclasses.replace(f.lab.edge, seed=args.seed)
+                ),
+            )
+            for f in labs
+        ]
     progress = _Progress(sys.stderr.isatty())
     reports = trio.run(
         lambda: run_labs(

@@ -28,13 +28,14 @@ from simulator.edge.state import EdgeState, Limits, TrustStore
 from simulator.errors import LabError
 from simulator.lab import Lab
 from simulator.lab.files import TlsFiles, tls_files
+from simulator.lab.settings import edge_settings as lab_edge_settings
 from simulator.pki import (
     IssuedCert,
     issue_pki,
     load_pem_certificates,
     server_context,
 )
-from simulator.policy import AllowedDomain, EdgeSettings
+from simulator.policy import EdgeSettings
 from simulator.skype.user import SkypeUser
 
 
@@ -53,20 +54,8 @@ class LabAddresses:
 
 
 def edge_settings(lab: Lab) -> EdgeSettings:
-    """The policy's view of the lab's ``[edge]`` table."""
-    edge = lab.edge
-    return EdgeSettings(
-        fqdn=edge.fqdn,
-        domains=tuple(d.lower() for d in edge.domains),
-        federation=edge.federation,
-        blocked=edge.blocked,
-        allowed=tuple(
-            AllowedDomain(domain=a.domain, proxy_fqdn=a.proxy_fqdn) for a in edge.allowed
-        ),
-        hosted=edge.hosted,
-        domain_source=edge.domain_source,
-        server_header=edge.server_header,
-    )
+    """The policy's view of the lab's ``[edge]`` (built by :mod:`simulator.lab.settings`)."""
+    return lab_edge_settings(lab)
 
 
 def lab_zones(lab: Lab) -> ZoneSet:

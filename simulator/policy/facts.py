@@ -9,8 +9,10 @@ functions of these values.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from simulator.policy.profiles import DEFAULT_PROFILE, PROFILE_NAMES, EdgeRules, ProfileName
 
 Federation = Literal["discovery", "allowlist", "off"]
 DomainSource = Literal["pai", "from"]
@@ -77,15 +79,12 @@ class EdgeSettings:
         blocked: blocked domains; a blocked domain also blocks its sub-domains (I).
         allowed: allowed domains, optionally pinned to a ProxyFqdn.
         hosted: Office 365 rules: the peer certificate must chain to a public root.
-        domain_source: where the inbound sender domain comes from: "pai" =
-            P-Asserted-Identity, else From; "from" = always From. Reference §2.2 I2:
-            the precedence is undocumented, so it is a setting.
-        accept_srv_target_equal_to_domain: whether an SRV target equal to the domain
-            itself (``acano.steven.lab`` for acano.steven.lab) counts as in the domain.
-            Undocumented (U): default reject, as the reference's in_exact_domain does.
-        accept_peer_wildcard: whether a peer certificate name ``*.d`` matches
-            ``x.d``. Undocumented (reference §1.11, U): default off.
+        rules: the open behaviours (``[edge.rules]``, :class:`EdgeRules`): the EKU of
+            inbound certificates, wildcard peer names, an SRV target equal to the
+            domain, blocked sub-domains, diagnostics towards partners, and where the
+            inbound caller's domain comes from.
         server_header: the ``Server:`` value of every Edge response (reference §7.3).
+        profile: the emulated product (``[edge] profile``), for events and reports.
     """
 
     fqdn: str
@@ -94,10 +93,9 @@ class EdgeSettings:
     blocked: tuple[str, ...] = ()
     allowed: tuple[AllowedDomain, ...] = ()
     hosted: bool = False
-    domain_source: DomainSource = "pai"
-    accept_srv_target_equal_to_domain: bool = False
-    accept_peer_wildcard: bool = False
+    rules: EdgeRules = field(default_factory=EdgeRules)
     server_header: str = "RTC/6.0"
+    profile: ProfileName = DEFAULT_PROFILE
 
     def __post_init__(self) -> None:
         _check_hostname("edge fqdn", self.fqdn)
@@ -107,8 +105,8 @@ class EdgeSettings:
             _check_hostname("domain", domain)
         if self.federation not in ("discovery", "allowlist", "off"):
             raise ValueError(f"federation must be discovery, allowlist or off: {self.federation!r}")
-        if self.domain_source not in ("pai", "from"):
-            raise ValueError(f"domain_source must be pai or from: {self.domain_source!r}")
+        if self.profile not in PROFILE_NAMES:
+            raise ValueError(f"profile must be one of {PROFILE_NAMES}: {self.profile!r}")
         allowed = [normalise_domain(a.domain) for a in self.allowed]
         if len(set(allowed)) != len(allowed):
             raise ValueError("a domain is on the allowed list twice")
@@ -117,6 +115,11 @@ class EdgeSettings:
             raise ValueError(f"on both the allowed and the blocked list: {sorted(both)}")
         if not self.server_header or "\n" in self.server_header:
             raise ValueError("server_header must be one non-empty line")
+
+    @property
+    def domain_source(self) -> DomainSource:
+        """Where the inbound caller's domain comes from (``rules.domain_source``)."""
+        return self.rules.domain_source
 
     def allowed_entry(self, domain: str) -> AllowedDomain | None:
         """The allowed-list entry for exactly ``domain`` (case-insensitive), if any."""

@@ -13,9 +13,14 @@ failing rule decides, so the Edge log record is deterministic:
 8. chain not trusted (hosted Edge: public root only) ............. 504 (U)
 9. certificate outside its validity period ....................... 504 (U)
 
-Wire forms. The peer always gets a bare answer with ``Server: RTC/6.0`` and no
+Wire forms. The peer gets a bare answer with ``Server: RTC/6.0`` and no
 ms-diagnostics: diagnostics do not cross federation by default (reference
-§3.1, §3.3). DNS and certificate faults answer ``504 Server time-out`` exactly
+§3.1, §3.3). With the rule ``send_diagnostics_to_partners``
+(``Set-CsDiagnosticHeaderConfiguration -SendToExternalNetworks $true``) the
+refusal carries the ms-diagnostics a Skype client gets for the same fault
+outbound (1027, 1008, 1009, 1010; none for a blocked or not-allowed domain,
+whose id is unknown): which header the Edge sends then is inferred, no trace
+shows one. DNS and certificate faults answer ``504 Server time-out`` exactly
 as [CISCO] shows. For the policy refusals (1-3) the real wire form is unknown
 (reference §2.1 O3, §9 S11: "likely 403"); fedsim answers ``403 Forbidden``,
 the status Microsoft uses for its one verified policy refusal (1002), and marks
@@ -29,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulator.diagnostics.catalogue import RESULT_CODES, Fidelity
+from simulator.diagnostics.catalogue import RESULT_CODES, Fidelity, hresult, weakest
 from simulator.diagnostics.format import EdgeLogRecord
 from simulator.policy.decision import SERVER_HEADER, Decision
 from simulator.policy.facts import (
@@ -43,8 +48,9 @@ from simulator.policy.route import InboundRoute
 from simulator.policy.rules import (
     FORBIDDEN,
     TIMEOUT,
+    blocked_entry,
     certificate_names,
-    domain_blocked_by,
+    diagnostics_header,
     fqdn_params,
     srv_name,
     targets_in_domain,
@@ -99,18 +105,34 @@ def _refuse(
     fidelity: Fidelity,
     log_fidelity: Fidelity | None = None,
     explanation: str,
+    partner: tuple[int, tuple[tuple[str, str], ...]] | None = None,
 ) -> Decision:
     result = RESULT_CODES[symbol]
+    headers: tuple[tuple[str, str], ...] = ((SERVER_HEADER, state.settings.server_header),)
+    if partner is not None and state.settings.rules.send_diagnostics_to_partners:
+        # The header the client would get outbound, towards the partner (inferred).
+        headers = (diagnostics_header(*partner, state.settings), *headers)
+        fidelity = weakest(fidelity, "inferred")
     return Decision(
         rule=rule,
         accepted=False,
         status=status[0],
         reason=status[1],
         domain=state.domain,
-        headers=((SERVER_HEADER, state.settings.server_header),),
+        headers=headers,
         edge_log=EdgeLogRecord(result=result, data=data, fidelity=log_fidelity or result.fidelity),
         fidelity=fidelity,
         explanation=explanation,
+    )
+
+
+def _wrong_principal(target: str, peer: PeerCertificate) -> tuple[tuple[str, str], ...]:
+    """1010's parameters for a certificate without ``target`` ([CISCO], reference §3.2)."""
+    return (
+        ("ErrorType", CERT_MISMATCH_INFO),
+        ("tls-target", target),
+        ("PeerServer", peer.display_name),
+        ("HRESULT", hresult("SEC_E_WRONG_PRINCIPAL")),
     )
 
 
@@ -128,11 +150,12 @@ def _federation_off(s: _State) -> Decision | None:
             f"Federation is off on this Edge, so the request from {s.domain} is refused "
             "(403 is fedsim's choice: the real wire form is unverified)."
         ),
+        partner=(1027, ()),
     )
 
 
 def _blocked(s: _State) -> Decision | None:
-    entry = domain_blocked_by(s.domain, s.settings.blocked)
+    entry = blocked_entry(s.domain, s.settings)
     if entry is None:
         return None
     return _refuse(
@@ -189,6 +212,7 @@ def _proxy_fqdn(s: _State) -> Decision | None:
             f"certificate ({peer.display_name}) does not name it (behaviour inferred, wire "
             "form unverified)."
         ),
+        partner=(1010, _wrong_principal(entry.proxy_fqdn, peer)),
     )
 
 
@@ -225,6 +249,7 @@ def _srv_lookup(s: _State) -> Decision | None:
             f"The callback SRV lookup {expected} answered {srv.outcome.upper()}, so the Edge "
             f"cannot verify {s.domain} and answers 504 (inferred from [CISCO])."
         ),
+        partner=(1008, ()),
     )
 
 
@@ -251,6 +276,7 @@ def _srv_not_in_domain(s: _State) -> Decision | None:
         fidelity="unverified" if equal else "verbatim",
         log_fidelity="verbatim" if len(targets) == 1 and not equal else "inferred",
         explanation=explanation,
+        partner=(1009, (("domain", s.domain), *fqdn_params(targets))),
     )
 
 
@@ -277,6 +303,7 @@ def _cert_mismatch(s: _State) -> Decision | None:
             f"The SRV of {s.domain} points to {expected}, but the peer's certificate "
             f"({peer.display_name}) does not carry that name in a SAN (or CN without SANs)."
         ),
+        partner=(1010, _wrong_principal(expected, peer)),
     )
 
 
@@ -304,6 +331,7 @@ def _chain_trust(s: _State) -> Decision | None:
                 f"The peer's certificate ({peer.display_name}) is refused because {why} "
                 "(wire form unverified)."
             ),
+            partner=(1010, _chain_params(peer, "SEC_E_UNTRUSTED_ROOT")),
         )
     return _refuse_chain_state(s, _CHAIN_KINDS)
 
@@ -329,10 +357,31 @@ _VALIDITY_KINDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: The Schannel error each chain state maps to (winerror, reference §4.3; use inferred).
+_CHAIN_HRESULTS: dict[str, str] = {
+    "bad-chain": "SEC_E_UNTRUSTED_ROOT",
+    "wrong-usage": "SEC_E_CERT_WRONG_USAGE",
+    "expired": "SEC_E_CERT_EXPIRED",
+    "not-yet-valid": "SEC_E_CERT_EXPIRED",
+}
+
+
+def _chain_params(peer: PeerCertificate, schannel: str) -> tuple[tuple[str, str], ...]:
+    """1010's parameters for a refused chain (HRESULT inferred, no ErrorType: never seen)."""
+    return (("PeerServer", peer.display_name), ("HRESULT", hresult(schannel)))
+
+
 def _refuse_chain_state(s: _State, kinds: dict[str, tuple[str, str, str]]) -> Decision | None:
-    """Refuse a peer whose chain state is one of ``kinds`` (the wire form is unverified)."""
+    """Refuse a peer whose chain state is one of ``kinds`` (the wire form is unverified).
+
+    With the rule ``client_eku = "ignore"`` a "wrong-usage" chain is not refused:
+    the Edge then does not look at the EKU (and gathers the chain with usage
+    "any", :func:`simulator.policy.client_usage`, so this state should not occur).
+    """
     peer = s.peer
     if peer.chain not in kinds:
+        return None
+    if peer.chain == "wrong-usage" and s.settings.rules.client_eku == "ignore":
         return None
     rule, symbol, what = kinds[peer.chain]
     return _refuse(
@@ -345,6 +394,7 @@ def _refuse_chain_state(s: _State, kinds: dict[str, tuple[str, str, str]]) -> De
         explanation=(
             f"The peer's certificate ({peer.display_name}) {what} (wire form unverified)."
         ),
+        partner=(1010, _chain_params(peer, _CHAIN_HRESULTS[peer.chain])),
     )
 
 

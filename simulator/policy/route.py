@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from simulator.diagnostics.catalogue import Fidelity
 from simulator.policy.facts import DomainSource, EdgeSettings, normalise_domain
-from simulator.policy.rules import domain_blocked_by, srv_name, unroutable_domain
+from simulator.policy.rules import blocked_entry, srv_name, unroutable_domain
 from simulator.sip import Request, SipParseError, SipUri, parse_name_addr, parse_uri
 
 #: Methods that only exist inside a dialog (RFC 3261 §12.2.2: 481 outside one).
@@ -150,7 +150,7 @@ def inbound_route(parties: Parties, settings: EdgeSettings) -> InboundRoute:
     entry = settings.allowed_entry(domain)
     if (
         settings.federation == "off"
-        or domain_blocked_by(domain, settings.blocked) is not None
+        or blocked_entry(domain, settings) is not None
         or (settings.federation == "allowlist" and entry is None)
         or (entry is not None and entry.proxy_fqdn is not None)
     ):

@@ -36,6 +36,11 @@ class Outcome:
         forwarded: outbound: the partner peer received the request; inbound: the
             Edge accepted it and answered as the Skype user.
         error: why no final response came (TLS refusal, timeout), in words.
+        edge_log_data: the ``Data:`` parameters of the call's Edge log record, in order.
+        peer_headers: the final response's headers in order, then ``Via.<param>``
+            for each parameter of its top Via.
+        tls: "refused-at-handshake" when the Edge refused the caller's handshake,
+            else the version the caller's connection negotiated.
     """
 
     status: int | None
@@ -45,6 +50,9 @@ class Outcome:
     ms_diagnostics_params: Mapping[str, str] = field(default_factory=FrozenMap)
     forwarded: bool | None = None
     error: str | None = None
+    edge_log_data: tuple[tuple[str, str], ...] | None = None
+    peer_headers: tuple[tuple[str, str], ...] = ()
+    tls: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.ms_diagnostics_params, FrozenMap):
@@ -82,6 +90,11 @@ def _param(params: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def header(headers: tuple[tuple[str, str], ...], name: str) -> str:
+    """The first value of ``name`` (case-insensitive), ``""`` when absent."""
+    return next((v for k, v in headers if k.lower() == name.lower()), "")
+
+
 def compare(expect: Expect, got: Outcome) -> tuple[Mismatch, ...]:
     """Every expectation of ``expect`` that ``got`` breaks, in the lab file's key order."""
     out: list[Mismatch] = []
@@ -101,7 +114,28 @@ def compare(expect: Expect, got: Outcome) -> tuple[Mismatch, ...]:
         out.append(Mismatch(key="forwarded", expected=expect.forwarded, got=got.forwarded))
     if expect.rule is not None and got.rule != expect.rule:
         out.append(Mismatch(key="rule", expected=expect.rule, got=got.rule))
+    if expect.edge_log_data is not None:
+        wanted = tuple(expect.edge_log_data.items())
+        if got.edge_log_data != wanted:
+            out.append(
+                Mismatch(
+                    key="edge_log_data",
+                    expected=_data(wanted),
+                    got=None if got.edge_log_data is None else _data(got.edge_log_data),
+                )
+            )
+    for name, value in expect.peer_headers.items():
+        seen = header(got.peer_headers, name)
+        if seen != value:
+            out.append(Mismatch(key=f"peer_headers.{name}", expected=value, got=seen or None))
+    if expect.tls is not None and got.tls != expect.tls:
+        out.append(Mismatch(key="tls", expected=expect.tls, got=got.tls))
     return tuple(out)
+
+
+def _data(pairs: tuple[tuple[str, str], ...]) -> str:
+    """``domain="a";fqdn1="b"``: Data parameters as the Edge log writes them."""
+    return ";".join(f'{k}="{v}"' for k, v in pairs)
 
 
 def status_text(got: Outcome) -> int | str | None:
@@ -128,6 +162,12 @@ def describe_expect(expect: Expect) -> str:
         parts.append(f"forwarded={_show(expect.forwarded)}")
     if expect.rule is not None:
         parts.append(f"rule={expect.rule}")
+    if expect.edge_log_data is not None:
+        parts.append(f"data={_data(tuple(expect.edge_log_data.items()))}")
+    for name, value in expect.peer_headers.items():
+        parts.append(f"{name}={value or '(absent)'}")
+    if expect.tls is not None:
+        parts.append(f"tls={expect.tls}")
     return " ".join(parts)
 
 
@@ -144,6 +184,12 @@ def describe_got(expect: Expect, got: Outcome) -> str:
         parts.append(f"forwarded={_show(got.forwarded)}")
     if expect.rule is not None:
         parts.append(f"rule={got.rule or '-'}")
+    if expect.edge_log_data is not None:
+        parts.append(f"data={_data(got.edge_log_data) if got.edge_log_data else '-'}")
+    for name in expect.peer_headers:
+        parts.append(f"{name}={header(got.peer_headers, name) or '(absent)'}")
+    if expect.tls is not None:
+        parts.append(f"tls={got.tls or '-'}")
     return " ".join(parts)
 
 

@@ -20,9 +20,11 @@ long a failure takes changes, never which failure it is.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fnmatch
 import json
+import random
 import re
 import shutil
 import ssl
@@ -36,7 +38,7 @@ from pathlib import Path
 import trio
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from simulator.diagnostics import DiagnosticsParseError, parse_ms_diagnostics
+from simulator.diagnostics import DiagnosticsParseError, parse_edge_log, parse_ms_diagnostics
 from simulator.edge.app import LabAddresses, lab_zones, serve_lab
 from simulator.edge.outbound import OutboundLimits
 from simulator.edge.state import Limits
@@ -53,7 +55,7 @@ from simulator.peer.skype import skype_call
 from simulator.pki import client_context, facts_from_der, issue_pki, load_pem_certificates
 from simulator.pki.lab import IssuedCert
 from simulator.run.model import CallReport, CallTrace, LabReport, Outcome, compare
-from simulator.sip import Request, Response
+from simulator.sip import Request, Response, SipParseError, parse_via
 
 LOOPBACK = "127.0.0.1"
 #: Production federation port: a peer listening on it also serves ``proxy_fqdn`` routes.
@@ -333,6 +335,30 @@ class _Placed:
     final: Response | None
     error: str | None
     local_port: int
+    tls_version: str | None = None
+
+
+def _peer_headers(final: Response | None) -> tuple[tuple[str, str], ...]:
+    """The final response's headers, then ``Via.<param>`` for its top Via (expect.peer_headers)."""
+    if final is None:
+        return ()
+    pairs = tuple(final.headers)
+    vias = final.headers.get_all("Via")
+    top: tuple[tuple[str, str], ...] = ()
+    if vias:
+        with contextlib.suppress(SipParseError, ValueError):
+            top = tuple(
+                (f"Via.{name}", value or "") for name, value in parse_via(vias[0])[0].params
+            )
+    return (*pairs, *top)
+
+
+def _log_data(record: str | None) -> tuple[tuple[str, str], ...] | None:
+    """The ``Data:`` parameters of an Edge log record (expect.edge_log_data)."""
+    if record is None:
+        return None
+    parsed = parse_edge_log(record)
+    return parsed[0].data if parsed else None
 
 
 class _LabRun:
@@ -369,7 +395,14 @@ class _LabRun:
                 timeout=CALL_TIMEOUT,
             )
             error = result.tls_error or ("no final response" if result.timed_out else None)
-            return _Placed(result.request, result.responses, result.final, error, result.local_port)
+            return _Placed(
+                result.request,
+                result.responses,
+                result.final,
+                error,
+                result.local_port,
+                result.tls_version,
+            )
         out = await skype_call(
             edge=self.addresses.clients,
             ssl_context=_skype_context(self.addresses),
@@ -410,6 +443,9 @@ class _LabRun:
             accepted = event.get("accepted") if event is not None else None
             forwarded = accepted if isinstance(accepted, bool) else False
         rule = event.get("rule") if event is not None else None
+        refused = rule == "tls-handshake-failed" or (
+            event is not None and event.get("kind") == "tls-handshake-failed"
+        )
         got = Outcome(
             status=placed.final.status if placed.final is not None else None,
             edge_log=_symbol(event),
@@ -418,6 +454,9 @@ class _LabRun:
             ms_diagnostics_params=params,
             forwarded=forwarded,
             error=placed.error,
+            edge_log_data=_log_data(record),
+            peer_headers=_peer_headers(placed.final),
+            tls="refused-at-handshake" if refused else placed.tls_version,
         )
         extra = event.get("extra") if event is not None else None
         peer_names: tuple[str, ...] = ()
@@ -550,6 +589,7 @@ async def _run_lab_calls(
                 certs_dir=certs_dir,
                 limits=EDGE_LIMITS,
                 outbound=outbound,
+                rng=None if lab.edge.seed is None else random.Random(lab.edge.seed),
             )
         )
         run = _LabRun(running, addresses, issued, partners, log_dir)

@@ -10,6 +10,7 @@ from simulator.policy import (
     INBOUND_RULE_NAMES,
     AllowedDomain,
     Decision,
+    EdgeRules,
     EdgeSettings,
     Parties,
     PeerCertificate,
@@ -157,7 +158,7 @@ def test_target_equal_to_domain_is_configurable_and_marked_unverified() -> None:
     refused = decide(facts(peer, lookup), EDGE)
     assert refused.rule == "srv-not-in-domain"
     assert refused.fidelity == "unverified"
-    lenient = dataclasses.replace(EDGE, accept_srv_target_equal_to_domain=True)
+    lenient = dataclasses.replace(EDGE, rules=EdgeRules(srv_target_equal_to_domain=True))
     assert decide(facts(peer, lookup), lenient).accepted
 
 
@@ -206,7 +207,7 @@ def test_cert_mismatch_expects_the_first_in_domain_target_and_accepts_any() -> N
 
 
 def test_peer_wildcard_is_a_setting() -> None:
-    wild = dataclasses.replace(EDGE, accept_peer_wildcard=True)
+    wild = dataclasses.replace(EDGE, rules=EdgeRules(peer_wildcard=True))
     assert decide(facts(cert("*.acano.steven.lab"), GOOD_SRV), wild).accepted
 
 
@@ -224,7 +225,7 @@ def test_peer_wildcard_is_a_setting() -> None:
 def test_sender_domain_comes_from_pai_or_from(
     source: DomainSource, from_uri: str, pai_uri: str | None, domain: str
 ) -> None:
-    settings = dataclasses.replace(EDGE, domain_source=source)
+    settings = dataclasses.replace(EDGE, rules=EdgeRules(domain_source=source))
     req = request(from_uri, pai_uri)
     assert inbound_route(req, settings).domain == domain
     assert inbound_route(req, settings).srv_name == f"_sipfederationtls._tcp.{domain}"

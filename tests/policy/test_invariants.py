@@ -11,6 +11,7 @@ from simulator.policy import (
     INBOUND_RULE_NAMES,
     AllowedDomain,
     Decision,
+    EdgeRules,
     EdgeSettings,
     InboundRoute,
     Parties,
@@ -59,9 +60,14 @@ def settings(draw: st.DrawFn) -> EdgeSettings:
         blocked=blocked,
         allowed=allowed,
         hosted=draw(st.booleans()),
-        domain_source=draw(st.sampled_from(("pai", "from"))),
-        accept_srv_target_equal_to_domain=draw(st.booleans()),
-        accept_peer_wildcard=draw(st.booleans()),
+        rules=EdgeRules(
+            domain_source=draw(st.sampled_from(("pai", "from"))),
+            srv_target_equal_to_domain=draw(st.booleans()),
+            peer_wildcard=draw(st.booleans()),
+            block_subdomains=draw(st.booleans()),
+            client_eku=draw(st.sampled_from(("require", "ignore"))),
+            send_diagnostics_to_partners=draw(st.booleans()),
+        ),
     )
 
 
@@ -124,7 +130,7 @@ def test_accepted_iff_rule_is_accepted(lab: tuple[InboundCase, EdgeSettings]) ->
 
 
 @given(labs())
-def test_a_refusal_has_a_status_a_log_and_only_the_server_header(
+def test_a_refusal_has_a_status_a_log_and_diagnostics_only_when_sent_to_partners(
     lab: tuple[InboundCase, EdgeSettings],
 ) -> None:
     facts, edge = lab
@@ -135,10 +141,16 @@ def test_a_refusal_has_a_status_a_log_and_only_the_server_header(
         return
     assert decision.status >= 400
     assert decision.edge_log is not None
-    # Diagnostics never cross federation (reference §3.1, §3.3).
-    assert decision.headers == (("Server", edge.server_header),)
-    assert decision.ms_diagnostics is None
+    assert decision.headers[-1] == ("Server", edge.server_header)
     assert decision.domain == facts.route.domain
+    if not edge.rules.send_diagnostics_to_partners:
+        # Diagnostics do not cross federation by default (reference §3.1, §3.3).
+        assert decision.headers == (("Server", edge.server_header),)
+        assert decision.ms_diagnostics is None
+    elif decision.ms_diagnostics is not None:
+        # What the client would get is inferred on a peer-facing answer: never verbatim.
+        assert decision.fidelity != "verbatim"
+        assert decision.ms_diagnostics.endswith(f'source="{edge.fqdn}"')
 
 
 @given(labs())

@@ -8,6 +8,7 @@ import pytest
 
 from simulator.policy import (
     AllowedDomain,
+    EdgeRules,
     EdgeSettings,
     OutboundTarget,
     Parties,
@@ -67,7 +68,7 @@ def test_the_caller_domain_is_the_from_host(from_: str, domain: str) -> None:
 def test_p_asserted_identity_is_parsed_once_and_wins_unless_told_otherwise(
     source: str, domain: str
 ) -> None:
-    settings = dataclasses.replace(EDGE, domain_source=source)  # type: ignore[arg-type]
+    settings = dataclasses.replace(EDGE, rules=EdgeRules(domain_source=source))  # type: ignore[arg-type]
     parties = screen_inbound(
         request(
             from_="<sip:2000@steven.lab>;tag=1",
