@@ -24,12 +24,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check simulator tests
 	$(BIN)/mypy --strict simulator
 
-# scenarios/pending-wiring/ holds labs that need Edge wiring not merged yet (issue 14):
-# run them by hand (fedsim run scenarios/pending-wiring); move them out when they pass.
-SCENARIO_DIRS = $(filter-out scenarios/pending-wiring/,$(sort $(dir $(wildcard scenarios/*/*.toml))))
-
 scenarios: $(STAMP)
-	$(BIN)/fedsim run $(SCENARIO_DIRS) --junit-xml build/scenarios-junit.xml
+	$(BIN)/fedsim run scenarios --junit-xml build/scenarios-junit.xml
 
 pytest: packages $(STAMP)
 	$(BIN)/pytest

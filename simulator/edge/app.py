@@ -121,6 +121,7 @@ async def serve_lab(
     if lab.edge.hosted:
         public = {i.cert_path for i in issued.values() if i.is_ca and i.public}
         trust_files = tuple(p for p in trust_files if p in public)
+    settings = edge_settings(lab)
     context = server_context(
         cert=material.cert,
         key=material.key,
@@ -128,6 +129,9 @@ async def serve_lab(
         trust=trust_files,
         require_client_cert=True,
         profile=lab.edge.tls,
+        # [edge.rules] client_eku: "require" refuses a peer without clientAuth at the
+        # handshake (OpenSSL's purpose check); "ignore" verifies the chain for any use.
+        check_client_purpose=settings.rules.client_eku == "require",
     )
     # Clients authenticate the Edge only (their own identity is the FE's business).
     clients_ctx = clients_context(
@@ -154,7 +158,7 @@ async def serve_lab(
             resolver_target = lab.edge.dns if lab.edge.dns is not None else dns_addr
             limits = limits or Limits()
             edge = EdgeState(
-                settings=edge_settings(lab),
+                settings=settings,
                 users=lab.edge.users,
                 resolver=Resolver(
                     resolver_target,

@@ -58,6 +58,7 @@ from simulator.policy import (
     PeerCertificate,
     Rejection,
     SrvLookup,
+    client_usage,
     decide_inbound,
     screen_inbound,
 )
@@ -183,7 +184,9 @@ async def handle_connection(
             edge.recorder.tls_failure(address, "no client certificate")
             await trio.aclose_forcefully(tls)
             return
-        peer = peer_certificate(der, edge.trust, now=dt.datetime.now(dt.UTC))
+        peer = peer_certificate(
+            der, edge.trust, now=dt.datetime.now(dt.UTC), usage=client_usage(edge.settings)
+        )
         conn = _connection(edge, tls, peer, peer_ip, peer_port, local_addr, cid)
         async with trio.open_nursery() as nursery:  # ringing tasks live as long as the connection
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):

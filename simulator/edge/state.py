@@ -82,12 +82,13 @@ def peer_certificate(
     trust: TrustStore,
     *,
     now: dt.datetime,
-    usage: Literal["client", "server"] = "client",
+    usage: Literal["client", "server", "any"] = "client",
 ) -> PeerCertificate:
     """Turn a peer's DER certificate into the policy's facts (once per connection).
 
     ``usage`` is the role the certificate plays: "client" for a partner calling in,
-    "server" for a partner the Edge calls out to.
+    "server" for a partner the Edge calls out to, "any" for a partner calling in when
+    the lab's ``client_eku`` rule ignores the EKU (:func:`simulator.policy.client_usage`).
     """
     facts = facts_from_der(der)
     leaf = x509.load_der_x509_certificate(der)

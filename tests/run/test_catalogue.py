@@ -19,10 +19,7 @@ FOLDERS = {
     "policy",
     "profiles",
     "rules",
-    "pending-wiring",
 }
-#: Labs whose behaviour needs Edge wiring not merged yet; the Makefile skips them too.
-PENDING = "pending-wiring"
 
 
 def lab_files() -> list[Path]:
@@ -66,7 +63,7 @@ def test_seed_failures_are_covered_in_both_directions() -> None:
 
 
 async def test_whole_catalogue_passes_through_the_runner() -> None:
-    folders = sorted(p for p in SCENARIOS.iterdir() if p.is_dir() and p.name in FOLDERS - {PENDING})
+    folders = sorted(p for p in SCENARIOS.iterdir() if p.is_dir() and p.name in FOLDERS)
     labs = load_lab_files(folders)
     reports = await run_labs(labs, jobs=4)
     problems = [f"{r.id}: {r.error}" for r in reports if r.error is not None]
