@@ -408,6 +408,7 @@ class _LabRun:
         issued: Mapping[str, IssuedCert],
         partners: _Partners,
         log_dir: Path,
+        peer_ports: Mapping[str, int] | None = None,
     ) -> None:
         self.lab = lab
         self.addresses = addresses
@@ -415,6 +416,7 @@ class _LabRun:
         self.partners = partners
         self.log_dir = log_dir
         self.edge_names = _cert_names(addresses.edge_cert)
+        self.peer_ports = dict(peer_ports or {})
 
     async def place(self, call: CallSpec) -> _Placed:
         if call.direction == "inbound":
@@ -471,6 +473,21 @@ class _LabRun:
                 out.bye_responses,
             )
         return _Placed(out.request, out.responses, out.final, out.error, port, tuple(messages))
+
+    def _partner_tried(self, extra: object) -> str | None:
+        """The peer an outbound call was meant for, when it received nothing.
+
+        The peer listening on the port of the last target the Edge tried (SRV
+        ports were rewritten to the peers' ports), else the lab's only peer.
+        """
+        tried = extra.get("targets_tried") if isinstance(extra, Mapping) else None
+        for attempt in reversed(tried if isinstance(tried, list) else []):
+            target = attempt.get("target") if isinstance(attempt, Mapping) else None
+            port = str(target).rpartition(":")[2]
+            for name, bound in self.peer_ports.items():
+                if port == str(bound):
+                    return name
+        return next(iter(self.lab.peers)) if len(self.lab.peers) == 1 else None
 
     async def observe(
         self, call: CallSpec, placed: _Placed, *, started: dt.datetime, tls_mark: int
@@ -530,8 +547,8 @@ class _LabRun:
         partner = received[0][0] if received else None
         if call.direction == "inbound":
             partner = call.via
-        elif partner is None and len(self.lab.peers) == 1:
-            partner = next(iter(self.lab.peers))
+        elif partner is None:
+            partner = self._partner_tried(extra)
         partner_tls = tuple(
             reason
             for _name, reason in self.partners.tls_errors[tls_mark:]
@@ -671,7 +688,7 @@ async def _run_lab_calls(
                 outbound=outbound,
             )
         )
-        run = _LabRun(running, addresses, issued, partners, log_dir)
+        run = _LabRun(running, addresses, issued, partners, log_dir, peer_ports)
         for number, call in selected:
             t0 = time.monotonic()
             started, tls_mark = dt.datetime.now(dt.UTC), len(partners.tls_errors)
