@@ -68,6 +68,11 @@ def _anchor(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", text)
 
 
+def _lab_anchor(lab_id: str) -> str:
+    """``lab-seeds--01-acano-srv-points-to-parent-domain``: as call anchors spell lab ids."""
+    return "lab-" + _anchor(lab_id.replace("/", "--"))
+
+
 def _data_url(d: Download) -> str:
     return f"data:{d.media_type};charset=utf-8,{quote(d.text, safe='')}"
 
@@ -129,7 +134,7 @@ def lab_section(facts: LabFacts) -> str:
     if facts.dns_servfail:
         out.append(f"<p>answered SERVFAIL: {_e(', '.join(facts.dns_servfail))}</p>")
     out.append(
-        "<h4>Certificates</h4><table><tr><th>name</th><th>CN</th><th>DNS SANs</th>"
+        "<h4>Certificates</h4><table class='certs'><tr><th>name</th><th>CN</th><th>DNS SANs</th>"
         "<th>issuer</th><th>valid</th><th>EKU</th><th>kind</th><th>trusted by</th></tr>"
     )
     for c in facts.certs:
@@ -241,7 +246,7 @@ def _index(run: RunResults) -> str:
     for lab in run.labs:
         if lab.error is not None:
             rows.append(
-                f"<tr><td class='v-ERROR'>ERROR</td><td><a href='#lab-{_anchor(lab.id)}'>"
+                f"<tr><td class='v-ERROR'>ERROR</td><td><a href='#{_lab_anchor(lab.id)}'>"
                 f"{_e(lab.id)}</a></td><td colspan='3'>{_e(lab.error)}</td></tr>"
             )
         for call in lab.calls:
@@ -295,7 +300,7 @@ def render_page(run: RunResults) -> str:
         "<nav>" + _index(run) + "</nav><main>",
     ]
     for lab in run.labs:
-        out.append(f"<section class='lab' id='lab-{_anchor(lab.id)}'>")
+        out.append(f"<section class='lab' id='{_lab_anchor(lab.id)}'>")
         out.append(f"<h2>{_e(lab.id)}</h2><p>{_e(lab.summary)}</p>")
         if lab.error is not None:
             out.append(f"<p class='v-ERROR'>The lab could not run: {_e(lab.error)}</p>")

@@ -544,8 +544,8 @@ def merge_results(runs: Sequence[tuple[str, RunResults]]) -> RunResults:
             )
         if run.pattern != first.pattern:
             raise FedsimError(
-                f"{first_name} ran -k {first.pattern!r} and {name} ran -k {run.pattern!r}: "
-                "merge only the shards of one run"
+                f"{first_name} ran with {_pattern_text(first)} and {name} with "
+                f"{_pattern_text(run)}: merge only the shards of one run"
             )
     counts = {(run.shard.count if run.shard else 1) for _, run in runs}
     if len(counts) > 1:
@@ -586,6 +586,10 @@ def merge_results(runs: Sequence[tuple[str, RunResults]]) -> RunResults:
         labs=tuple(labs),
         merged=merged if count > 1 else (),
     )
+
+
+def _pattern_text(run: RunResults) -> str:
+    return "no -k" if run.pattern is None else f"-k {run.pattern!r}"
 
 
 def _index(run: RunResults) -> int:

@@ -512,7 +512,7 @@ def call_views(call: CallReport, facts: LabFacts | None, *, lab_id: str) -> Call
             )
         )
     log = next((i.text for i in expressway.items if i.pre), "")
-    if log and t.messages:
+    if any(m.leg == "federation" for m in t.messages):
         downloads.append(
             Download(name=f"{stem}--expressway.log", media_type="text/plain", text=log + "\n")
         )
