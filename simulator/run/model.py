@@ -194,6 +194,26 @@ def describe_got(expect: Expect, got: Outcome) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WireMessage:
+    """One SIP message of a call, as it crossed a leg between two parties.
+
+    Attributes:
+        leg: ``federation`` (Expressway-E <-> Edge) or ``client`` (Skype client <-> Edge).
+        sender / receiver: ``Expressway-E``, ``Edge`` or ``Skype client``.
+        text: the message as sent (start line, headers, body), CRLF line ends.
+    """
+
+    leg: Literal["federation", "client"]
+    sender: str
+    receiver: str
+    text: str
+
+    @property
+    def start_line(self) -> str:
+        return self.text.split("\r\n", 1)[0]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallTrace:
     """Everything observed about one call: the report's excerpt and the ladder's input.
 
@@ -214,6 +234,13 @@ class CallTrace:
         error: why no final response came, in words.
         event: the Edge's events.jsonl object for the call (None if none was written).
         edge_record: the Edge log record for the call, as written (None if none).
+        started: when the call was placed (UTC, ISO 8601 with milliseconds).
+        caller_address / edge_address: ``ip:port`` of the caller's end of the
+            connection and of the Edge port it reached.
+        messages: every SIP message of the call the lab's clients and partner
+            peers sent or received, in order per leg.
+        partner_tls: what the partner Expressway-E saw of TLS during the call
+            (outbound): one line per handshake it refused.
     """
 
     scenario: str
@@ -234,6 +261,11 @@ class CallTrace:
     error: str | None = None
     event: Mapping[str, object] | None = None
     edge_record: str | None = None
+    started: str | None = None
+    caller_address: str | None = None
+    edge_address: str | None = None
+    messages: tuple[WireMessage, ...] = ()
+    partner_tls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,6 +287,103 @@ class CallReport:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LabCert:
+    """One certificate of a lab, as issued for the run (or read from a PEM file).
+
+    Attributes:
+        name: the ``[certs]`` name, or the PEM file's name.
+        subject / issuer: distinguished names (RFC 4514).
+        cn: the subject common name; sans: the DNS subjectAltNames.
+        eku: extended key usages (empty: any).
+        not_before / not_after: validity window (UTC, ISO 8601).
+        validity: ``valid``, ``expired`` or ``not-yet-valid`` when the lab ran.
+        ca: a certificate authority; public: a root standing for a public CA.
+        issuer_name / root: lab names of its issuer and of the root it chains to
+            (None for a root, or a certificate given as a file).
+        sha256: fingerprint, as OpenSSL prints it.
+    """
+
+    name: str
+    subject: str
+    issuer: str
+    cn: str | None = None
+    sans: tuple[str, ...] = ()
+    eku: tuple[str, ...] = ()
+    not_before: str
+    not_after: str
+    validity: str = "valid"
+    ca: bool = False
+    public: bool = False
+    issuer_name: str | None = None
+    root: str | None = None
+    sha256: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabPeer:
+    """A simulated Expressway-E of the lab.
+
+    Attributes:
+        name: ``[peers.NAME]``.
+        cert: the certificate it presents (a ``[certs]`` name or a file name).
+        trust: the CAs it accepts the Edge's certificate from.
+        tls: its TLS profile; answer: its final answer to INVITE/MESSAGE.
+        listen: its placeholder address in the lab file (None: it only calls in).
+        port: the port it listened on in this run (the SRV records were rewritten to it).
+        require_client_cert: it asks the Edge for a certificate.
+    """
+
+    name: str
+    cert: str
+    trust: tuple[str, ...] = ()
+    tls: str = "default"
+    answer: int = 200
+    listen: str | None = None
+    port: int | None = None
+    require_client_cert: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabFacts:
+    """What a lab was made of: the page's lab section and the facts the views and fixes name.
+
+    Attributes:
+        edge_fqdn / domains / edge_cert / edge_trust: the Edge's names and PKI.
+        policy: the federation settings, as ``(key, value)`` in the lab file's terms.
+        profile: the Edge's TLS profile and identity, as ``(key, value)``.
+        federation / hosted: the two settings most fixes depend on.
+        dns_records: ``[dns] records`` as written (placeholder ports).
+        dns_zones: ``(file name, text)`` of each ``[dns] zones`` file.
+        dns_silent / dns_servfail: names never answered / answered SERVFAIL.
+        certs: every certificate of the lab (and of the files it names).
+        peers: the simulated Expressway-Es.
+    """
+
+    edge_fqdn: str
+    domains: tuple[str, ...]
+    edge_cert: str
+    edge_trust: tuple[str, ...]
+    policy: tuple[tuple[str, str], ...] = ()
+    profile: tuple[tuple[str, str], ...] = ()
+    federation: str = "discovery"
+    hosted: bool = False
+    dns_records: str = ""
+    dns_zones: tuple[tuple[str, str], ...] = ()
+    dns_silent: tuple[str, ...] = ()
+    dns_servfail: tuple[str, ...] = ()
+    certs: tuple[LabCert, ...] = ()
+    peers: tuple[LabPeer, ...] = ()
+
+    def cert(self, name: str | None) -> LabCert | None:
+        """The certificate called ``name``, if the lab has one."""
+        return next((c for c in self.certs if c.name == name), None)
+
+    def peer(self, name: str | None) -> LabPeer | None:
+        """The peer called ``name``, if the lab has one."""
+        return next((p for p in self.peers if p.name == name), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LabReport:
     """One lab's calls, or the error that stopped it before its calls could run."""
 
@@ -266,6 +395,7 @@ class LabReport:
     error: str | None = None
     seconds: float = 0.0
     selected: int = 0
+    facts: LabFacts | None = None
 
     @property
     def failed(self) -> int:
