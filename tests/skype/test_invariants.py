@@ -1,0 +1,147 @@
+"""Hypothesis invariants of the Skype user's pure decisions.
+
+* h11's fuzz rule for SDP: whatever a peer sends, :func:`parse_sdp` returns or
+  raises :class:`SdpError`, and :func:`answer_offer` returns an answer or a
+  refusal, never an exception.
+* An answer is itself SDP, keeps the offer's m= lines in order (RFC 3264), and
+  never breaks the policy: a ``required`` user never answers plain RTP, a
+  ``rejected`` one never answers SRTP.
+* MESSAGE bodies: any content type and bytes give a decision, never an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simulator.skype.im import receive_message
+from simulator.skype.media import (
+    MEDIA_ENCRYPTION_VALUES,
+    MediaAnswer,
+    MediaRefusal,
+    MediaSettings,
+    answer_offer,
+)
+from simulator.skype.sdp import SdpError, parse_sdp
+
+FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+DATA = Path(__file__).parent / "data"
+SAMPLE_LINES = sorted(
+    {
+        line
+        for path in DATA.glob("*.sdp")
+        for line in path.read_bytes().decode("utf-8").split("\r\n")
+        if line
+    }
+)
+#: Lines that exercise the branches: profiles, keys, directions, odd attributes.
+EXTRA_LINES = [
+    "m=audio 0 RTP/AVP 0",
+    "m=audio 4000 RTP/SAVPF 0 8",
+    "m=audio 4000 RTP/AVPF 0",
+    "m=audio 4000 TCP/RTP/AVP 0",
+    "m=message 5060 sip null",
+    "m=application 5000 udp bfcp",
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA",
+    "a=crypto:x",
+    "a=crypto:",
+    "a=rtpmap:96",
+    "a=rtpmap:999999999999 X/1",
+    "a=fmtp:",
+    "a=encryption:required",
+    "a=encryption:rejected",
+    "a=sendonly",
+    "a=inactive",
+    "c=IN IP6 ::1",
+    "c=IN IP4 0.0.0.0/255/2",
+]
+sdp_lines = st.sampled_from(SAMPLE_LINES + EXTRA_LINES)
+#: SDP-shaped bodies: v=0 then real lines in random order, sometimes damaged.
+sdp_bodies = st.builds(
+    lambda lines, cut: ("v=0\r\n" + "\r\n".join(lines) + "\r\n").encode()[: cut or None],
+    st.lists(sdp_lines, max_size=25),
+    st.none() | st.integers(0, 400),
+)
+policies = st.sampled_from(MEDIA_ENCRYPTION_VALUES)
+addresses = st.sampled_from(["127.0.0.1", "192.0.2.7", "::1", "2001:db8::5"])
+
+
+def _answer(body: bytes, encryption: str, seed: int, address: str) -> MediaAnswer | MediaRefusal:
+    return answer_offer(
+        body,
+        settings=MediaSettings(encryption=encryption),  # type: ignore[arg-type]
+        address=address,
+        port=20000,
+        rng=random.Random(seed),
+        user_uri="sip:stejanss@skype.lab",
+    )
+
+
+@FUZZ
+@given(body=st.binary(max_size=600) | sdp_bodies)
+def test_parse_sdp_returns_or_raises_sdp_error(body: bytes) -> None:
+    """Random bytes or damaged SDP: a SessionDescription or SdpError, nothing else."""
+    with contextlib.suppress(SdpError):
+        parse_sdp(body)
+
+
+@FUZZ
+@given(
+    body=st.binary(max_size=600) | sdp_bodies,
+    encryption=policies,
+    seed=st.integers(0, 2**32),
+    address=addresses,
+)
+def test_any_offer_gets_an_answer_or_a_refusal(
+    body: bytes, encryption: str, seed: int, address: str
+) -> None:
+    """answer_offer never raises: the peer's garbage is the peer's 488."""
+    result = _answer(body, encryption, seed, address)
+    assert isinstance(result, MediaAnswer | MediaRefusal)
+    if isinstance(result, MediaRefusal):
+        assert result.status == 488
+        assert result.detail
+
+
+@FUZZ
+@given(body=sdp_bodies, encryption=policies, seed=st.integers(0, 2**32), address=addresses)
+def test_answers_are_sdp_keep_the_streams_and_obey_the_policy(
+    body: bytes, encryption: str, seed: int, address: str
+) -> None:
+    """RFC 3264 shape and the policy table hold for every answer the user writes."""
+    result = _answer(body, encryption, seed, address)
+    if not isinstance(result, MediaAnswer):
+        return
+    answer = parse_sdp(result.sdp)
+    if not result.is_offer:
+        offer = parse_sdp(body)
+        assert [m.media for m in answer.media] == [m.media for m in offer.media]
+    if encryption == "required" and result.profile is not None:
+        assert result.secure
+    if encryption == "rejected":
+        assert not result.secure
+    for media in answer.media:
+        keys = media.values("crypto")
+        assert len(keys) <= 1
+        assert bool(keys) == (media.port != 0 and media.proto in ("RTP/SAVP", "RTP/SAVPF"))
+
+
+@FUZZ
+@given(
+    content_type=st.none()
+    | st.text(max_size=60)
+    | st.sampled_from(
+        ["text/plain", "text/html", "message/cpim", "multipart/alternative; boundary=x"]
+    ),
+    body=st.binary(max_size=300),
+)
+def test_any_message_gets_a_decision(content_type: str | None, body: bytes) -> None:
+    """A MESSAGE is answered 200 or 415, whatever its Content-Type and body."""
+    decision = receive_message(content_type, body)
+    assert decision.status in (200, 415)
+    assert decision.text is None or isinstance(decision.text, str)
