@@ -7,6 +7,9 @@
   never breaks the policy: a ``required`` user never answers plain RTP, a
   ``rejected`` one never answers SRTP.
 * MESSAGE bodies: any content type and bytes give a decision, never an exception.
+* Presence: every (state, input) pair, at any time, steps without an exception
+  and keeps RFC 6665's rules (a timer only while active, nothing back from
+  terminated, one response per SUBSCRIBE, refusals change nothing).
 """
 
 from __future__ import annotations
@@ -25,6 +28,20 @@ from simulator.skype.media import (
     MediaRefusal,
     MediaSettings,
     answer_offer,
+)
+from simulator.skype.presence import (
+    AVAILABILITIES,
+    CATEGORIES,
+    PIDF,
+    Change,
+    Expire,
+    NotifyFailed,
+    PresenceSettings,
+    Presentity,
+    State,
+    SubscribeRequest,
+    Subscription,
+    step,
 )
 from simulator.skype.sdp import SdpError, parse_sdp
 
@@ -145,3 +162,83 @@ def test_any_message_gets_a_decision(content_type: str | None, body: bytes) -> N
     decision = receive_message(content_type, body)
     assert decision.status in (200, 415)
     assert decision.text is None or isinstance(decision.text, str)
+
+
+# --- presence: hypothesis over state x input (style rule: tables tested exhaustively) ---
+
+formats = st.sampled_from([PIDF, CATEGORIES])
+subscriptions = st.one_of(
+    st.builds(Subscription, documents=st.integers(0, 5)),
+    st.builds(
+        Subscription,
+        state=st.just(State.ACTIVE),
+        content_type=formats,
+        expires_at=st.floats(0, 10_000, allow_nan=False),
+        documents=st.integers(0, 5),
+    ),
+    st.builds(
+        Subscription,
+        state=st.just(State.TERMINATED),
+        content_type=st.none() | formats,
+        documents=st.integers(0, 5),
+    ),
+)
+presence_inputs = st.one_of(
+    st.builds(
+        SubscribeRequest,
+        event=st.sampled_from([None, "presence", "Presence;id=7", "dialog", ""]),
+        accept=st.sampled_from([None, PIDF, CATEGORIES, "text/xml+msrtc.pidf", "x/y, */*"]),
+        expires=st.none() | st.integers(-5, 100_000),
+        supported=st.sampled_from([(), ("ms-piggyback-first-notify",), ("timer",)]),
+    ),
+    st.just(Expire()),
+    st.builds(Change, availability=st.sampled_from(list(AVAILABILITIES.values()))),
+    st.builds(NotifyFailed, status=st.sampled_from([400, 408, 481, 500, 503])),
+)
+PRESENTITY = Presentity(uri="sip:alice@skype.lab", availability=AVAILABILITIES["busy"])
+
+
+@FUZZ
+@given(
+    subscription=subscriptions,
+    event=presence_inputs,
+    now=st.floats(0, 20_000, allow_nan=False),
+    min_expires=st.integers(0, 100),
+)
+def test_presence_step_invariants(
+    subscription: Subscription,
+    event: SubscribeRequest | Expire | Change | NotifyFailed,
+    now: float,
+    min_expires: int,
+) -> None:
+    """Any state x any input: no exception, and the RFC 6665 rules hold."""
+    result = step(
+        subscription,
+        event,
+        now,
+        presentity=PRESENTITY,
+        settings=PresenceSettings(min_expires=min_expires),
+    )
+    after = result.subscription
+    # Only SUBSCRIBEs are answered, and every SUBSCRIBE is.
+    assert (result.response is not None) == isinstance(event, SubscribeRequest)
+    # A timer exists exactly while the subscription is active.
+    assert (result.deadline is not None) == (after.state is State.ACTIVE)
+    if after.state is State.ACTIVE:
+        assert after.expires_at == result.deadline
+    # Nothing comes back from TERMINATED; IDLE only moves on a SUBSCRIBE.
+    if subscription.state is State.TERMINATED:
+        assert after.state is State.TERMINATED
+    if subscription.state is State.IDLE and not isinstance(event, SubscribeRequest):
+        assert after == subscription
+    # A document goes out (NOTIFY or piggybacked) exactly when the count grows by one.
+    sent = result.notify is not None or bool(result.response and result.response.body)
+    assert after.documents == subscription.documents + (1 if sent else 0)
+    if result.notify is not None:
+        active = result.notify.subscription_state.startswith("active;expires=")
+        assert active == (after.state is State.ACTIVE)
+        assert result.notify.subscription_state in {"terminated;reason=timeout"} or active
+    # A refused or 481'd SUBSCRIBE changes nothing.
+    if result.response is not None and result.response.status != 200:
+        assert after == subscription
+        assert result.notify is None
