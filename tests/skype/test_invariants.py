@@ -10,6 +10,8 @@
 * Presence: every (state, input) pair, at any time, steps without an exception
   and keeps RFC 6665's rules (a timer only while active, nothing back from
   terminated, one response per SUBSCRIBE, refusals change nothing).
+* After the 200: driven by its own deadlines the schedule settles, retransmits
+  in order, sends at most one BYE, and never a hang-up BYE before the ACK.
 """
 
 from __future__ import annotations
@@ -21,6 +23,18 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from simulator.skype.call import (
+    AckReceived,
+    Answered,
+    ByeReceived,
+    ByeSent,
+    CallEvent,
+    CallSettings,
+    Retransmit200,
+    Retransmitted,
+    plan_call,
+    retransmission_times,
+)
 from simulator.skype.im import receive_message
 from simulator.skype.media import (
     MEDIA_ENCRYPTION_VALUES,
@@ -242,3 +256,68 @@ def test_presence_step_invariants(
     if result.response is not None and result.response.status != 200:
         assert after == subscription
         assert result.notify is None
+
+
+# --- after the 200: the schedule, driven by its own deadlines ---
+
+call_settings = st.builds(
+    CallSettings,
+    t1=st.sampled_from([0.05, 0.5, 1.0]),
+    t2=st.sampled_from([4.0, 8.0]),
+    ignore_ack=st.booleans(),
+    hangup_after=st.none() | st.floats(0, 60, allow_nan=False),
+    media_failure_after=st.none() | st.floats(0, 60, allow_nan=False),
+)
+
+
+@FUZZ
+@given(
+    settings_=call_settings,
+    ack_at=st.none() | st.floats(0, 80, allow_nan=False),
+    peer_bye_at=st.none() | st.floats(0, 80, allow_nan=False),
+)
+def test_call_schedule_invariants(
+    settings_: CallSettings, ack_at: float | None, peer_bye_at: float | None
+) -> None:
+    """Driven deadline by deadline: ordered retransmissions, at most one BYE, RFC 3261 §15."""
+    events: list[CallEvent] = [Answered(at=0.0)]
+    outside: list[CallEvent] = []
+    if ack_at is not None:
+        outside.append(AckReceived(at=ack_at))
+    if peer_bye_at is not None:
+        outside.append(ByeReceived(at=peer_bye_at))
+    now, retransmitted, byes = 0.0, [], []
+    for _ in range(200):
+        events += [e for e in outside if e.at <= now and e not in events]
+        plan = plan_call(settings_, events, now)
+        for action in plan.actions:
+            if isinstance(action, Retransmit200):
+                assert action.number == len(retransmitted) + 1
+                retransmitted.append(now)
+                events.append(Retransmitted(at=now))
+            else:
+                byes.append((now, action.cause))
+                events.append(ByeSent(at=now))
+        assert plan.deadline is None or plan.deadline > now or plan.actions
+        wake = [e.at for e in outside if e.at > now]
+        if plan.deadline is not None:
+            wake.append(plan.deadline)
+        if not wake:
+            break
+        now = min(wake)
+    else:
+        raise AssertionError("the schedule never settles")
+    acked = ack_at is not None and not settings_.ignore_ack
+    assert retransmitted == sorted(retransmitted)
+    assert len(retransmitted) <= len(retransmission_times(settings_, 0.0))
+    assert len(byes) <= 1
+    if acked:
+        assert all(t <= ack_at for t in retransmitted)  # type: ignore[operator]
+    for at, cause in byes:
+        assert peer_bye_at is None or at < peer_bye_at
+        if cause == "no-ack":
+            assert at == settings_.ack_timeout
+            assert not acked or ack_at > at  # type: ignore[operator]
+        else:
+            assert acked
+            assert at >= ack_at  # type: ignore[operator]
