@@ -18,3 +18,56 @@ Sources and confidence tags: docs/reference/skype-user.md.
 """
 
 from __future__ import annotations
+
+from simulator.skype.agent import UNKNOWN_USER, USER_AGENT, user_exists, user_headers
+from simulator.skype.call import CallPlan, CallSettings, plan_call
+from simulator.skype.im import embedded_first_message, receive_message
+from simulator.skype.media import (
+    MEDIA_ENCRYPTION_VALUES,
+    MediaAnswer,
+    MediaRefusal,
+    MediaSettings,
+    answer_offer,
+    check_answer,
+    make_offer,
+)
+from simulator.skype.presence import (
+    AVAILABILITIES,
+    PresenceSettings,
+    PresenceStep,
+    Presentity,
+    SubscribeRequest,
+    Subscription,
+    availability,
+    step,
+)
+from simulator.skype.sdp import SdpError, parse_sdp
+
+__all__ = [
+    "AVAILABILITIES",
+    "MEDIA_ENCRYPTION_VALUES",
+    "UNKNOWN_USER",
+    "USER_AGENT",
+    "CallPlan",
+    "CallSettings",
+    "MediaAnswer",
+    "MediaRefusal",
+    "MediaSettings",
+    "PresenceSettings",
+    "PresenceStep",
+    "Presentity",
+    "SdpError",
+    "SubscribeRequest",
+    "Subscription",
+    "answer_offer",
+    "availability",
+    "check_answer",
+    "embedded_first_message",
+    "make_offer",
+    "parse_sdp",
+    "plan_call",
+    "receive_message",
+    "step",
+    "user_exists",
+    "user_headers",
+]

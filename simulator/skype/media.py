@@ -669,6 +669,7 @@ def _answer_parsed(
 
 
 def _offer_codecs(settings: MediaSettings) -> list[tuple[str, str, str | None]]:
+    """The Lync offer's codecs the user accepts; PCMU when the list names none of them."""
     chosen = []
     for pt, rtpmap, fmtp in _LYNC_OFFER:
         name, _, rate = rtpmap.partition("/")
