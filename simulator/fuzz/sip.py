@@ -39,7 +39,7 @@ from simulator.sip import (
     serialize,
 )
 from simulator.sip.unparsable import error_response_for
-from simulator.skype.sdp import build_answer
+from simulator.skype.plainsdp import build_answer
 
 __all__ = ["SEEDS", "FuzzFinding", "LoopResult", "check", "mutate", "run_atheris", "run_loop"]
 

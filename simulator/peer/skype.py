@@ -29,7 +29,7 @@ from simulator.sip import (
     parse_name_addr,
     parse_uri,
 )
-from simulator.skype.sdp import build_answer
+from simulator.skype.plainsdp import build_answer
 
 #: Methods ``fedsim client`` sends.
 METHODS: tuple[str, ...] = ("INVITE", "MESSAGE", "OPTIONS")

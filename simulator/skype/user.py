@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from simulator.policy import ALLOW, EdgeSettings, user_answer
 from simulator.sip import Headers, Request, SipUri, build_response, parse_name_addr, serialize
-from simulator.skype.sdp import build_answer
+from simulator.skype.plainsdp import build_answer
 
 #: How many pending INVITEs and dialogs the user remembers.
 MAX_REMEMBERED = 10_000
