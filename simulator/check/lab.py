@@ -203,7 +203,7 @@ def _inbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts) 
     if not decision.accepted:
         return _from_decision(decision)
     host, user = _host_user(call.to)
-    status = user_answer(call.method, host, user, settings, lab.edge.users)
+    status = user_answer(call.method, host, user, settings, lab.edge.answers)
     return _from_decision(decision, status)
 
 
@@ -235,7 +235,7 @@ def _outbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts)
             why=target.why,
         )
     if target.local:
-        status = user_answer(call.method, host, user, settings, lab.edge.users)
+        status = user_answer(call.method, host, user, settings, lab.edge.answers)
         return Prediction(
             status=status, rule="local", ms_diagnostics=None, edge_log=None, why="a local user"
         )

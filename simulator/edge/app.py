@@ -159,7 +159,7 @@ async def serve_lab(
             limits = limits or Limits()
             edge = EdgeState(
                 settings=settings,
-                users=lab.edge.users,
+                users=lab.edge.answers,
                 resolver=Resolver(
                     resolver_target,
                     timeout=limits.dns_timeout,

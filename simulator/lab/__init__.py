@@ -26,6 +26,7 @@ from simulator.lab.model import (
     Lab,
     PeerConfig,
     TrustRef,
+    UserSpec,
 )
 from simulator.lab.settings import edge_settings, settings_from_config, with_profile
 
@@ -44,6 +45,7 @@ __all__ = [
     "Locator",
     "PeerConfig",
     "TrustRef",
+    "UserSpec",
     "builtin_lab",
     "edge_settings",
     "load_lab",

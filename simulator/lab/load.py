@@ -45,6 +45,7 @@ from simulator.lab.model import (
     Lab,
     PeerConfig,
     TrustRef,
+    UserSpec,
 )
 from simulator.pki.spec import EKU_NAMES, CertSpec, KeyType, Validity
 from simulator.policy.profiles import (
@@ -59,6 +60,9 @@ from simulator.policy.profiles import (
 )
 
 T = TypeVar("T")
+
+#: The keys of one user's table in ``[edge] users``.
+USER_KEYS = ("answer", "federation", "presence", "contacts")
 
 #: The packaged seed lab (the Cisco note's lab), also a template users can copy.
 SEED_LAB_RESOURCE: Final = "seed.toml"
@@ -973,11 +977,12 @@ class _Loader:
             partners.append(AllowedPartner(domain=domain, proxy_fqdn=proxy))
         return tuple(partners)
 
-    def users(self, t: _Table) -> FrozenMap[str, int]:
+    def users(self, t: _Table) -> FrozenMap[str, UserSpec]:
         users = t.table("users", example="{ bob = 486 }")
         if users is None:
             return FrozenMap()
-        for user, status in users.items():
+        out: dict[str, UserSpec] = {}
+        for user, value in users.items():
             if not _USER_RE.fullmatch(user):
                 raise t.error(
                     "users",
@@ -985,15 +990,42 @@ class _Loader:
                     fix="write the user part only, e.g. { stejanss = 200 }",
                     sub=(user,),
                 )
-            if isinstance(status, dict):
-                raise t.error(
-                    "users",
-                    f"'{user}' is read as a table: quote user names that contain dots",
-                    fix=f'write {{ "{user}.{next(iter(status), "")}" = 200 }}',
-                    sub=(user,),
-                )
-            t.check_status("users", status, example="{ bob = 486 }", sub=(user,))
-        return FrozenMap(users)
+            if isinstance(value, dict):
+                out[user] = self.user_table(t, user, value)
+                continue
+            status = t.check_status("users", value, example="{ bob = 486 }", sub=(user,))
+            out[user] = UserSpec(answer=status)
+        return FrozenMap(out)
+
+    def user_table(self, t: _Table, user: str, value: dict[str, Any]) -> UserSpec:
+        """``carol = { federation = false }``: one user's table (unknown keys are errors)."""
+        if not set(value) <= set(USER_KEYS):
+            # A dotted user name unquoted reads as a table of its last labels.
+            first = next(k for k in value if k not in USER_KEYS)
+            raise t.error(
+                "users",
+                f"'{user}' has unknown key {first!r} ({_choices_fix(first, USER_KEYS)}); "
+                "quote user names that contain dots",
+                fix=f'write {{ "{user}.{first}" = 200 }} or {{ {user} = {{ answer = 486 }} }}',
+                sub=(user,),
+            )
+        u = _Table(
+            self,
+            (*t.path, "users", user),
+            t.title,
+            value,
+            USER_KEYS,
+            prefix=f"users.{_quote_key(user)}.",
+        )
+        contacts = u.string_list(
+            "contacts", expected="a list of SIP URIs", example='["sip:bob@partner.lab"]'
+        )
+        return UserSpec(
+            answer=cast(int, u.status("answer", 200, example="486")),
+            federation=cast(bool, u.boolean("federation", True)),
+            presence=cast(str, u.string("presence", "online", example='"busy"')),
+            contacts=tuple(contacts or ()),
+        )
 
     def machine(self, t: _Table) -> str:
         machine = t.string("machine", "sfvedge", example='"sfvedge"')

@@ -113,6 +113,29 @@ class AllowedPartner:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UserSpec:
+    """One Skype user of the lab's homed domains (an ``[edge] users`` entry).
+
+    ``users = { bob = 486 }`` is ``bob = UserSpec(answer=486)``; a table sets more:
+    ``carol = { federation = false }``, ``alice = { presence = "busy" }``.
+
+    Attributes:
+        answer: the final status of an INVITE or MESSAGE to the user (486 busy...).
+        federation: whether the user may talk to federated partners
+            (``ExternalAccessPolicy.EnableFederationAccess``).
+        presence: the availability the user publishes (the words of the lab; the
+            presence documents map them).
+        contacts: SIP URIs on the user's contact list (a Teams tenant that treats
+            discovered partners as unverified lets only those through).
+    """
+
+    answer: int = 200
+    federation: bool = True
+    presence: str = "online"
+    contacts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EdgeConfig:
     """The emulated Access Edge: its names, ports, certificate and federation policy.
 
@@ -127,7 +150,8 @@ class EdgeConfig:
         blocked: domains always rejected (``New-CsBlockedDomain``).
         allowed: allowed partners (``New-CsAllowedDomain``).
         hosted: Office 365 rules (public CAs only): the ``hosted`` key, else the profile's.
-        users: user -> SIP status that user answers; unlisted users answer 200.
+        users: the lab's Skype users with something particular (``[edge] users``):
+            user -> :class:`UserSpec`; an unlisted user answers 200 and is online.
         tls: the TLS versions and ciphers the Edge uses: the ``tls`` key, else the
             profile's own (always resolved: the TLS layer reads this).
         machine: Edge host name in log records (``[sfvedge\\sfvedge]``).
@@ -148,7 +172,7 @@ class EdgeConfig:
     blocked: tuple[str, ...] = ()
     allowed: tuple[AllowedPartner, ...] = ()
     hosted: bool = False
-    users: Mapping[str, int] = field(default_factory=FrozenMap)
+    users: Mapping[str, UserSpec] = field(default_factory=FrozenMap)
     tls: TlsProfile = DEFAULT_PROFILE
     machine: str = "sfvedge"
     server_header: str = "RTC/6.0"
@@ -167,8 +191,8 @@ class EdgeConfig:
             raise ValueError(f"domains both blocked and allowed: {sorted(clash)}")
         for what, hp in (("listen", self.listen), ("clients", self.clients), ("dns", self.dns)):
             _check_port(what, hp)
-        for user, status in self.users.items():
-            _check_status(f"users.{user}", status)
+        for user, spec in self.users.items():
+            _check_status(f"users.{user}", spec.answer)
         if not isinstance(self.users, FrozenMap):
             object.__setattr__(self, "users", FrozenMap(self.users))
 
@@ -179,7 +203,13 @@ class EdgeConfig:
 
     def answer_for(self, user: str) -> int:
         """The SIP status user ``user`` of this Edge answers with (200 unless listed)."""
-        return self.users.get(user, 200)
+        spec = self.users.get(user)
+        return 200 if spec is None else spec.answer
+
+    @property
+    def answers(self) -> Mapping[str, int]:
+        """user -> the status INVITE and MESSAGE get, for the users listed with one."""
+        return {user: spec.answer for user, spec in self.users.items() if spec.answer != 200}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

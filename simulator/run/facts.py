@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography import x509
 
 from simulator.errors import FedsimError
-from simulator.lab import CertFiles, CertRef, Lab, TrustRef
+from simulator.lab import CertFiles, CertRef, Lab, TrustRef, UserSpec
 from simulator.pki import facts_from_certificate, load_pem_certificates
 from simulator.pki.lab import IssuedCert
 from simulator.run.model import LabCert, LabFacts, LabPeer
@@ -144,7 +144,7 @@ def lab_facts(
         ("domain_source", edge.domain_source),
     ]
     if edge.users:
-        policy.append(("users", ", ".join(f"{u}={s}" for u, s in edge.users.items())))
+        policy.append(("users", ", ".join(_user(u, s) for u, s in edge.users.items())))
     profile = [
         ("tls", edge.tls),
         ("server_header", edge.server_header),
@@ -188,3 +188,16 @@ def lab_facts(
 
 
 __all__ = ["lab_cert", "lab_facts"]
+
+
+def _user(name: str, spec: UserSpec) -> str:
+    """``bob=486``, or every setting of a user given as a table."""
+    default = UserSpec()
+    parts = [str(spec.answer)] if spec.answer != default.answer else []
+    if not spec.federation:
+        parts.append("no federation")
+    if spec.presence != default.presence:
+        parts.append(spec.presence)
+    if spec.contacts:
+        parts.append("contacts " + " ".join(spec.contacts))
+    return f"{name}={' '.join(parts) or 'listed'}"

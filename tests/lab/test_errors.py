@@ -152,6 +152,18 @@ CASES: dict[str, Case] = {
         line=4,
         says=("key 'users'", "quote user names that contain dots"),
     ),
+    "user-table-unknown-key": Case(
+        at=3,
+        new=keep(3) + "\nusers = { carol = { federaton = false } }",
+        line=4,
+        says=("key 'users'", "unknown key 'federaton'", "did you mean 'federation'?"),
+    ),
+    "user-table-bad-federation": Case(
+        at=3,
+        new=keep(3) + '\nusers = { carol = { federation = "no" } }',
+        line=4,
+        says=("users.carol.federation", "expected true or false, got a string"),
+    ),
     "cert-is-a-list": Case(
         at=5,
         new='cert = ["sip.skype.lab"]',

@@ -22,6 +22,7 @@ from simulator.lab import (
     FrozenMap,
     Lab,
     PeerConfig,
+    UserSpec,
     builtin_lab,
     load_lab,
     load_lab_text,
@@ -74,7 +75,7 @@ def test_design_example_loads_into_the_expected_model(design_lab: Path) -> None:
             blocked=(),
             allowed=(AllowedPartner(domain="steven.lab", proxy_fqdn="vcse.steven.lab"),),
             hosted=False,
-            users=FrozenMap({"bob": 486}),
+            users=FrozenMap({"bob": UserSpec(answer=486)}),
         ),
         dns=DnsConfig(
             listen=("127.0.0.1", 5353),
@@ -355,3 +356,21 @@ def test_port_zero_listeners_may_share_a_host(tmp_path: Path) -> None:
     )
     lab = load_lab_text(text + '[dns]\nlisten = "127.0.0.1:0"\n', path=tmp_path / "lab.toml")
     assert lab.edge.listen == lab.edge.clients == lab.dns.listen == ("127.0.0.1", 0)
+
+
+def test_a_user_may_be_a_status_or_a_table(tmp_path: Path) -> None:
+    users = (
+        "users = { bob = 486, carol = { federation = false }, "
+        'alice = { presence = "busy", contacts = ["sip:x@partner.lab"] }, '
+        "dave = { answer = 480 } }\n"
+    )
+    text = MINIMAL.replace('trust = ["root"]\n', 'trust = ["root"]\n' + users)
+    lab = load_lab_text(text, path=tmp_path / "lab.toml")
+    assert lab.edge.users == {
+        "bob": UserSpec(answer=486),
+        "carol": UserSpec(federation=False),
+        "alice": UserSpec(presence="busy", contacts=("sip:x@partner.lab",)),
+        "dave": UserSpec(answer=480),
+    }
+    assert lab.edge.answers == {"bob": 486, "dave": 480}
+    assert lab.edge.answer_for("carol") == 200
