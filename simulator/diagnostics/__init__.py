@@ -18,7 +18,7 @@ from simulator.diagnostics.catalogue import (
     lookup_result,
     weakest,
 )
-from simulator.diagnostics.explain import explain_text
+from simulator.diagnostics.explain import explain_diagnostics, explain_record, explain_text
 from simulator.diagnostics.format import (
     DiagnosticsParseError,
     EdgeLogRecord,
@@ -60,6 +60,8 @@ __all__ = [
     "decision_event",
     "edge_log_stamp",
     "event_json",
+    "explain_diagnostics",
+    "explain_record",
     "explain_text",
     "find_ms_diagnostics",
     "format_edge_log",
