@@ -53,6 +53,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,7 +62,6 @@ from simulator.diagnostics import (
     DiagnosticsParseError,
     ParsedEdgeRecord,
     ResultCode,
-    edge_log_stamp,
     parse_edge_log,
 )
 from simulator.trace.model import Direction, Side, WireMessage
@@ -101,8 +101,14 @@ WIRE_FIELD = "Fedsim-Wire-Base64"
 
 _BEGIN = "$$begin_record"
 _END = "$$end_record"
-_MARKERS = (_BEGIN.encode(), _END.encode())
-_CONTENT_LENGTH_NAMES = frozenset({"content-length", "l"})  # RFC 3261 §7.3.3: l is compact
+_BEGIN_BYTES = _BEGIN.encode()
+_END_BYTES = _END.encode()
+#: A Content-Length header line's value (RFC 3261 §7.3.3: "l" is compact); a folded
+#: continuation line starts with whitespace and is no header of its own.
+_CONTENT_LENGTH = re.compile(r"\r\n(?:content-length|l)[ \t]*:([^\r\n]*)", re.I | re.ASCII)
+#: Header lines the reader could not give back: blank ones (it skips them) and those
+#: that start ``Message-Body:`` (it ends the headers there).
+_UNSHOWABLE = re.compile(r"\r\n[ \t]*(?:\r\n|\Z|Message-Body:)")
 
 
 def format_peer(address: tuple[str, int]) -> str:
@@ -111,38 +117,40 @@ def format_peer(address: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+@functools.lru_cache(maxsize=8)
+def _second(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.UTC).strftime("%m/%d/%Y-%H:%M:%S")
+
+
 def _stamp(when: float) -> str:
-    return edge_log_stamp(dt.datetime.fromtimestamp(when, dt.UTC))
+    """``MM/DD/YYYY-HH:MM:SS.mmm`` in UTC, as :func:`edge_log_stamp` prints it."""
+    second, micro = divmod(round(when * 1_000_000), 1_000_000)
+    return f"{_second(second)}.{micro // 1000:03d}"
 
 
 def _head(level: str, flag: str, *, machine: str, pid: int, tid: int, when: float, seq: int) -> str:
     return f"{level}({flag}) [{machine}\\{machine}]{pid:04X}.{tid:04X}::{_stamp(when)}.{seq:08X}"
 
 
-def _content_lengths(lines: Sequence[str]) -> set[str]:
-    """Every Content-Length (or ``l``) value among header lines, as written, trimmed."""
-    values = set()
-    for line in lines:
-        if line[:1] in (" ", "\t"):
-            continue  # a folded continuation (RFC 3261 §7.3.1)
-        name, colon, value = line.partition(":")
-        if colon and name.strip(" \t").lower() in _CONTENT_LENGTH_NAMES:
-            values.add(value.strip(" \t"))
-    return values
+def _declared_length(head: str) -> int | None:
+    """The one Content-Length a header block declares; None when absent or unclear.
 
-
-def _declared_length(lines: Sequence[str]) -> int | None:
-    """The one Content-Length the header lines declare; None when absent or ambiguous."""
-    values = _content_lengths(lines)
+    ``head`` is the start line and the header lines joined by CRLF (no blank line).
+    The same value given twice counts once, as the Edge's framer takes it.
+    """
+    values = {value.strip(" \t") for value in _CONTENT_LENGTH.findall(head)}
     if len(values) != 1:
         return None
-    (value,) = values
+    value = values.pop()
     return int(value) if value.isdigit() and value.isascii() and len(value) < 10 else None
 
 
-def _plain(data: bytes) -> tuple[str, list[str], str] | None:
-    """(start line, header lines, body text) when the plain form gives ``data`` back exactly."""
-    if any(marker in data for marker in _MARKERS):
+def _plain(data: bytes) -> tuple[str, str, str] | None:
+    """(start line, header lines, body) when the plain form gives ``data`` back exactly.
+
+    The header lines stay CRLF-joined; the body comes with LF line ends.
+    """
+    if _BEGIN_BYTES in data or _END_BYTES in data:
         return None
     head_end = data.find(b"\r\n\r\n")
     if head_end < 0:
@@ -152,20 +160,21 @@ def _plain(data: bytes) -> tuple[str, list[str], str] | None:
         body = data[head_end + 4 :].decode("utf-8")
     except UnicodeDecodeError:
         return None
-    start_line, *headers = lines = head.split("\r\n")
-    if not start_line or any("\r" in line or "\n" in line for line in lines):
+    crlf = head.count("\r\n")
+    if head.count("\r") != crlf or head.count("\n") != crlf or _UNSHOWABLE.search(head):
+        return None  # a bare CR or LF, or a line the reader would skip or stop at
+    start_line, _, headers = head.partition("\r\n")
+    if not start_line:
         return None
-    for line in headers:
-        # The reader ends the headers at "Message-Body:" and skips blank lines.
-        if not line.strip(" \t") or line.lstrip(" \t").startswith("Message-Body:"):
-            return None
-    length = _declared_length(headers)
+    length = _declared_length(head)
     if body:
-        bare = body.replace("\r\n", "")
-        if length != len(data) - head_end - 4 or "\r" in bare or "\n" in bare:
+        crlf = body.count("\r\n")
+        if length != len(data) - head_end - 4 or body.count("\r") != crlf:
+            return None
+        if body.count("\n") != crlf:
             return None
         return start_line, headers, body.replace("\r\n", "\n")
-    if _content_lengths(headers) and length != 0:
+    if length != 0 and _CONTENT_LENGTH.search(head):
         return None
     return start_line, headers, ""
 
@@ -224,7 +233,8 @@ def format_protocol_record(
     if plain is not None:
         start_line, headers, body = plain
         out.append(f"Start-Line: {start_line}\n")
-        out.extend(f"{line}\n" for line in headers)
+        if headers:
+            out.append(headers.replace("\r\n", "\n") + "\n")
         if not body:
             out.append("Message-Body: -\n")
         else:
@@ -232,13 +242,11 @@ def format_protocol_record(
             out.append(f"Message-Body: {body}{ending}")
     else:
         out.append(f"{WIRE_FIELD}: {base64.b64encode(message.data).decode('ascii')}\n")
-        shown = message.data.decode("utf-8", "backslashreplace")
-        head, _, body = shown.partition("\r\n\r\n")
-        start_line, *headers = head.split("\r\n")
-        out.append(f"Start-Line: {_shown(start_line)}\n")
-        out.extend(f"{_shown(line)}\n" for line in headers)
-        size = len(message.data) - len(head.encode("utf-8", "surrogateescape")) - 4
-        out.append(f"Message-Body: {'-' if not body else f'({max(size, 0)} bytes)'}\n")
+        raw_head, _, raw_body = message.data.partition(b"\r\n\r\n")
+        first, *rest = raw_head.decode("utf-8", "backslashreplace").split("\r\n")
+        out.append(f"Start-Line: {_shown(first)}\n")
+        out.extend(f"{_shown(line)}\n" for line in rest)
+        out.append(f"Message-Body: ({len(raw_body)} bytes)\n" if raw_body else "Message-Body: -\n")
     out.append(f"{_END}\n")
     return "".join(out)
 
@@ -438,9 +446,9 @@ def _parse_protocol(head: re.Match[str] | None, body: str) -> TraceMessage:
                 fix="the record was cut or edited: paste it whole",
             ) from exc
     else:
-        head_bytes = "".join(f"{line}\r\n" for line in [start_line, *headers, ""]).encode()
-        body_bytes, exact = _body(rest, _declared_length(headers))
-        data = head_bytes + body_bytes
+        block = "\r\n".join([start_line, *headers])
+        body_bytes, exact = _body(rest, _declared_length(block))
+        data = f"{block}\r\n\r\n".encode("utf-8", "surrogateescape") + body_bytes
     corr = fields.get("Trace-Correlation-Id", "")
     instance = fields.get("Instance-Id", "")
     peer = fields.get("Peer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +14,7 @@ from simulator.diagnostics import (
     EdgeLogRecord,
     LogContext,
     ParsedEdgeRecord,
+    edge_log_stamp,
     format_edge_log,
     lookup_result,
 )
@@ -233,6 +235,14 @@ def test_peer_defaults_to_the_remote_address(remote: tuple[str, int], peer: str)
     assert parsed.remote == remote
 
 
+@GEN
+@given(st.floats(min_value=0, max_value=4102444800, allow_nan=False))
+def test_the_time_is_printed_as_the_diagnostic_records_print_theirs(when: float) -> None:
+    text = record(wire(CALL, when=when))
+    stamp = edge_log_stamp(dt.datetime.fromtimestamp(when, dt.UTC))
+    assert text.startswith(f"TL_INFO(TF_PROTOCOL) [sfvedge\\sfvedge]4DB8.4DB8::{stamp}.")
+
+
 def test_time_sequence_and_ids_read_back() -> None:
     parsed = only_message(record(wire(CALL, when=WHEN), seq=0xABCDEF12))
     assert parsed.when == dt.datetime.fromtimestamp(WHEN, dt.UTC).replace(microsecond=7000)
@@ -440,6 +450,16 @@ def test_a_protocol_record_without_start_line_is_one_clear_error() -> None:
             "(SIPStack,SIPAdminLog::TraceProtocolRecord:SIPAdminLog.cpp(125))$$begin_record\n"
             "Message-Type: request\n$$end_record\n"
         )
+
+
+def test_the_readmes_example_record_reads_back_as_a_valid_invite() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("TL_INFO(TF_PROTOCOL) [sfvedge")
+    example = readme[start : readme.index("$$end_record", start) + len("$$end_record")]
+    parsed = only_message(example)
+    assert parsed.exact
+    assert parse_message(parsed.data).call_id == "1-20295@127.0.0.1"
+    assert record(wire(parsed.data, when=WHEN), peer="127.0.0.1:38078").strip() == example
 
 
 def test_text_without_records_is_an_empty_trace() -> None:
