@@ -236,3 +236,22 @@ def test_the_installed_command_prints_the_ladder(files: dict[str, Path]) -> None
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert "Call refused-2@127.0.0.1" in done.stdout
+
+
+def test_a_snooper_excerpt_of_microsofts_records_reads_as_ladders() -> None:
+    """The reference's verbatim records (an OCS Edge's TF_PROTOCOL and TF_COMPONENT, the
+    Cisco note's TF_DIAG) as a customer's Snooper export would hold them."""
+    excerpt = Path(__file__).with_name("data") / "snooper-excerpt.log"
+    ladders = blocks(trace_ladder(excerpt.read_text(encoding="utf-8")))
+    assert ladders["017b06f397b14886bba5edf97ea206bd"] == [
+        "  05:00:43.101  lyncservr.contoso.com:61182 -> Edge/internal  "
+        "OPTIONS sip:Options_User@fabrikam.com SIP/2.0"
+    ]
+    routing = ladders["c00bc6180f284b948be61febf274d05e"]
+    assert routing[0].endswith("Result 0xC3E93C5E(SIPPROXY_E_ROUTING)")
+    assert any(line.strip().startswith("Fix: Send the request without") for line in routing)
+    srv = ladders["f1b3ad5d-183b-4632-b210-c2f9bec71960"]
+    assert srv[0] == (
+        "  07:10:46.230  Edge log warning: 0xc3e93d6f "
+        "SIPPROXY_E_EPROUTING_MSG_ALLOWED_DOMAIN_NO_SRV_MATCH"
+    )
