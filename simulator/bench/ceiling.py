@@ -2,7 +2,7 @@
 
 It does the least a SIP server over TLS can do: the same TLS context and TLS
 stream as the Edge (ECDSA lab certificate, client certificate required,
-``simulator.edge.tls.TlsStream``), framing by ``Content-Length``, and a fixed
+``simulator.net.tls.TlsStream``), framing by ``Content-Length``, and a fixed
 ``504 Server time-out`` that copies only the five headers a response must echo
 (RFC 3261 §8.2.6.2: Via, From, To with a tag, Call-ID, CSeq). ACKs and responses
 get no answer; a CRLF CRLF ping gets a CRLF pong (RFC 5626 §3.5.1). No parsing, no
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import trio
 
-from simulator.edge.tls import TlsStream
 from simulator.net import serve_guarded, stderr_reporter
+from simulator.net.tls import TlsStream
 from simulator.pki import server_context
 
 _ECHO = (b"via:", b"v:", b"from:", b"f:", b"to:", b"t:", b"call-id:", b"i:", b"cseq:")

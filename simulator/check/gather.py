@@ -25,8 +25,8 @@ from simulator.check.report import AddressLookup
 from simulator.dns.resolver import Resolver
 from simulator.errors import FedsimError
 from simulator.lab.load import normalize_domain, parse_hostport
+from simulator.pki.errors import PkiError
 from simulator.pki.facts import load_pem_certificates
-from simulator.pki.lab import PkiError
 from simulator.policy import SrvLookup, SrvTarget, srv_name
 
 #: Where the system resolver is configured (resolv.conf(5)).

@@ -139,8 +139,10 @@ def _answer_dict(answer: Answer) -> dict[str, Any]:
                 "catalogue_fix": answer.catalogue_fix,
             }
         )
-    else:
+    elif answer.accepted:
         out["rule"] = "accepted"
+    else:  # refused at the TLS handshake: no SIP status, as fedsim serve's event says
+        out.update({"rule": "tls-handshake-failed", "status": None, "ms_diagnostics": None})
     return out
 
 

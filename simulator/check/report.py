@@ -11,9 +11,10 @@ policy functions (:func:`simulator.policy.decide_inbound` and the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from cryptography import x509
@@ -27,21 +28,27 @@ from simulator.pki.facts import (
     verify_chain,
 )
 from simulator.policy import (
+    DEFAULT_PROFILE,
     Decision,
+    EdgeRules,
     EdgeSettings,
-    InboundFacts,
-    InboundRequest,
+    Parties,
     PeerCertificate,
+    ProfileName,
     SrvLookup,
     SrvTarget,
+    client_usage,
     decide_inbound,
     in_exact_domain,
+    inbound_handshake_refusal,
+    inbound_route,
     name_matches,
     normalise_domain,
     outbound_after_srv,
     outbound_check_peer,
     outbound_no_address,
     outbound_route,
+    profile,
     srv_name,
 )
 from simulator.policy.facts import Chain
@@ -138,6 +145,8 @@ class CheckOptions:
         from_user / to_user: user parts of the calling and called URIs.
         hosted: Office 365 rules: the certificate must chain to a public CA.
         directions: which calls to predict.
+        rules: the Edge's ``[edge.rules]`` (``--rule``), over the profile's defaults.
+        profile: the emulated product (``--profile``): its ``Server`` header.
         peer_port: the port printed in the Edge record's ``Peer:`` (a real record
             shows the Expressway-E's TCP source port, unknown before a call).
     """
@@ -149,6 +158,8 @@ class CheckOptions:
     hosted: bool = False
     directions: tuple[Direction, ...] = DIRECTIONS
     peer_port: int = 5061
+    rules: EdgeRules = field(default_factory=EdgeRules)
+    profile: ProfileName = DEFAULT_PROFILE
 
     def __post_init__(self) -> None:
         if not self.directions or any(d not in DIRECTIONS for d in self.directions):
@@ -287,7 +298,12 @@ def build_report(facts: CheckFacts, options: CheckOptions, *, now: dt.datetime) 
         _rule_eku(ctx),
     )
     settings = EdgeSettings(
-        fqdn=options.edge_fqdn, domains=(options.skype_domain,), hosted=options.hosted
+        fqdn=options.edge_fqdn,
+        domains=(options.skype_domain,),
+        hosted=options.hosted,
+        rules=options.rules,
+        profile=options.profile,
+        server_header=profile(options.profile).server_header,
     )
     peer = _peer(ctx)
     answers = tuple(
@@ -592,16 +608,28 @@ def _rule_eku(ctx: _Ctx) -> RuleResult:
         ok = not eku or needed in eku or _ANY_EKU in eku
         missing = missing or not ok
         lines.append(f"{role}: needs {needed}: {'present' if ok else 'MISSING'}")
+    require = ctx.options.rules.client_eku == "require"
+    inbound_missing = (
+        "inbound" in ctx.options.directions
+        and bool(eku)
+        and "clientAuth" not in eku
+        and _ANY_EKU not in eku
+    )
     if missing:
         lines.append(
             "Microsoft does not document whether the Edge refuses a peer for its EKU "
-            "(Windows would report SEC_E_CERT_WRONG_USAGE): a warning, not a verdict"
+            "(unverified, reference §6); this check follows the rule client_eku="
+            f"{ctx.options.rules.client_eku}, as fedsim serve does"
+            + (": the inbound handshake is refused" if require and inbound_missing else "")
         )
+    status: Status = "pass"
+    if missing:
+        status = "fail" if require and inbound_missing else "warn"
     return RuleResult(
         number=7,
         key="eku",
         title="the certificate's EKU allows its TLS role",
-        status="warn" if missing else "pass",
+        status=status,
         applies=ctx.options.directions,
         evidence=tuple(lines),
     )
@@ -630,18 +658,30 @@ def _catalogue_fix(decision: Decision) -> str | None:
 def _inbound(ctx: _Ctx, settings: EdgeSettings, peer: PeerCertificate) -> Answer:
     o = ctx.options
     to_uri = f"sip:{o.to_user}@{o.skype_domain}"
-    request = InboundRequest(
-        method="INVITE",
-        start_line=f"INVITE {to_uri} SIP/2.0",
-        call_id=CHECK_CALL_ID,
-        cseq=CHECK_CSEQ,
-        from_uri=f"sip:{o.from_user}@{ctx.facts.domain}",
-        pai_uri=None,
-        to_uri=to_uri,
-    )
-    facts = InboundFacts(request=request, peer=peer, peer_port=o.peer_port, srv=ctx.facts.srv)
-    decision = decide_inbound(facts, settings)
     call = f"{ctx.facts.domain}'s Expressway-E sends INVITE {to_uri} to the Edge"
+    # The TLS layer first, as in fedsim serve: the EKU (rule client_eku), the chain,
+    # Office 365's public-CA rule refuse the handshake before any SIP is read.
+    eku = ctx.cert.eku
+    lacks_client = bool(eku) and "clientAuth" not in eku and _ANY_EKU not in eku
+    tls_peer = peer
+    if lacks_client and peer.chain == "trusted" and client_usage(settings) == "client":
+        tls_peer = dataclasses.replace(peer, chain="wrong-usage")
+    refusal = inbound_handshake_refusal(tls_peer, settings)
+    if refusal is not None:
+        return Answer(
+            direction="inbound",
+            call=call,
+            accepted=False,
+            summary=(
+                f"refused at the TLS handshake: {refusal}; the Expressway-E sees a TCP reset "
+                "and no SIP answer (fedsim serve does the same)"
+            ),
+            decision=None,
+            edge_log=None,
+            catalogue_fix=None,
+        )
+    route = inbound_route(Parties(sender=ctx.facts.domain), settings)
+    decision = decide_inbound(route, peer, ctx.facts.srv, settings)
     if decision.accepted:
         return Answer(
             direction="inbound",
@@ -660,9 +700,9 @@ def _inbound(ctx: _Ctx, settings: EdgeSettings, peer: PeerCertificate) -> Answer
         when=ctx.now,
         seq=1,
         correlation_id=0,
-        start_line=request.start_line,
-        call_id=request.call_id,
-        cseq=request.cseq,
+        start_line=f"INVITE {to_uri} SIP/2.0",
+        call_id=CHECK_CALL_ID,
+        cseq=CHECK_CSEQ,
         peer=f"{peer.display_name}:{o.peer_port}",
     )
     return Answer(

@@ -17,13 +17,14 @@ from typing import Any
 from cryptography import x509
 
 from simulator.errors import FedsimError
+from simulator.pki.errors import PkiError
 from simulator.pki.facts import (
     CertificateFacts,
     facts_from_certificate,
     load_pem_certificates,
     verify_chain,
 )
-from simulator.pki.lab import IssuedCert, PkiError, issue_pki, read_lab_specs
+from simulator.pki.lab import IssuedCert, issue_pki, read_lab_specs
 from simulator.pki.spec import EKU_NAMES, CertSpec
 
 #: The private root created when ``--issuer`` is left out.

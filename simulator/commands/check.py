@@ -10,10 +10,13 @@ direction asked would federate, 1 when not, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import functools
+import random
 import ssl
 import sys
+import tempfile
 from pathlib import Path
 
 import trio
@@ -25,10 +28,23 @@ from simulator.check.gather import (
     read_trust,
     system_dns_server,
 )
+from simulator.check.lab import predict_call
+from simulator.check.labfacts import gather_lab_facts
 from simulator.check.render import render_json, render_text
 from simulator.check.report import DIRECTIONS, CheckFacts, CheckOptions, Direction, build_report
 from simulator.errors import FedsimError
+from simulator.lab import load_lab, with_profile
 from simulator.lab.load import normalize_domain
+from simulator.lab.settings import edge_settings
+from simulator.pki import issue_pki
+from simulator.policy import (
+    DEFAULT_PROFILE,
+    PROFILE_NAMES,
+    RULE_NAMES,
+    profile,
+    rule_value,
+    with_rules,
+)
 
 EXAMPLES = """\
 examples:
@@ -36,6 +52,8 @@ examples:
   fedsim check --domain acano.steven.lab --cert expe.pem --chain issuing-ca.pem \\
                --trust private-root.pem --dns 127.0.0.1:5353
   fedsim check --domain cms.steven.lab --cert expe.pem --hosted --direction outbound --json
+  fedsim check --lab my-repro.toml                    # each call: what fedsim serve will answer
+  fedsim check --lab my-repro.toml --profile sfb2019 --rule client_eku=ignore
 
 trust: --trust CAs are added to the public CAs, as if imported into the Edge's Trusted
 Root store; the public CAs are this machine's CA store (Python's ssl default verify paths:
@@ -60,11 +78,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--domain", required=True, metavar="D", help="the partner's (Expressway side's) SIP domain"
+        "--lab",
+        type=Path,
+        metavar="LAB.toml",
+        help="predict every call of a lab with its profile and rules (what fedsim serve answers)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        help="the emulated product (default: the lab's, else sfb2015)",
+    )
+    parser.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"set one [edge.rules] rule (repeatable): {', '.join(RULE_NAMES)}",
+    )
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="seed the RFC 2782 SRV order (reproducible runs)"
+    )
+    parser.add_argument(
+        "--domain", metavar="D", help="the partner's (Expressway side's) SIP domain"
     )
     parser.add_argument(
         "--cert",
-        required=True,
         type=Path,
         metavar="CERT.pem",
         help="the Expressway-E certificate (PEM; may be followed by its chain)",
@@ -148,21 +186,87 @@ def _options(args: argparse.Namespace) -> CheckOptions:
     directions: tuple[Direction, ...] = (
         DIRECTIONS if args.direction == "both" else (args.direction,)
     )
+    product = profile(args.profile or DEFAULT_PROFILE)
     try:
+        rules = with_rules(product.rules, _rules(args))
         return CheckOptions(
             skype_domain=skype_domain,
             edge_fqdn=edge_fqdn,
             from_user=args.from_user,
             to_user=args.to_user,
-            hosted=args.hosted,
+            hosted=args.hosted or product.public_ca_only,
             directions=directions,
+            rules=rules,
+            profile=product.name,
         )
     except ValueError as exc:
         raise FedsimError(f"{exc} (see 'fedsim check --help')") from None
 
 
+def _rules(args: argparse.Namespace) -> dict[str, object]:
+    """``--rule KEY=VALUE`` options as rule values (unknown names get a "did you mean")."""
+    out: dict[str, object] = {}
+    for item in args.rule:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise FedsimError(f"--rule {item!r}: write KEY=VALUE, e.g. --rule client_eku=ignore")
+        try:
+            out[key.strip()] = rule_value(key.strip(), value)
+        except ValueError as exc:
+            raise FedsimError(f"--rule: {exc}") from None
+    return out
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    """``--lab``: predict each call; 0 when every prediction meets the lab's expectations."""
+    lab = load_lab(args.lab)
+    rules = _rules(args)
+    if args.profile is not None or rules:
+        try:
+            edge = with_profile(lab.edge, args.profile or lab.edge.profile, rules)
+        except ValueError as exc:
+            raise FedsimError(str(exc)) from None
+        if args.profile is None:  # only rules: keep the lab's own TLS/Server/trust
+            edge = dataclasses.replace(lab.edge, rules=edge.rules)
+        lab = dataclasses.replace(lab, edge=edge)
+    now = dt.datetime.now(dt.UTC)
+    seed = args.seed if args.seed is not None else lab.edge.seed
+    rng = random.Random(seed) if seed is not None else None
+    settings = edge_settings(lab)
+    with tempfile.TemporaryDirectory(prefix="fedsim-check-") as work:
+        issued = issue_pki(lab.certs, Path(work), now=now)
+        facts = trio.run(functools.partial(gather_lab_facts, lab, issued, now=now, rng=rng))
+    product = profile(lab.edge.profile)
+    out = [
+        f"lab {lab.name}: {product.title} (profile {lab.edge.profile}), TLS {lab.edge.tls}, "
+        f"Server: {lab.edge.server_header}",
+        "rules: " + ", ".join(f"{k}={getattr(settings.rules, k)}" for k in RULE_NAMES),
+    ]
+    failed = 0
+    for number, call in enumerate(lab.calls, start=1):
+        p = predict_call(lab, call, settings, facts)
+        status = "refused at the TLS handshake" if p.status is None else str(p.status)
+        diag = "" if p.ms_diagnostics is None else f" ms-diagnostics {p.ms_diagnostics}"
+        expect = call.expect
+        ok = (expect.status is None or expect.status == p.status) and (
+            expect.rule is None or expect.rule == p.rule
+        )
+        failed += not ok
+        out.append(
+            f"#{number} {call.direction} {call.method} {call.from_} -> {call.to}: "
+            f"{status} ({p.rule}{diag}){'' if ok else '  <- differs from the expectation'}"
+        )
+        out.append(f"    {p.why}")
+    sys.stdout.write("\n".join(out) + "\n")
+    return 1 if failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Gather, judge, print; 0 = would federate, 1 = would not."""
+    if args.lab is not None:
+        return run_lab(args)
+    if args.domain is None or args.cert is None:
+        raise FedsimError("fedsim check needs --domain and --cert, or --lab LAB.toml")
     domain = _domain(args.domain, "--domain")
     options = _options(args)
     if not 0 < args.timeout <= 60:

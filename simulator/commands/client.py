@@ -19,9 +19,9 @@ from typing import TextIO
 import trio
 
 from simulator.commands.call import decode_diagnostics
-from simulator.edge.skype import METHODS, SkypeCallResult, build_client_request, skype_call
 from simulator.errors import FedsimError
 from simulator.lab import builtin_lab, load_lab, parse_hostport
+from simulator.peer.skype import METHODS, SkypeCallResult, build_client_request, skype_call
 from simulator.pki import client_context, issue_pki
 from simulator.sip import Request, Response, serialize
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import random
 import shlex
 import signal
 import sys
@@ -58,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="print the traceback of an internal error (it is always recorded in events.jsonl)",
     )
     parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seed every random choice (tags, SRV order); overrides [edge] seed",
+    )
+    parser.add_argument(
         "--stunnel-port",
         type=_port,
         default=STUNNEL_PORT,
@@ -89,6 +97,8 @@ def load(args: argparse.Namespace) -> Lab:
 
 def run(args: argparse.Namespace) -> int:
     lab = load(args)
+    if args.seed is not None:
+        lab = dataclasses.replace(lab, edge=dataclasses.replace(lab.edge, seed=args.seed))
 
     def console(line: str) -> None:
         print(line, flush=True)
@@ -134,6 +144,8 @@ async def _serve(
         console=console if callable(console) else None,
         quiet=quiet,
         debug=debug,
+        # [edge] seed / --seed: one random source for every choice (tags, SRV order).
+        rng=None if lab.edge.seed is None else random.Random(lab.edge.seed),
         task_status=task_status,
     )
 

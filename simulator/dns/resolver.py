@@ -9,7 +9,6 @@ network trouble; a server that does not answer is outcome "timeout".
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -149,19 +148,25 @@ class Resolver:
         self._cache.clear()
         self.generation += 1
 
-    async def srv(
-        self, name: str, *, before_query: Callable[[], Awaitable[None]] | None = None
-    ) -> SrvAnswer:
-        """Look up the SRV records of ``name``, ordered per RFC 2782.
+    def answers_from_cache(self, name: str, rtype: str = "SRV") -> bool:
+        """Whether a lookup of ``name`` would be answered without asking the server.
 
-        ``before_query`` is awaited first when the answer is not in the cache: a server
-        answering a burst of requests holds its replies until the burst is done, but
-        not across a query that may take the whole DNS timeout.
+        A server answering a burst of requests holds its replies until the burst is
+        done, but not across a query that may take the whole DNS timeout: it asks
+        this first.
         """
         qname = _normal(name)
         if not self._well_formed(qname):
+            return True  # answered at once: such a name cannot exist
+        entry = self._cache.get((qname, rtype)) if self.cache else None
+        return entry is not None and trio.current_time() < entry[0]
+
+    async def srv(self, name: str) -> SrvAnswer:
+        """Look up the SRV records of ``name``, ordered per RFC 2782."""
+        qname = _normal(name)
+        if not self._well_formed(qname):
             return SrvAnswer(name=qname, outcome="nxdomain")  # such a name cannot exist
-        result = await self._lookup(qname, "SRV", before_query)
+        result = await self._lookup(qname, "SRV")
         if result.outcome != "ok":
             return SrvAnswer(name=qname, outcome=result.outcome, ttl=result.ttl)
         parsed = self._parsed.get(qname)
@@ -215,12 +220,7 @@ class Resolver:
         self._good_names.add(qname)
         return True
 
-    async def _lookup(
-        self,
-        qname: str,
-        rtype: str,
-        before_query: Callable[[], Awaitable[None]] | None = None,
-    ) -> _Result:
+    async def _lookup(self, qname: str, rtype: str) -> _Result:
         key = (qname, rtype)
         now = trio.current_time()
         if self.cache and key in self._cache:
@@ -230,9 +230,6 @@ class Resolver:
                     outcome=cached.outcome, records=cached.records, ttl=int(expires - now)
                 )
             del self._cache[key]
-        if before_query is not None:
-            await before_query()
-            now = trio.current_time()
         result = await self._query(qname, rtype)
         if self.cache and result.outcome in _CACHED_OUTCOMES and result.ttl > 0:
             self._cache[key] = (now + result.ttl, result)

@@ -20,19 +20,23 @@ from cryptography import x509
 
 from simulator.dns import Record, Resolver, ZoneSet, load_zone_file, parse_zone_text, serve_dns
 from simulator.edge.clients import clients_context, serve_clients
-from simulator.edge.events import EventLog
-from simulator.edge.federation import Edge, Limits, TrustStore, serve_federation
-from simulator.edge.outbound import Outbound, OutboundLimits, outbound_context
+from simulator.edge.inbound import serve_federation
+from simulator.edge.outbound import Outbound, OutboundLimits
+from simulator.edge.partners import outbound_context
+from simulator.edge.recorder import Recorder
+from simulator.edge.state import EdgeState, Limits, TrustStore
 from simulator.errors import LabError
 from simulator.lab import Lab
 from simulator.lab.files import TlsFiles, tls_files
+from simulator.lab.settings import edge_settings as lab_edge_settings
 from simulator.pki import (
     IssuedCert,
     issue_pki,
     load_pem_certificates,
     server_context,
 )
-from simulator.policy import AllowedDomain, EdgeSettings
+from simulator.policy import EdgeSettings
+from simulator.skype.user import SkypeUser
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,20 +54,8 @@ class LabAddresses:
 
 
 def edge_settings(lab: Lab) -> EdgeSettings:
-    """The policy's view of the lab's ``[edge]`` table."""
-    edge = lab.edge
-    return EdgeSettings(
-        fqdn=edge.fqdn,
-        domains=tuple(d.lower() for d in edge.domains),
-        federation=edge.federation,
-        blocked=edge.blocked,
-        allowed=tuple(
-            AllowedDomain(domain=a.domain, proxy_fqdn=a.proxy_fqdn) for a in edge.allowed
-        ),
-        hosted=edge.hosted,
-        domain_source=edge.domain_source,
-        server_header=edge.server_header,
-    )
+    """The policy's view of the lab's ``[edge]`` (built by :mod:`simulator.lab.settings`)."""
+    return lab_edge_settings(lab)
 
 
 def lab_zones(lab: Lab) -> ZoneSet:
@@ -129,6 +121,7 @@ async def serve_lab(
     if lab.edge.hosted:
         public = {i.cert_path for i in issued.values() if i.is_ca and i.public}
         trust_files = tuple(p for p in trust_files if p in public)
+    settings = edge_settings(lab)
     context = server_context(
         cert=material.cert,
         key=material.key,
@@ -136,6 +129,9 @@ async def serve_lab(
         trust=trust_files,
         require_client_cert=True,
         profile=lab.edge.tls,
+        # [edge.rules] client_eku: "require" refuses a peer without clientAuth at the
+        # handshake (OpenSSL's purpose check); "ignore" verifies the chain for any use.
+        check_client_purpose=settings.rules.client_eku == "require",
     )
     # Clients authenticate the Edge only (their own identity is the FE's business).
     clients_ctx = clients_context(
@@ -150,18 +146,19 @@ async def serve_lab(
     out_ctx = outbound_context(
         cert=material.cert, key=material.key, chain=material.chain, profile=lab.edge.tls
     )
-    events = EventLog(log_dir, console=console)
-    events.decisions = not quiet
-    events.debug = debug
+    rng = rng or random.Random()
+    recorder = Recorder(log_dir, console=console, machine=lab.edge.machine)
+    recorder.decisions = not quiet
+    recorder.debug = debug
     try:
         async with trio.open_nursery() as nursery:
             dns_addr = await nursery.start(
-                partial(serve_dns, report=events.internal_error), zones, *lab.dns.listen
+                partial(serve_dns, report=recorder.internal_error), zones, *lab.dns.listen
             )
             resolver_target = lab.edge.dns if lab.edge.dns is not None else dns_addr
             limits = limits or Limits()
-            edge = Edge(
-                settings=edge_settings(lab),
+            edge = EdgeState(
+                settings=settings,
                 users=lab.edge.users,
                 resolver=Resolver(
                     resolver_target,
@@ -170,17 +167,19 @@ async def serve_lab(
                     rng=rng,
                 ),
                 trust=trust_store(lab, material, issued),
-                events=events,
-                machine=lab.edge.machine,
+                recorder=recorder,
                 limits=limits,
-                rng=rng or random.Random(),
+                rng=rng,
             )
-            fed_addr = await nursery.start(serve_federation, edge, context, *lab.edge.listen)
+            # One emulated Skype user answers for both directions.
+            user = SkypeUser(edge.settings, edge.users, rng=rng, ring_seconds=limits.ring_seconds)
+            fed_addr = await nursery.start(serve_federation, edge, user, context, *lab.edge.listen)
             connector = Outbound(edge, out_ctx, limits=outbound)
             await nursery.start(connector.run)
             clients_addr = await nursery.start(
                 partial(serve_clients, connector=connector),
                 edge,
+                user,
                 clients_ctx,
                 *lab.edge.clients,
             )
@@ -200,4 +199,4 @@ async def serve_lab(
                 )
             )
     finally:
-        events.close()
+        recorder.close()

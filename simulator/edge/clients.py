@@ -3,67 +3,71 @@
 On a real deployment the client talks to its Front End, which hands federated
 traffic to the Access Edge's internal interface; fedsim folds the two into one
 TLS listener (server authentication only: clients present no certificate).
-A request whose Request-URI is in a domain homed on this Edge is answered
-locally, as the called user would; any other domain goes out through
-:class:`simulator.edge.outbound.Outbound` (reference §2.1).
+Each request is screened (:func:`simulator.policy.screen_outbound`: 416, 484,
+483); one for a domain homed behind this Edge is answered by the called Skype
+user (:class:`simulator.skype.user.SkypeUser`, the same user the federation
+port reaches); any other leaves through the relay
+(:class:`simulator.edge.outbound.Outbound`, reference §2.1).
 
 Every request's top Via gets ``ms-received-port`` and ``ms-received-cid`` when
 it arrives (plus ``received`` when RFC 3261 §18.2.1 / RFC 3581 ask for it), so
 every answer, local or relayed, echoes them as the seed's client log shows
 (reference §7.1).
+
+Each request runs in its own task, so an INVITE waiting for the partner does
+not hold up the CANCEL, ACK or BYE that follow on the same connection. When the
+client leaves, the requests already taken finish (a partner send is never cut,
+and each still gets its event; answers to a client that left are dropped),
+within the longest a call can take.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import ssl
 from dataclasses import dataclass
 from functools import partial
 
 import trio
 
-from simulator.edge.federation import ALLOW, IN_DIALOG_ONLY, Edge
-from simulator.edge.outbound import Outbound, client_response
-from simulator.edge.replies import error_response_for
-from simulator.edge.sdp import build_answer
-from simulator.edge.tls import TlsStream
+from simulator.edge.envelope import CLIENT_COPY_ORDER, client_response
+from simulator.edge.outbound import Outbound
+from simulator.edge.state import EdgeState
 from simulator.net import PEER_FAULTS, detach_socket, serve_guarded
-from simulator.policy import unroutable_domain
+from simulator.net.sipstream import SipStream
+from simulator.net.tls import TlsStream
+from simulator.policy import Rejection, screen_outbound
 from simulator.sip import (
-    FramingError,
     Headers,
-    KeepAlive,
-    Need,
     Request,
     Response,
     SipParseError,
-    SipUri,
-    StreamFramer,
     canonical_name,
-    parse_message,
-    parse_uri,
+    error_response_for,
     parse_via,
+    serialize,
 )
 from simulator.sip.headers import split_top_level
-
-#: Methods answered 501 when a local user is called with them (we do not emulate them).
-LOCAL_METHODS = frozenset({"INVITE", "OPTIONS", "MESSAGE"})
+from simulator.skype.user import Answer, Leg, SkypeUser
 
 
 @dataclass(slots=True, eq=False)
 class ClientConnection:
-    """One accepted client connection (satisfies :class:`simulator.edge.outbound.ClientLink`)."""
+    """One accepted client connection (a :class:`simulator.edge.outbound.ClientLink`)."""
 
-    stream: TlsStream
+    sip: SipStream
     peer_ip: str
     peer_port: int
-    local_ip: str
     cid: str
+    leg: Leg
+
+    @property
+    def label(self) -> str:
+        host = f"[{self.peer_ip}]" if ":" in self.peer_ip else self.peer_ip
+        return f"{host}:{self.peer_port}"
 
     async def send(self, data: bytes) -> None:
-        # Several request tasks answer on one connection: TlsStream orders their writes.
-        await self.stream.send_all(data)
+        await self.sip.send(data)
 
 
 def clients_context(server: ssl.SSLContext) -> ssl.SSLContext:
@@ -104,7 +108,8 @@ def stamp_via(request: Request, *, ip: str, port: int, cid: str) -> Request:
 
 
 async def serve_clients(
-    edge: Edge,
+    edge: EdgeState,
+    user: SkypeUser,
     ssl_context: ssl.SSLContext,
     host: str,
     port: int,
@@ -115,16 +120,17 @@ async def serve_clients(
     """Serve the clients port (TLS, server auth only) until cancelled; report (host, port).
 
     Args:
-        edge: the Edge shared with the federation listener (settings, users, logs).
+        edge: the Edge shared with the federation listener (settings, recorder...).
+        user: the emulated Skype user of the homed domains.
         ssl_context: a server context that asks for no client certificate.
         host / port: where to listen (port 0: any free port).
-        connector: the running outbound connector for foreign domains.
+        connector: the running outbound relay for foreign domains.
     """
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()
     task_status.started((bound[0], bound[1]))
     await serve_guarded(
-        partial(handle_client, edge, connector, ssl_context),
+        partial(handle_client, edge, user, connector, ssl_context),
         listeners,
         server="clients",
         report=edge.report_internal,
@@ -132,284 +138,182 @@ async def serve_clients(
 
 
 async def handle_client(
-    edge: Edge, connector: Outbound, ssl_context: ssl.SSLContext, stream: trio.SocketStream
+    edge: EdgeState,
+    user: SkypeUser,
+    connector: Outbound,
+    ssl_context: ssl.SSLContext,
+    stream: trio.SocketStream,
 ) -> None:
-    """Handshake, then read requests until the client closes or idles out.
-
-    Each request is handled in its own task, so an INVITE waiting for the partner
-    does not hold up the CANCEL, ACK or BYE that follow on the same connection.
-    """
+    """Handshake, then read requests until the client closes or idles out."""
     try:
         peer_addr = stream.socket.getpeername()
         local_addr = stream.socket.getsockname()
     except OSError:
-        await trio.aclose_forcefully(stream)
-        return
-    edge.connection_counter += 1
-    cid = f"{edge.connection_counter * 0x100:X}"  # as federation.py: number + "00", hex
-    # The TLS stream owns the socket from here (see tls.py for why not trio.SSLStream).
+        return  # gone before we looked: the guard closes the stream
+    peer_ip, peer_port = str(peer_addr[0]), int(peer_addr[1])
+    cid = edge.next_cid()
+    # The TLS stream owns the socket from here (see net/tls.py for why not trio.SSLStream).
     tls = TlsStream(detach_socket(stream), ssl_context)
-    conn = ClientConnection(
-        stream=tls,
-        peer_ip=str(peer_addr[0]),
-        peer_port=int(peer_addr[1]),
-        local_ip=str(local_addr[0]),
-        cid=cid,
-    )
+    address = f"[{peer_ip}]:{peer_port}" if ":" in peer_ip else f"{peer_ip}:{peer_port}"
     try:
         with trio.move_on_after(edge.limits.handshake_timeout) as handshake:
             try:
                 await tls.do_handshake()
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                _tls_event(edge, conn, str(exc.__cause__ or exc) or "handshake failed")
+                edge.recorder.client_tls_failure(address, str(exc.__cause__ or exc))
                 return
         if handshake.cancelled_caught:
-            _tls_event(edge, conn, "TLS handshake timed out")
+            edge.recorder.client_tls_failure(address, "TLS handshake timed out")
             return
+        conn = _connection(edge, tls, peer_ip, peer_port, local_addr, cid)
         async with trio.open_nursery() as nursery:
             # The client going away (reset, no close_notify) ends the reading only.
             with contextlib.suppress(*PEER_FAULTS):
-                await _read_requests(edge, connector, conn, nursery)
-            # Requests already taken finish (a partner send is never cut, and each still
-            # gets its event; answers to a client that left are dropped), within the
-            # longest a call can take; then whatever is left is cancelled.
+                await _read_requests(edge, user, connector, conn, nursery)
+            # Requests already taken finish, within the longest a call can take.
             nursery.cancel_scope.deadline = trio.current_time() + connector.limits.longest_call
     finally:
         await trio.aclose_forcefully(tls)
 
 
-def _tls_event(edge: Edge, conn: ClientConnection, reason: str) -> None:
-    now = dt.datetime.now(dt.UTC)
-    edge.events.write(
-        {
-            "time": now.isoformat(timespec="milliseconds"),
-            "direction": "outbound",
-            "kind": "client-tls-failed",
-            "peer_address": f"{conn.peer_ip}:{conn.peer_port}",
-            "rule": "client-tls-failed",
-            "status": None,
-            "reason": reason,
-        }
+def _connection(
+    edge: EdgeState,
+    tls: TlsStream,
+    peer_ip: str,
+    peer_port: int,
+    local_addr: tuple[str, int] | tuple[str, int, int, int],
+    cid: str,
+) -> ClientConnection:
+    label = f"[{peer_ip}]:{peer_port}" if ":" in peer_ip else f"{peer_ip}:{peer_port}"
+
+    def unparsable(raw: bytes, exc: SipParseError) -> bytes | None:
+        reply = error_response_for(
+            raw, exc.status_hint, server=edge.settings.server_header, to_tag=edge.new_tag()
+        )
+        edge.recorder.malformed("outbound", label, exc.status_hint if reply else None, str(exc))
+        return reply
+
+    sip = SipStream(
+        tls,
+        idle_timeout=edge.limits.idle_timeout,
+        max_header_bytes=edge.limits.max_header_bytes,
+        max_body_bytes=edge.limits.max_body_bytes,
+        on_unparsable=unparsable,
+        before_send=edge.recorder.flush,
+        cork=True,
     )
+    leg = Leg(
+        local=(str(local_addr[0]), int(local_addr[1])),
+        copy_order=CLIENT_COPY_ORDER,
+        notify_via=f"{edge.settings.fqdn}:5061",
+    )
+    return ClientConnection(sip=sip, peer_ip=peer_ip, peer_port=peer_port, cid=cid, leg=leg)
 
 
 async def _read_requests(
-    edge: Edge, connector: Outbound, conn: ClientConnection, nursery: trio.Nursery
+    edge: EdgeState,
+    user: SkypeUser,
+    connector: Outbound,
+    conn: ClientConnection,
+    nursery: trio.Nursery,
 ) -> None:
-    framer = StreamFramer(
-        max_header_bytes=edge.limits.max_header_bytes,
-        max_body_bytes=edge.limits.max_body_bytes,
-    )
-    while True:
-        try:
-            item = framer.next_message()
-        except FramingError as exc:
-            await _answer_unparsable(edge, conn, exc.offending, exc.status_hint)
-            return  # framing is lost (RFC 3261 §18.3): only closing is left
-        if item is Need.DATA:
-            with trio.move_on_after(edge.limits.idle_timeout):
-                data = await conn.stream.receive_some(65536)
-                if not data:
-                    return
-                framer.receive_data(bytes(data))
+    sip = conn.sip
+    with sip.idle_scope():
+        while (message := await sip.next_message()) is not None:
+            if isinstance(message, Response):
+                await connector.response_from_client(message)
                 continue
-            return
-        if item is KeepAlive.PING:
-            await conn.send(b"\r\n")  # RFC 5626 §3.5.1 pong
-            continue
-        assert isinstance(item, bytes)
-        try:
-            message = parse_message(item)
-        except SipParseError as exc:
-            await _answer_unparsable(edge, conn, item, exc.status_hint)
-            continue
-        if isinstance(message, Response):
-            await connector.response_from_client(message)
-            continue
-        try:
-            request = stamp_via(message, ip=conn.peer_ip, port=conn.peer_port, cid=conn.cid)
-        except SipParseError as exc:
-            await _answer_unparsable(edge, conn, item, exc.status_hint)
-            continue
-        nursery.start_soon(_handle_request, edge, connector, conn, request)
-
-
-async def _answer_unparsable(edge: Edge, conn: ClientConnection, raw: bytes, status: int) -> None:
-    reply = error_response_for(
-        raw, status, server=edge.settings.server_header, to_tag=edge.new_tag()
-    )
-    edge.events.write(
-        {
-            "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-            "direction": "outbound",
-            "kind": "malformed",
-            "peer": f"{conn.peer_ip}:{conn.peer_port}",
-            "status": status if reply is not None else None,
-        }
-    )
-    if reply is not None:
-        await conn.send(reply)
-
-
-def _request_domain(request: Request) -> str | None:
-    try:
-        uri = parse_uri(request.uri)
-    except SipParseError:
-        return None
-    if not isinstance(uri, SipUri):
-        return None
-    return uri.host.lower().rstrip(".")
+            try:
+                request = stamp_via(message, ip=conn.peer_ip, port=conn.peer_port, cid=conn.cid)
+            except SipParseError as exc:
+                await sip.reject(serialize(message), exc)
+                continue
+            nursery.start_soon(_handle_request, edge, user, connector, conn, request)
+        await sip.uncork()
 
 
 async def _handle_request(
-    edge: Edge, connector: Outbound, conn: ClientConnection, request: Request
+    edge: EdgeState, user: SkypeUser, connector: Outbound, conn: ClientConnection, request: Request
 ) -> None:
     """Handle one request; an out-of-dialog one always gets exactly one event.
 
-    Its event is written by whoever answers it (:meth:`Edge.recorded`); when the
-    Edge stops (or the client left and the call outlived its bound) before that,
-    the event says it went unanswered, so events never fall behind requests.
+    Its event is written by whoever answers it; when the Edge stops (or the client
+    left and the call outlived its bound) before that, the event says it went
+    unanswered, so events never fall behind requests.
     """
+    recorder = edge.recorder
     new = request.to.tag is None and request.method not in ("ACK", "CANCEL")
     if new:
-        edge.requests += 1
-        edge.open_requests.add(id(request))
+        recorder.take(request)
     try:
         # the client left before its answer: the answer is dropped, the event stays
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await _dispatch(edge, connector, conn, request)
+            await _dispatch(edge, user, connector, conn, request)
     finally:
-        if new and id(request) in edge.open_requests:
-            edge.recorded(request)
-            _unanswered_event(edge, conn, request)
-
-
-def _unanswered_event(edge: Edge, conn: ClientConnection, request: Request) -> None:
-    edge.events.write(
-        {
-            "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-            "direction": "outbound",
-            "kind": "unanswered",
-            "call_id": request.call_id,
-            "method": request.method,
-            "from": str(request.from_.uri),
-            "to": str(request.to.uri),
-            "peer": f"{conn.peer_ip}:{conn.peer_port}",
-            "status": None,
-            "reason": "the Edge stopped before answering",
-        }
-    )
+        if new and not recorder.answered(request):
+            recorder.unanswered(
+                "outbound", request, conn.label, "the Edge stopped before answering"
+            )
 
 
 async def _dispatch(
-    edge: Edge, connector: Outbound, conn: ClientConnection, request: Request
+    edge: EdgeState, user: SkypeUser, connector: Outbound, conn: ClientConnection, request: Request
 ) -> None:
-    server = (("Server", edge.settings.server_header),)
     method = request.method
     if method == "CANCEL":
         if not await connector.cancel(conn, request):
-            await conn.send(client_response(edge, request, 481, to_tag=None, headers=server))
+            await _send(conn, user.cancel(request, conn.leg))
         return
     in_dialog = request.to.tag is not None
     if (in_dialog or method == "ACK") and await connector.forward_in_dialog(conn, request):
         return
-    if method == "ACK":
-        return  # ACK of an error we or the partner sent (the transaction is over)
-    if in_dialog:
-        await _local_in_dialog(edge, conn, request)
+    if in_dialog or method == "ACK":
+        await _send(conn, user.in_dialog(request, conn.leg))
         return
-    domain = _request_domain(request)
-    if domain is None:
-        # RFC 3261 §8.2.2.1: a Request-URI scheme the Edge does not route.
-        status, rule, why = 416, "unsupported-uri", f"Request-URI {request.uri[:60]!r}"
-    else:
-        problem = unroutable_domain(domain)
-        # The domain becomes a DNS question: it must be a DNS name (RFC 3261 §21.4.22: 484).
-        status, rule, why = 484, "unroutable-domain", f"the Request-URI's domain {problem}"
-    if domain is None or problem is not None:
-        _local_event(edge, conn, request, status, rule=rule, reason=why)
-        await conn.send(
-            client_response(edge, request, status, to_tag=edge.new_tag(), headers=server)
+    target = screen_outbound(request, edge.settings)
+    if isinstance(target, Rejection):
+        reply = client_response(
+            edge,
+            request,
+            target.status,
+            to_tag=edge.new_tag(),
+            headers=(("Server", edge.settings.server_header),),
         )
+        edge.recorder.rejected(
+            "outbound", request, target, conn.label, {"client_address": conn.label}
+        )
+        await conn.send(reply)
         return
-    if domain in edge.settings.domains:
-        await _answer_locally(edge, conn, request)
+    if target.local:
+        await _answer_locally(edge, user, conn, request, target.domain)
         return
-    await connector.forward_new(conn, request, domain)
+    await connector.forward_new(conn, request, target.domain)
 
 
-async def _local_in_dialog(edge: Edge, conn: ClientConnection, request: Request) -> None:
-    server = (("Server", edge.settings.server_header),)
-    key = (request.call_id, request.to.tag or "")
-    if key not in edge.dialogs:
-        await conn.send(client_response(edge, request, 481, to_tag=None, headers=server))
-        return
-    if request.method == "BYE":
-        del edge.dialogs[key]
-    await conn.send(client_response(edge, request, 200, to_tag=None, headers=server))
-
-
-async def _answer_locally(edge: Edge, conn: ClientConnection, request: Request) -> None:
-    """A call between two users of this Edge's domains: answer as the called user."""
-    server = ("Server", edge.settings.server_header)
-    method = request.method
-    uri = parse_uri(request.uri)
-    user = (uri.user if isinstance(uri, SipUri) else None) or "user"
-    tag = edge.new_tag()
-    if method in IN_DIALOG_ONLY:
-        status = 481  # RFC 3261 §12.2.2: no dialog to be in
-    elif method not in LOCAL_METHODS:
-        status = 501
-    else:
-        status = edge.users.get(user, 200)
-    if method == "INVITE" and status == 200:
-        contact = ("Contact", f"<sip:{user}@{edge.settings.fqdn};transport=tls>")
-        await conn.send(client_response(edge, request, 180, to_tag=tag, headers=(contact, server)))
-        sdp = build_answer(request.body, address=conn.local_ip, session_id=edge.rng.getrandbits(31))
-        headers = (contact, ("Content-Type", "application/sdp"), server)
-        edge.remember(edge.dialogs, (request.call_id, tag), "confirmed")
-        reply = client_response(edge, request, 200, to_tag=tag, headers=headers, body=sdp)
-    elif method == "OPTIONS" and status == 200:
-        headers = (("Allow", ALLOW), ("Accept", "application/sdp"), server)
-        reply = client_response(edge, request, 200, to_tag=tag, headers=headers)
-    else:
-        extra = (("Allow", ALLOW),) if status == 501 else ()
-        reply = client_response(edge, request, status, to_tag=tag, headers=(*extra, server))
-    _local_event(edge, conn, request, status)
-    await conn.send(reply)
-
-
-def _local_event(
-    edge: Edge,
-    conn: ClientConnection,
-    request: Request,
-    status: int,
-    *,
-    rule: str = "local-user",
-    reason: str | None = None,
+async def _answer_locally(
+    edge: EdgeState, user: SkypeUser, conn: ClientConnection, request: Request, domain: str
 ) -> None:
-    """The event of a request the Edge answers itself (a local user, or a refusal)."""
-    now = dt.datetime.now(dt.UTC)
-    event: dict[str, object] = {
-        "time": now.isoformat(timespec="milliseconds"),
-        "direction": "outbound",
-        "call_id": request.call_id,
-        "method": request.method,
-        "from": str(request.from_.uri),
-        "to": str(request.to.uri),
-        "domain": _request_domain(request),
-        "peer": f"{conn.peer_ip}:{conn.peer_port}",
-        "rule": rule,
-        "accepted": status < 300,
-        "status": status,
-        "fidelity": "inferred",
-        "extra": {"forwarded": False},
-    }
-    if reason is not None:
-        event["reason"] = reason
-    edge.recorded(request)
-    edge.events.write(event)
-    edge.events.say_decision(
-        f"{now:%H:%M:%S} local    {request.method} {request.from_.uri} -> {request.to.uri}"
-        f"  {rule}  {status}"
+    """A call between two users of this Edge's domains: the called user answers."""
+    answer = user.new_request(request, conn.leg)
+    edge.recorder.call_event(
+        "local",
+        request,
+        status=answer.status,
+        rule="local-user",
+        peer=conn.label,
+        fields={
+            "domain": domain,
+            "accepted": answer.status is not None and answer.status < 300,
+            "fidelity": "inferred",
+            "extra": {"forwarded": False},
+        },
     )
+    await _send(conn, answer)
+    if answer.ring is not None:  # this request's own task may wait for the ring
+        await trio.sleep(answer.ring.seconds)
+        await _send(conn, user.ring_over(answer.ring.key))
+
+
+async def _send(conn: ClientConnection, answer: Answer) -> None:
+    for message in answer.messages:
+        await conn.send(message)

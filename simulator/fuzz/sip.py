@@ -26,8 +26,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from simulator.edge.replies import error_response_for
-from simulator.edge.sdp import build_answer
 from simulator.sip import (
     KeepAlive,
     Need,
@@ -40,6 +38,8 @@ from simulator.sip import (
     parse_name_addr,
     serialize,
 )
+from simulator.sip.unparsable import error_response_for
+from simulator.skype.sdp import build_answer
 
 __all__ = ["SEEDS", "FuzzFinding", "LoopResult", "check", "mutate", "run_atheris", "run_loop"]
 
@@ -208,7 +208,7 @@ def _answer_unparsable(raw: bytes, exc: SipParseError, data: bytes) -> None:
 
 
 def _as_the_edge(request: Request, data: bytes) -> None:
-    """Read and answer ``request`` as simulator.edge.federation does."""
+    """Read and answer ``request`` as the federation port does."""
     _ = (request.method, request.call_id, request.cseq, request.start_line, request.to.tag)
     _ = (str(request.from_.uri), str(request.to.uri), request.vias[0].branch)
     _ = getattr(request.to.uri, "host", ""), getattr(request.to.uri, "user", None)

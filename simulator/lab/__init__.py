@@ -27,6 +27,7 @@ from simulator.lab.model import (
     PeerConfig,
     TrustRef,
 )
+from simulator.lab.settings import edge_settings, settings_from_config, with_profile
 
 __all__ = [
     "AllowedPartner",
@@ -44,11 +45,14 @@ __all__ = [
     "PeerConfig",
     "TrustRef",
     "builtin_lab",
+    "edge_settings",
     "load_lab",
     "load_lab_text",
     "normalize_domain",
     "parse_host_port",
     "parse_hostport",
     "seed_lab_text",
+    "settings_from_config",
     "with_overrides",
+    "with_profile",
 ]

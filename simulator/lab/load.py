@@ -31,6 +31,7 @@ from simulator.lab.model import (
     DIRECTIONS,
     DOMAIN_SOURCES,
     FEDERATION_MODES,
+    TLS_EXPECTATIONS,
     TLS_PROFILES,
     AllowedPartner,
     CallSpec,
@@ -46,6 +47,16 @@ from simulator.lab.model import (
     TrustRef,
 )
 from simulator.pki.spec import EKU_NAMES, CertSpec, KeyType, Validity
+from simulator.policy.profiles import (
+    DEFAULT_PROFILE,
+    PROFILE_NAMES,
+    RULE_NAMES,
+    RULE_VALUES,
+    EdgeRules,
+    ProfileName,
+    profile,
+    with_rules,
+)
 
 T = TypeVar("T")
 
@@ -70,7 +81,14 @@ _EDGE_KEYS = (
     "domain_source",
     "server_header",
     "dns",
+    "profile",
+    "seed",
+    "rules",
 )
+#: ``[edge.rules]`` keys: one per open behaviour (simulator.policy.profiles).
+_RULE_KEYS: tuple[str, ...] = RULE_NAMES
+#: Largest ``[edge] seed`` (Python's Random takes any int; TOML integers are 64-bit).
+_SEED_MAX = 2**63 - 1
 _ALLOWED_KEYS = ("domain", "proxy_fqdn")
 _DNS_KEYS = ("listen", "zones", "records", "silent", "servfail")
 _CERT_KEYS = (
@@ -95,6 +113,9 @@ _EXPECT_KEYS = (
     "ms_diagnostics_params",
     "forwarded",
     "rule",
+    "edge_log_data",
+    "peer_headers",
+    "tls",
 )
 _VALIDITIES: tuple[Validity, ...] = ("valid", "expired", "not-yet-valid")
 _KEY_TYPES: tuple[KeyType, ...] = ("ecdsa", "rsa")
@@ -839,6 +860,8 @@ class _Loader:
         federation = t.choice("federation", FEDERATION_MODES, "discovery")
         blocked = t.domain_list("blocked", example='["blocked.example"]') or ()
         allowed = self.allowed(t, blocked)
+        name: ProfileName = t.choice("profile", PROFILE_NAMES, DEFAULT_PROFILE)
+        product = profile(name)
         return EdgeConfig(
             fqdn=fqdn,
             domains=domains,
@@ -849,14 +872,52 @@ class _Loader:
             federation=federation,
             blocked=blocked,
             allowed=allowed,
-            hosted=t.boolean("hosted", False),
+            # Explicit keys override the profile (hosted, tls, server_header).
+            hosted=t.boolean("hosted", product.public_ca_only),
             users=self.users(t),
-            tls=t.choice("tls", TLS_PROFILES, "default"),
+            tls=t.choice("tls", TLS_PROFILES, name),
             machine=self.machine(t),
-            domain_source=t.choice("domain_source", DOMAIN_SOURCES, "pai"),
-            server_header=self.server_header(t),
+            server_header=self.server_header(t, product.server_header),
             dns=t.hostport("dns", None, example='"127.0.0.1:5353"'),
+            profile=name,
+            rules=self.rules(t, product.rules),
+            seed=self.seed(t),
         )
+
+    def rules(self, t: _Table, defaults: EdgeRules) -> EdgeRules:
+        """``[edge.rules]`` over the profile's defaults; ``[edge] domain_source`` still works."""
+        changes: dict[str, object] = {}
+        old = t.choice("domain_source", DOMAIN_SOURCES, None)
+        value = t.table("rules", example='{ client_eku = "ignore" }')
+        if value is not None:
+            r = _Table(self, ("edge", "rules"), "[edge.rules]", value, _RULE_KEYS)
+            for key in value:
+                options = RULE_VALUES[key]
+                if isinstance(options[0], bool):
+                    changes[key] = r.boolean(key, False)
+                else:
+                    changes[key] = r.choice(key, cast(tuple[str, ...], options), "")
+            if old is not None and "domain_source" in changes and changes["domain_source"] != old:
+                raise t.error(
+                    "domain_source",
+                    "set twice, differently: here and in [edge.rules]",
+                    fix="keep [edge.rules] domain_source only (the [edge] key is the old spelling)",
+                )
+        if old is not None:
+            changes.setdefault("domain_source", old)
+        return with_rules(defaults, changes)
+
+    def seed(self, t: _Table) -> int | None:
+        value = t.get("seed")
+        if value is _MISSING:
+            return None
+        if not _is_int(value) or not 0 <= cast(int, value) <= _SEED_MAX:
+            raise t.error(
+                "seed",
+                f"expected a non-negative integer, got {_describe(value)}",
+                fix="write seed = 1234 (any whole number; the same seed replays the same run)",
+            )
+        return cast(int, value)
 
     def maybe_default_edge_cert(self, t: _Table, fqdn: str, trust: tuple[TrustRef, ...]) -> None:
         """Define the Edge's own certificate when ``cert`` names the fqdn and [certs] does not.
@@ -942,8 +1003,8 @@ class _Loader:
             )
         return machine
 
-    def server_header(self, t: _Table) -> str:
-        value = t.string("server_header", "RTC/6.0", example='"RTC/6.0"')
+    def server_header(self, t: _Table, default: str) -> str:
+        value = t.string("server_header", default, example='"RTC/6.0"')
         if any(ord(c) < 32 or ord(c) == 127 for c in value):
             raise t.error(
                 "server_header", "must be one line of text", fix='write server_header = "RTC/6.0"'
@@ -1075,6 +1136,21 @@ class _Loader:
             raise t.error(key, f"{value!r}: port is outside 0-65535")
         return value
 
+    def string_table(self, e: _Table, key: str, example: str) -> dict[str, str] | None:
+        """A table of string values (``edge_log_data``, ``peer_headers``)."""
+        value = e.table(key, example=example)
+        if value is None:
+            return None
+        for name, item in value.items():
+            if not isinstance(item, str):
+                raise e.error(
+                    key,
+                    f"{name!r}: expected a string, got {_describe(item)}",
+                    fix=f"write {key} = {example}",
+                    sub=(name,),
+                )
+        return cast(dict[str, str], value)
+
     def expect(self, t: _Table) -> Expect:
         example = "{ status = 504 }"
         value = t.required("expect", example)
@@ -1118,6 +1194,9 @@ class _Loader:
                         sub=(pk,),
                     )
         return Expect(
+            edge_log_data=self.string_table(e, "edge_log_data", '{ domain = "acano.steven.lab" }'),
+            peer_headers=self.string_table(e, "peer_headers", '{ Server = "RTC/6.0" }') or {},
+            tls=e.choice("tls", TLS_EXPECTATIONS, None),
             status=e.status("status", None, example="504"),
             edge_log=edge_log,
             ms_diagnostics=None if diag is _MISSING else cast(int, diag),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from simulator.pki.spec import CertSpec
+from simulator.policy.profiles import DEFAULT_PROFILE, EdgeRules, ProfileName
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -24,12 +25,21 @@ V = TypeVar("V")
 HostPort = tuple[str, int]
 
 Federation = Literal["discovery", "allowlist", "off"]
-TlsProfile = Literal["default", "sfb2015", "sfb2019"]
+TlsProfile = Literal["default", "sfb2015", "sfb2019", "sfbse", "office365"]
 DomainSource = Literal["pai", "from"]
+TlsExpectation = str  # "refused-at-handshake" or a version ("TLSv1.2")
 Direction = Literal["inbound", "outbound"]
 
 FEDERATION_MODES: tuple[Federation, ...] = ("discovery", "allowlist", "off")
-TLS_PROFILES: tuple[TlsProfile, ...] = ("default", "sfb2015", "sfb2019")
+TLS_PROFILES: tuple[TlsProfile, ...] = ("default", "sfb2015", "sfb2019", "sfbse", "office365")
+#: ``expect.tls`` values: a refused handshake, or the version negotiated.
+TLS_EXPECTATIONS: tuple[str, ...] = (
+    "refused-at-handshake",
+    "TLSv1",
+    "TLSv1.1",
+    "TLSv1.2",
+    "TLSv1.3",
+)
 DOMAIN_SOURCES: tuple[DomainSource, ...] = ("pai", "from")
 DIRECTIONS: tuple[Direction, ...] = ("inbound", "outbound")
 
@@ -116,13 +126,16 @@ class EdgeConfig:
         federation: discovery (open), allowlist (enhanced/direct only) or off.
         blocked: domains always rejected (``New-CsBlockedDomain``).
         allowed: allowed partners (``New-CsAllowedDomain``).
-        hosted: Office 365 rules (public CAs only).
+        hosted: Office 365 rules (public CAs only): the ``hosted`` key, else the profile's.
         users: user -> SIP status that user answers; unlisted users answer 200.
-        tls: which Windows TLS profile the Edge imitates.
+        tls: the TLS versions and ciphers the Edge uses: the ``tls`` key, else the
+            profile's own (always resolved: the TLS layer reads this).
         machine: Edge host name in log records (``[sfvedge\\sfvedge]``).
-        domain_source: which header names the caller's domain (PAI, else From).
-        server_header: ``Server:`` header of the Edge's responses.
+        server_header: ``Server:`` header of the Edge's responses (key, else profile's).
         dns: resolver target; None means the lab's own ``[dns] listen``.
+        profile: the emulated product (``[edge] profile``).
+        rules: the open behaviours: the profile's defaults, then ``[edge.rules]``.
+        seed: the seed of every random choice (``[edge] seed``); None = random.
     """
 
     fqdn: str
@@ -136,11 +149,13 @@ class EdgeConfig:
     allowed: tuple[AllowedPartner, ...] = ()
     hosted: bool = False
     users: Mapping[str, int] = field(default_factory=FrozenMap)
-    tls: TlsProfile = "default"
+    tls: TlsProfile = DEFAULT_PROFILE
     machine: str = "sfvedge"
-    domain_source: DomainSource = "pai"
     server_header: str = "RTC/6.0"
     dns: HostPort | None = None
+    profile: ProfileName = DEFAULT_PROFILE
+    rules: EdgeRules = field(default_factory=EdgeRules)
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if not self.domains:
@@ -156,6 +171,11 @@ class EdgeConfig:
             _check_status(f"users.{user}", status)
         if not isinstance(self.users, FrozenMap):
             object.__setattr__(self, "users", FrozenMap(self.users))
+
+    @property
+    def domain_source(self) -> DomainSource:
+        """Which header names the inbound caller's domain (``rules.domain_source``)."""
+        return self.rules.domain_source
 
     def answer_for(self, user: str) -> int:
         """The SIP status user ``user`` of this Edge answers with (200 unless listed)."""
@@ -216,6 +236,13 @@ class Expect:
         ms_diagnostics_params: parameters that header must carry (exact values).
         forwarded: whether the Edge forwarded the request to the peer.
         rule: name of the policy rule that decided.
+        edge_log_data: the Edge log record's ``Data:`` parameters, exactly (every
+            one, in order; values as written, quotes removed).
+        peer_headers: headers of the response the caller received (names
+            case-insensitive; a value is compared exactly, ``""`` means "absent";
+            ``Via.<param>`` names a parameter of the top Via).
+        tls: "refused-at-handshake", or the protocol version the caller's TLS
+            connection negotiated ("TLSv1.2").
     """
 
     status: int | None = None
@@ -224,11 +251,20 @@ class Expect:
     ms_diagnostics_params: Mapping[str, str] = field(default_factory=FrozenMap)
     forwarded: bool | None = None
     rule: str | None = None
+    edge_log_data: Mapping[str, str] | None = None
+    peer_headers: Mapping[str, str] = field(default_factory=FrozenMap)
+    tls: TlsExpectation | None = None
 
     def __post_init__(self) -> None:
         _check_status("status", self.status)
         if not isinstance(self.ms_diagnostics_params, FrozenMap):
             object.__setattr__(self, "ms_diagnostics_params", FrozenMap(self.ms_diagnostics_params))
+        if not isinstance(self.peer_headers, FrozenMap):
+            object.__setattr__(self, "peer_headers", FrozenMap(self.peer_headers))
+        if self.edge_log_data is not None and not isinstance(self.edge_log_data, FrozenMap):
+            object.__setattr__(self, "edge_log_data", FrozenMap(self.edge_log_data))
+        if self.tls is not None and self.tls not in TLS_EXPECTATIONS:
+            raise ValueError(f"tls must be one of {TLS_EXPECTATIONS}, not {self.tls!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,28 +1,18 @@
-"""SIP messages over one TLS stream: framing, CRLF keep-alives, parse and send.
+"""SIP messages over one TLS stream, for the simulated Expressway-E and Skype client.
 
-Both sides of the simulated Expressway-E use it. Framing and parsing are the
-sans-I/O :mod:`simulator.sip`; this module only pumps bytes.
+A thin face on :class:`simulator.net.sipstream.SipStream` (the one place fedsim
+frames and parses SIP off a connection) for code that wants an exception at
+EOF rather than None.
 """
 
 from __future__ import annotations
 
 import trio
 
-from simulator.sip import (
-    KeepAlive,
-    Need,
-    Request,
-    Response,
-    SipParseError,
-    StreamFramer,
-    parse_message,
-    serialize,
-)
+from simulator.net.sipstream import PONG, READ_SIZE, SipStream
+from simulator.sip import FramingError, Request, Response, SipParseError, serialize
 
-#: Bytes asked of the stream per read.
-READ_SIZE = 65536
-#: RFC 5626 §3.5.1: the answer to a double-CRLF ping is a single CRLF.
-PONG = b"\r\n"
+__all__ = ["PONG", "READ_SIZE", "PeerClosed", "SipConnection"]
 
 
 class PeerClosed(Exception):
@@ -42,9 +32,14 @@ class SipConnection:
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
-        self.framer = StreamFramer()
-        self.send_lock = trio.Lock()
         self.unparsable: list[tuple[bytes, SipParseError]] = []
+        # trio.SSLStream refuses two concurrent senders (a ringing task and the loop).
+        self.send_lock = trio.Lock()
+        self.sip = SipStream(stream, on_unparsable=self._keep, send_lock=self.send_lock)
+
+    def _keep(self, raw: bytes, exc: SipParseError) -> None:
+        if not isinstance(exc, FramingError):  # that one ends the stream (receive raises it)
+            self.unparsable.append((raw, exc))
 
     async def send(self, message: Request | Response) -> None:
         """Serialize and send one message (one writer at a time)."""
@@ -52,40 +47,19 @@ class SipConnection:
 
     async def send_raw(self, data: bytes) -> None:
         """Send bytes as they are (pongs, or a message already serialized)."""
-        # Uncontended (the usual case), take the lock without Lock.acquire's trip
-        # through the scheduler; send_all is the checkpoint.
-        try:
-            self.send_lock.acquire_nowait()
-        except trio.WouldBlock:
-            await self.send_lock.acquire()
-        try:
-            await self.stream.send_all(data)
-        finally:
-            self.send_lock.release()
+        await self.sip.send(data)
 
     async def receive(self) -> Request | Response:
-        """Return the next message that parses.
-
-        Pings are answered with a pong (RFC 5626 §3.5.1) and skipped; messages that
-        do not parse are kept in :attr:`unparsable` and skipped.
+        """Return the next message that parses (pings answered, bad messages kept aside).
 
         Raises:
             PeerClosed: EOF before a whole message arrived.
+            FramingError: the peer broke SIP framing (RFC 3261 §18.3: only closing is left).
             trio.BrokenResourceError: TLS or TCP failure (alerts, resets).
         """
-        while True:
-            item = self.framer.next_message()
-            if item is Need.DATA:
-                data = await self.stream.receive_some(READ_SIZE)
-                if not data:
-                    raise PeerClosed
-                self.framer.receive_data(bytes(data))
-                continue
-            if item is KeepAlive.PING:
-                await self.send_raw(PONG)
-                continue
-            assert isinstance(item, bytes)
-            try:
-                return parse_message(item)
-            except SipParseError as exc:
-                self.unparsable.append((item, exc))
+        message = await self.sip.next_message()
+        if message is None:
+            if self.sip.framing_error is not None:
+                raise self.sip.framing_error
+            raise PeerClosed
+        return message

@@ -49,6 +49,8 @@ class CallResult:
         bye: the BYE we sent, if any.
         bye_responses: every response to the BYE, in order.
         dialog_error: why ACK/BYE did not complete after a 2xx, if they did not.
+        tls_version: the protocol version our handshake negotiated ("TLSv1.2"), None
+            when there was no handshake or it failed.
     """
 
     request: Request
@@ -62,6 +64,7 @@ class CallResult:
     bye: Request | None = None
     bye_responses: tuple[Response, ...] = ()
     dialog_error: str | None = None
+    tls_version: str | None = None
 
     def __post_init__(self) -> None:
         if self.final is not None and self.final not in self.responses:
@@ -81,6 +84,7 @@ class _Progress:
     bye: Request | None = None
     bye_responses: list[Response] = field(default_factory=list)
     dialog_error: str | None = None
+    tls_version: str | None = None
 
     def result(self, *, timed_out: bool, timeout: float) -> CallResult:
         forwarded = any(200 <= r.status < 300 for r in self.bye_responses)
@@ -99,6 +103,7 @@ class _Progress:
             bye=self.bye,
             bye_responses=tuple(self.bye_responses),
             dialog_error=dialog_error,
+            tls_version=self.tls_version,
         )
 
 
@@ -183,6 +188,7 @@ async def _run(
         except (trio.BrokenResourceError, OSError) as exc:
             progress.tls_error = describe_network_error(exc, phase=Phase.HANDSHAKE, target=target)
             return
+        progress.tls_version = stream.version()
         conn = SipConnection(stream)
         try:
             await conn.send(progress.request)

@@ -11,6 +11,7 @@ from simulator.pki.contexts import (
     server_context,
     use_keylog,
 )
+from simulator.pki.errors import PkiError
 from simulator.pki.facts import (
     CertificateFacts,
     ChainStatus,
@@ -22,7 +23,7 @@ from simulator.pki.facts import (
     matches_name,
     verify_chain,
 )
-from simulator.pki.lab import IssuedCert, PkiError, issue_pki, read_lab_specs
+from simulator.pki.lab import IssuedCert, issue_pki, read_lab_specs
 from simulator.pki.spec import EKU_NAMES, CertSpec, KeyType, Validity
 
 __all__ = [

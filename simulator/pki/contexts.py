@@ -22,6 +22,8 @@ the file and a fix instead of an ``ssl.SSLError`` code.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import ssl
 import stat
@@ -33,26 +35,45 @@ from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 
+from simulator.pki.errors import PkiError
 from simulator.pki.facts import key_matches_certificate, load_pem_certificates
-from simulator.pki.lab import PkiError
+from simulator.policy.profiles import PROFILES, TlsSettings
 
-TlsProfile = Literal["default", "sfb2015", "sfb2019"]
+TlsProfile = Literal["default", "sfb2015", "sfb2019", "sfbse", "office365"]
 
-#: Protocol versions each profile offers (ms-federation.md §1.14, [SFB] encryption.md:
-#: "SfB 2015 -> TLS 1.2, 1.1, 1.0; SfB 2019 -> TLS 1.3, 1.2").
-PROFILE_VERSIONS: dict[str, tuple[ssl.TLSVersion, ssl.TLSVersion]] = {
-    "default": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3),
-    "sfb2015": (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_2),
-    "sfb2019": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3),
-}
+#: Protocol versions of the one profile that is no product: OpenSSL's defaults for
+#: TLS 1.2-1.3 (simulated Expressway-Es and clients use it).
+DEFAULT_VERSIONS = (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
 #: OpenSSL 3 refuses TLS 1.0/1.1 (their SHA-1 handshake signatures) at security
-#: level 1 and above; level 0 re-enables them. Only the sfb2015 profile uses it.
-LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
+#: level 1 and above; level 0 re-enables them. Only profiles with TLS 1.0 use it.
+LEGACY_LEVEL = "@SECLEVEL=0"
+#: ``X509_PURPOSE_ANY`` (openssl/x509v3.h): verify the chain, not the EKU.
+_X509_PURPOSE_ANY = 7
+
 #: The key log's mode: its secrets decrypt every session, so the owner's alone.
 KEYLOG_MODE = 0o600
 
 #: The key log every context built here writes to, unless told otherwise (use_keylog).
 _process_keylog: Path | None = None
+
+_SSL_VERSIONS: dict[str, ssl.TLSVersion] = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def profile_versions(profile: str) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
+    """The (lowest, highest) protocol version a TLS profile accepts.
+
+    Raises:
+        PkiError: an unknown profile.
+    """
+    if profile == "default":
+        return DEFAULT_VERSIONS
+    tls = _tls(profile)
+    return _SSL_VERSIONS[tls.versions[0]], _SSL_VERSIONS[tls.versions[-1]]
 
 
 def open_keylog(path: Path) -> Path:
@@ -118,6 +139,7 @@ def server_context(
     trust: Sequence[Path] = (),
     require_client_cert: bool = True,
     profile: TlsProfile = "default",
+    check_client_purpose: bool = True,
     keylog: Path | None = None,
 ) -> ssl.SSLContext:
     """Build the context of a federation listener (the Edge's 5061).
@@ -130,7 +152,11 @@ def server_context(
         trust: CA files whose certificates verify client certificates.
         require_client_cert: True demands a client certificate (mutual TLS);
             False still asks for one and verifies it if sent (``CERT_OPTIONAL``).
-        profile: which Skype for Business server's TLS versions to offer.
+        profile: which product's TLS versions and cipher suites to offer and
+            accept (:data:`simulator.policy.PROFILES`), or "default" (OpenSSL's).
+        check_client_purpose: refuse a client certificate whose EKU lacks
+            clientAuth at the handshake (OpenSSL's default, rule ``client_eku =
+            "require"``). False verifies the chain for any purpose (``"ignore"``).
         keylog: append the sessions' secrets to this file (default: the
             process's key log, see :func:`use_keylog`, if any).
 
@@ -142,9 +168,13 @@ def server_context(
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _apply_profile(ctx, profile)
+    # Schannel picks the suite by the server's priority list (I): so does the Edge.
+    ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     _load_identity(ctx, cert=cert, key=key, chain=chain)
     _load_trust(ctx, trust)
     ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    if not check_client_purpose:
+        set_any_purpose(ctx)
     _apply_keylog(ctx, keylog)
     return ctx
 
@@ -197,24 +227,98 @@ def client_context(
     return ctx
 
 
-def _apply_profile(ctx: ssl.SSLContext, profile: TlsProfile) -> None:
-    try:
-        low, high = PROFILE_VERSIONS[profile]
-    except KeyError:
+def _tls(profile: str) -> TlsSettings:
+    found = next((p for name, p in PROFILES.items() if name == profile), None)
+    if found is None:
         raise PkiError(
             f"unknown TLS profile '{profile}'",
-            fix=f"use one of {', '.join(PROFILE_VERSIONS)}",
-        ) from None
+            fix=f"use one of default, {', '.join(PROFILES)}",
+        )
+    return found.tls
+
+
+def _apply_profile(ctx: ssl.SSLContext, profile: str) -> None:
+    low, high = profile_versions(profile)
     if low < ssl.TLSVersion.TLSv1_2:
         # Deliberate: SfB 2015 offers TLS 1.0/1.1 and the lab must reproduce
         # peers that only speak those. Python flags the setting as deprecated.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             ctx.minimum_version = low
-        ctx.set_ciphers(LEGACY_CIPHERS)
     else:
         ctx.minimum_version = low
     ctx.maximum_version = high
+    if profile == "default":
+        return
+    tls = _tls(profile)
+    # The product's Schannel suites, in its priority order; a peer offering none of
+    # them is refused at the handshake (field case C17). Suites OpenSSL 3 lacks (RC4)
+    # are skipped by OpenSSL itself.
+    legacy = LEGACY_LEVEL if low < ssl.TLSVersion.TLSv1_2 else ""
+    ctx.set_ciphers(tls.openssl_ciphers + legacy)
+    if high >= ssl.TLSVersion.TLSv1_3:
+        set_tls13_suites(ctx, tls.openssl_ciphersuites)
+
+
+@functools.cache
+def _libssl() -> ctypes.CDLL:
+    """The OpenSSL that Python's ``_ssl`` module is linked with (its symbols resolve there)."""
+    import _ssl
+
+    lib = ctypes.CDLL(getattr(_ssl, "__file__", None))
+    lib.SSL_CTX_get0_param.restype = ctypes.c_void_p
+    lib.SSL_CTX_get0_param.argtypes = [ctypes.c_void_p]
+    lib.X509_VERIFY_PARAM_get_flags.restype = ctypes.c_ulong
+    lib.X509_VERIFY_PARAM_get_flags.argtypes = [ctypes.c_void_p]
+    lib.X509_VERIFY_PARAM_set_purpose.restype = ctypes.c_int
+    lib.X509_VERIFY_PARAM_set_purpose.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.SSL_CTX_set_ciphersuites.restype = ctypes.c_int
+    lib.SSL_CTX_set_ciphersuites.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    return lib
+
+
+def _ssl_ctx(ctx: ssl.SSLContext) -> int:
+    """The ``SSL_CTX *`` inside ``ctx`` (the first field after the object header).
+
+    Python offers no API for the X.509 purpose or the TLS 1.3 suites, so fedsim
+    sets them through OpenSSL itself. The pointer is checked before use: the
+    verify flags OpenSSL reports through it must be the ones Python set.
+
+    Raises:
+        PkiError: the pointer cannot be confirmed (another Python build).
+    """
+    lib = _libssl()
+    pointer = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+    if pointer:
+        param = lib.SSL_CTX_get0_param(pointer)
+        if param and lib.X509_VERIFY_PARAM_get_flags(param) == int(ctx.verify_flags):
+            return pointer
+    raise PkiError(
+        "cannot reach OpenSSL's context from this Python build",
+        fix="run fedsim on CPython 3.11+ with its own ssl module",
+    )
+
+
+def set_any_purpose(ctx: ssl.SSLContext) -> None:
+    """Verify peer chains for any purpose: the EKU no longer refuses a certificate.
+
+    Raises:
+        PkiError: OpenSSL could not be reached or refused the setting.
+    """
+    lib = _libssl()
+    param = lib.SSL_CTX_get0_param(_ssl_ctx(ctx))
+    if lib.X509_VERIFY_PARAM_set_purpose(param, _X509_PURPOSE_ANY) != 1:
+        raise PkiError("OpenSSL refused X509_PURPOSE_ANY", fix="report this as a bug")
+
+
+def set_tls13_suites(ctx: ssl.SSLContext, suites: str) -> None:
+    """Offer exactly ``suites`` (OpenSSL names, ``:``-separated) in TLS 1.3.
+
+    Raises:
+        PkiError: OpenSSL could not be reached or knows none of the suites.
+    """
+    if _libssl().SSL_CTX_set_ciphersuites(_ssl_ctx(ctx), suites.encode("ascii")) != 1:
+        raise PkiError(f"OpenSSL refused the TLS 1.3 suites {suites}", fix="report this as a bug")
 
 
 def _read(path: Path, what: str) -> bytes:

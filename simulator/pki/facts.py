@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from simulator.pki.lab import PkiError
+from simulator.pki.errors import PkiError
 
 ChainStatus = Literal[
     "trusted", "untrusted-root", "expired", "not-yet-valid", "wrong-usage", "bad-chain"

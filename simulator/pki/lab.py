@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from simulator.errors import FedsimError
+from simulator.pki.errors import PkiError
 from simulator.pki.spec import EKU_NAMES, CertSpec
 
 #: The index of issued specs kept beside the PEM files.
@@ -68,39 +68,6 @@ _EKU_OIDS: dict[str, x509.ObjectIdentifier] = {
 }
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
-
-class PkiError(FedsimError):
-    """A certificate, key or spec is wrong: names the certificate or file and a fix.
-
-    Attributes:
-        what: what is wrong.
-        name: the lab name of the certificate concerned, if any.
-        path: the file concerned, if any.
-        fix: how to fix it, if known.
-    """
-
-    def __init__(
-        self,
-        what: str,
-        *,
-        name: str | None = None,
-        path: str | os.PathLike[str] | None = None,
-        fix: str | None = None,
-    ) -> None:
-        self.what = what
-        self.name = name
-        self.path = None if path is None else os.fspath(path)
-        self.fix = fix
-        text = ""
-        if self.path is not None:
-            text += f"{self.path}: "
-        if name is not None:
-            text += f"certificate '{name}': "
-        text += what
-        if fix:
-            text += f" ({fix})"
-        super().__init__(text)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

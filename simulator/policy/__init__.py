@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simulator.policy.answers import ALLOW, USER_METHODS, handshake_refused, user_answer
 from simulator.policy.decision import Decision
 from simulator.policy.facts import (
     AllowedDomain,
@@ -9,23 +10,14 @@ from simulator.policy.facts import (
     DomainSource,
     EdgeSettings,
     Federation,
-    InboundFacts,
-    InboundRequest,
     PeerCertificate,
     SrvLookup,
     SrvOutcome,
     SrvTarget,
     names_for_matching,
     normalise_domain,
-    uri_host,
 )
-from simulator.policy.inbound import (
-    INBOUND_RULE_NAMES,
-    decide_inbound,
-    inbound_domain,
-    inbound_log_peer,
-    inbound_srv_name,
-)
+from simulator.policy.inbound import INBOUND_RULE_NAMES, decide_inbound, inbound_log_peer
 from simulator.policy.outbound import (
     Route,
     outbound_after_srv,
@@ -36,35 +28,80 @@ from simulator.policy.outbound import (
     outbound_route,
     outbound_tls_failed,
 )
+from simulator.policy.profiles import (
+    DEFAULT_PROFILE,
+    PROFILE_NAMES,
+    PROFILES,
+    RULE_NAMES,
+    EdgeRules,
+    Profile,
+    ProfileName,
+    profile,
+    rule_value,
+    with_rules,
+)
+from simulator.policy.route import (
+    IN_DIALOG_ONLY,
+    InboundRoute,
+    OutboundTarget,
+    Parties,
+    Rejection,
+    inbound_route,
+    screen_inbound,
+    screen_outbound,
+)
 from simulator.policy.rules import (
+    blocked_entry,
     domain_blocked_by,
     in_exact_domain,
     name_matches,
     srv_name,
     unroutable_domain,
 )
+from simulator.policy.tls import (
+    HANDSHAKE_FAILED,
+    client_usage,
+    inbound_handshake_refusal,
+    version_refusal,
+)
 
 __all__ = [
+    "ALLOW",
+    "DEFAULT_PROFILE",
+    "HANDSHAKE_FAILED",
     "INBOUND_RULE_NAMES",
+    "IN_DIALOG_ONLY",
+    "PROFILES",
+    "PROFILE_NAMES",
+    "RULE_NAMES",
+    "USER_METHODS",
     "AllowedDomain",
     "Chain",
     "Decision",
     "DomainSource",
+    "EdgeRules",
     "EdgeSettings",
     "Federation",
-    "InboundFacts",
-    "InboundRequest",
+    "InboundRoute",
+    "OutboundTarget",
+    "Parties",
     "PeerCertificate",
+    "Profile",
+    "ProfileName",
+    "Rejection",
     "Route",
     "SrvLookup",
     "SrvOutcome",
     "SrvTarget",
+    "blocked_entry",
+    "client_usage",
     "decide_inbound",
     "domain_blocked_by",
+    "handshake_refused",
     "in_exact_domain",
-    "inbound_domain",
+    "inbound_handshake_refusal",
     "inbound_log_peer",
-    "inbound_srv_name",
+    "inbound_route",
     "name_matches",
     "names_for_matching",
     "normalise_domain",
@@ -75,7 +112,13 @@ __all__ = [
     "outbound_relay",
     "outbound_route",
     "outbound_tls_failed",
+    "profile",
+    "rule_value",
+    "screen_inbound",
+    "screen_outbound",
     "srv_name",
     "unroutable_domain",
-    "uri_host",
+    "user_answer",
+    "version_refusal",
+    "with_rules",
 ]

@@ -9,8 +9,10 @@ functions of these values.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from simulator.policy.profiles import DEFAULT_PROFILE, PROFILE_NAMES, EdgeRules, ProfileName
 
 Federation = Literal["discovery", "allowlist", "off"]
 DomainSource = Literal["pai", "from"]
@@ -46,34 +48,6 @@ def _check_hostname(what: str, name: str) -> None:
         raise ValueError(f"{what} must be a DNS name, not {name!r}")
 
 
-def uri_host(uri: str) -> str:
-    """Host part of a SIP URI or name-addr, lower-case (RFC 3261 §19.1.1).
-
-    Accepts ``sip:user@host;params``, ``<sip:user@host:5061>``, ``"Name" <sips:host>``.
-
-    Raises:
-        ValueError: no host can be found.
-    """
-    text = uri.strip()
-    if "<" in text:
-        start = text.index("<") + 1
-        end = text.find(">", start)
-        text = text[start : end if end >= 0 else len(text)]
-    scheme, sep, rest = text.partition(":")
-    if not sep or scheme.lower() not in ("sip", "sips"):
-        raise ValueError(f"not a sip: or sips: URI: {uri!r}")
-    rest = re.split(r"[;?>]", rest, maxsplit=1)[0]
-    hostport = rest.rpartition("@")[2]
-    if hostport.startswith("["):  # RFC 3261 §25.1 IPv6reference
-        host = hostport[: hostport.find("]") + 1]
-    else:
-        host = hostport.partition(":")[0]
-    host = normalise_domain(host)
-    if not host or host == "[]":
-        raise ValueError(f"SIP URI without a host: {uri!r}")
-    return host
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AllowedDomain:
     """An entry of the Edge's allowed list (``New-CsAllowedDomain``, reference §5.2).
@@ -105,15 +79,12 @@ class EdgeSettings:
         blocked: blocked domains; a blocked domain also blocks its sub-domains (I).
         allowed: allowed domains, optionally pinned to a ProxyFqdn.
         hosted: Office 365 rules: the peer certificate must chain to a public root.
-        domain_source: where the inbound sender domain comes from: "pai" =
-            P-Asserted-Identity, else From; "from" = always From. Reference §2.2 I2:
-            the precedence is undocumented, so it is a setting.
-        accept_srv_target_equal_to_domain: whether an SRV target equal to the domain
-            itself (``acano.steven.lab`` for acano.steven.lab) counts as in the domain.
-            Undocumented (U): default reject, as the reference's in_exact_domain does.
-        accept_peer_wildcard: whether a peer certificate name ``*.d`` matches
-            ``x.d``. Undocumented (reference §1.11, U): default off.
+        rules: the open behaviours (``[edge.rules]``, :class:`EdgeRules`): the EKU of
+            inbound certificates, wildcard peer names, an SRV target equal to the
+            domain, blocked sub-domains, diagnostics towards partners, and where the
+            inbound caller's domain comes from.
         server_header: the ``Server:`` value of every Edge response (reference §7.3).
+        profile: the emulated product (``[edge] profile``), for events and reports.
     """
 
     fqdn: str
@@ -122,10 +93,9 @@ class EdgeSettings:
     blocked: tuple[str, ...] = ()
     allowed: tuple[AllowedDomain, ...] = ()
     hosted: bool = False
-    domain_source: DomainSource = "pai"
-    accept_srv_target_equal_to_domain: bool = False
-    accept_peer_wildcard: bool = False
+    rules: EdgeRules = field(default_factory=EdgeRules)
     server_header: str = "RTC/6.0"
+    profile: ProfileName = DEFAULT_PROFILE
 
     def __post_init__(self) -> None:
         _check_hostname("edge fqdn", self.fqdn)
@@ -135,8 +105,8 @@ class EdgeSettings:
             _check_hostname("domain", domain)
         if self.federation not in ("discovery", "allowlist", "off"):
             raise ValueError(f"federation must be discovery, allowlist or off: {self.federation!r}")
-        if self.domain_source not in ("pai", "from"):
-            raise ValueError(f"domain_source must be pai or from: {self.domain_source!r}")
+        if self.profile not in PROFILE_NAMES:
+            raise ValueError(f"profile must be one of {PROFILE_NAMES}: {self.profile!r}")
         allowed = [normalise_domain(a.domain) for a in self.allowed]
         if len(set(allowed)) != len(allowed):
             raise ValueError("a domain is on the allowed list twice")
@@ -145,6 +115,11 @@ class EdgeSettings:
             raise ValueError(f"on both the allowed and the blocked list: {sorted(both)}")
         if not self.server_header or "\n" in self.server_header:
             raise ValueError("server_header must be one non-empty line")
+
+    @property
+    def domain_source(self) -> DomainSource:
+        """Where the inbound caller's domain comes from (``rules.domain_source``)."""
+        return self.rules.domain_source
 
     def allowed_entry(self, domain: str) -> AllowedDomain | None:
         """The allowed-list entry for exactly ``domain`` (case-insensitive), if any."""
@@ -264,52 +239,3 @@ def names_for_matching(cn: str | None, dns_sans: tuple[str, ...]) -> tuple[str, 
     if dns_sans:
         return dns_sans
     return (cn,) if cn else ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InboundRequest:
-    """The parts of a federated request the Edge's policy reads."""
-
-    method: str
-    start_line: str
-    call_id: str
-    cseq: str
-    from_uri: str
-    pai_uri: str | None
-    to_uri: str
-
-    def __post_init__(self) -> None:
-        uri_host(self.from_uri)  # raises ValueError: validated when built
-        uri_host(self.to_uri)
-        if self.pai_uri is not None:
-            uri_host(self.pai_uri)
-        for name, value in (
-            ("method", self.method),
-            ("start_line", self.start_line),
-            ("call_id", self.call_id),
-            ("cseq", self.cseq),
-        ):
-            if not value or "\n" in value or "\r" in value:
-                raise ValueError(f"{name} must be one non-empty line, not {value!r}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InboundFacts:
-    """Everything the Edge knows when it decides on an inbound federated request.
-
-    Attributes:
-        request: the request.
-        peer: the peer's client certificate from the mutual TLS handshake.
-        peer_port: the peer's TCP source port (printed in the log's ``Peer:``).
-        srv: the callback SRV lookup of the sender's domain, or None when the
-            decision needs none (see :func:`simulator.policy.inbound.inbound_srv_name`).
-    """
-
-    request: InboundRequest
-    peer: PeerCertificate
-    peer_port: int
-    srv: SrvLookup | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.peer_port <= 0xFFFF:
-            raise ValueError(f"peer_port must be 0..65535, not {self.peer_port}")

@@ -13,9 +13,14 @@ failing rule decides, so the Edge log record is deterministic:
 8. chain not trusted (hosted Edge: public root only) ............. 504 (U)
 9. certificate outside its validity period ....................... 504 (U)
 
-Wire forms. The peer always gets a bare answer with ``Server: RTC/6.0`` and no
+Wire forms. The peer gets a bare answer with ``Server: RTC/6.0`` and no
 ms-diagnostics: diagnostics do not cross federation by default (reference
-§3.1, §3.3). DNS and certificate faults answer ``504 Server time-out`` exactly
+§3.1, §3.3). With the rule ``send_diagnostics_to_partners``
+(``Set-CsDiagnosticHeaderConfiguration -SendToExternalNetworks $true``) the
+refusal carries the ms-diagnostics a Skype client gets for the same fault
+outbound (1027, 1008, 1009, 1010; none for a blocked or not-allowed domain,
+whose id is unknown): which header the Edge sends then is inferred, no trace
+shows one. DNS and certificate faults answer ``504 Server time-out`` exactly
 as [CISCO] shows. For the policy refusals (1-3) the real wire form is unknown
 (reference §2.1 O3, §9 S11: "likely 403"); fedsim answers ``403 Forbidden``,
 the status Microsoft uses for its one verified policy refusal (1002), and marks
@@ -29,22 +34,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulator.diagnostics.catalogue import RESULT_CODES, Fidelity
+from simulator.diagnostics.catalogue import RESULT_CODES, Fidelity, hresult, weakest
 from simulator.diagnostics.format import EdgeLogRecord
 from simulator.policy.decision import SERVER_HEADER, Decision
 from simulator.policy.facts import (
     EdgeSettings,
-    InboundFacts,
-    InboundRequest,
+    PeerCertificate,
+    SrvLookup,
     SrvTarget,
     normalise_domain,
-    uri_host,
 )
+from simulator.policy.route import InboundRoute
 from simulator.policy.rules import (
     FORBIDDEN,
     TIMEOUT,
+    blocked_entry,
     certificate_names,
-    domain_blocked_by,
+    diagnostics_header,
     fqdn_params,
     srv_name,
     targets_in_domain,
@@ -75,44 +81,16 @@ INBOUND_RULE_NAMES: tuple[str, ...] = (
 )
 
 
-def inbound_domain(request: InboundRequest, settings: EdgeSettings) -> str:
-    """The sender's domain, lower-case: host of P-Asserted-Identity, else of From.
-
-    [CISCO] names "From/P-Asserted-Identity" without a precedence (reference §2.2
-    I2), so ``settings.domain_source`` chooses: "pai" (default) prefers PAI when
-    present, "from" always uses From.
-    """
-    if settings.domain_source == "pai" and request.pai_uri is not None:
-        return uri_host(request.pai_uri)
-    return uri_host(request.from_uri)
-
-
-def inbound_srv_name(request: InboundRequest, settings: EdgeSettings) -> str | None:
-    """The callback SRV name to resolve, or None when the decision needs no DNS.
-
-    No DNS is needed when a policy rule refuses first (federation off, blocked,
-    not allowed) or when the domain is an allowed partner server (ProxyFqdn set:
-    reference §5.2, direct federation bypasses SRV).
-    """
-    domain = inbound_domain(request, settings)
-    if settings.federation == "off" or domain_blocked_by(domain, settings.blocked):
-        return None
-    entry = settings.allowed_entry(domain)
-    if settings.federation == "allowlist" and entry is None:
-        return None
-    if entry is not None and entry.proxy_fqdn is not None:
-        return None
-    return srv_name(domain)
-
-
-def inbound_log_peer(facts: InboundFacts) -> str:
+def inbound_log_peer(peer: PeerCertificate, port: int) -> str:
     """The log's ``Peer:`` value: certificate name and TCP source port ([CISCO] §4.1)."""
-    return f"{facts.peer.display_name}:{facts.peer_port}"
+    return f"{peer.display_name}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
 class _State:
-    facts: InboundFacts
+    route: InboundRoute
+    peer: PeerCertificate
+    srv: SrvLookup | None
     settings: EdgeSettings
     domain: str
 
@@ -127,18 +105,34 @@ def _refuse(
     fidelity: Fidelity,
     log_fidelity: Fidelity | None = None,
     explanation: str,
+    partner: tuple[int, tuple[tuple[str, str], ...]] | None = None,
 ) -> Decision:
     result = RESULT_CODES[symbol]
+    headers: tuple[tuple[str, str], ...] = ((SERVER_HEADER, state.settings.server_header),)
+    if partner is not None and state.settings.rules.send_diagnostics_to_partners:
+        # The header the client would get outbound, towards the partner (inferred).
+        headers = (diagnostics_header(*partner, state.settings), *headers)
+        fidelity = weakest(fidelity, "inferred")
     return Decision(
         rule=rule,
         accepted=False,
         status=status[0],
         reason=status[1],
         domain=state.domain,
-        headers=((SERVER_HEADER, state.settings.server_header),),
+        headers=headers,
         edge_log=EdgeLogRecord(result=result, data=data, fidelity=log_fidelity or result.fidelity),
         fidelity=fidelity,
         explanation=explanation,
+    )
+
+
+def _wrong_principal(target: str, peer: PeerCertificate) -> tuple[tuple[str, str], ...]:
+    """1010's parameters for a certificate without ``target`` ([CISCO], reference §3.2)."""
+    return (
+        ("ErrorType", CERT_MISMATCH_INFO),
+        ("tls-target", target),
+        ("PeerServer", peer.display_name),
+        ("HRESULT", hresult("SEC_E_WRONG_PRINCIPAL")),
     )
 
 
@@ -156,11 +150,12 @@ def _federation_off(s: _State) -> Decision | None:
             f"Federation is off on this Edge, so the request from {s.domain} is refused "
             "(403 is fedsim's choice: the real wire form is unverified)."
         ),
+        partner=(1027, ()),
     )
 
 
 def _blocked(s: _State) -> Decision | None:
-    entry = domain_blocked_by(s.domain, s.settings.blocked)
+    entry = blocked_entry(s.domain, s.settings)
     if entry is None:
         return None
     return _refuse(
@@ -198,7 +193,7 @@ def _proxy_fqdn(s: _State) -> Decision | None:
     entry = s.settings.allowed_entry(s.domain)
     if entry is None or entry.proxy_fqdn is None:
         return None
-    peer = s.facts.peer
+    peer = s.peer
     if certificate_names(peer.names, entry.proxy_fqdn, s.settings):
         return None
     return _refuse(
@@ -217,6 +212,7 @@ def _proxy_fqdn(s: _State) -> Decision | None:
             f"certificate ({peer.display_name}) does not name it (behaviour inferred, wire "
             "form unverified)."
         ),
+        partner=(1010, _wrong_principal(entry.proxy_fqdn, peer)),
     )
 
 
@@ -226,15 +222,15 @@ def _pinned(s: _State) -> bool:
 
 
 def _in_domain(s: _State) -> tuple[SrvTarget, ...]:
-    assert s.facts.srv is not None  # checked by _srv_lookup, which runs first
-    return targets_in_domain(s.facts.srv.targets, s.domain, s.settings)
+    assert s.srv is not None  # checked by _srv_lookup, which runs first
+    return targets_in_domain(s.srv.targets, s.domain, s.settings)
 
 
 def _srv_lookup(s: _State) -> Decision | None:
     if _pinned(s):
         return None
     expected = srv_name(s.domain)
-    srv = s.facts.srv
+    srv = s.srv
     if srv is None:
         raise ValueError(f"the decision needs the SRV lookup of {expected}: facts.srv is None")
     if normalise_domain(srv.name) != expected:
@@ -253,14 +249,15 @@ def _srv_lookup(s: _State) -> Decision | None:
             f"The callback SRV lookup {expected} answered {srv.outcome.upper()}, so the Edge "
             f"cannot verify {s.domain} and answers 504 (inferred from [CISCO])."
         ),
+        partner=(1008, ()),
     )
 
 
 def _srv_not_in_domain(s: _State) -> Decision | None:
     if _pinned(s) or _in_domain(s):
         return None
-    assert s.facts.srv is not None
-    targets = s.facts.srv.targets
+    assert s.srv is not None
+    targets = s.srv.targets
     equal = any(normalise_domain(t.target) == s.domain for t in targets)
     names = ", ".join(t.render() for t in targets)
     explanation = (
@@ -279,6 +276,7 @@ def _srv_not_in_domain(s: _State) -> Decision | None:
         fidelity="unverified" if equal else "verbatim",
         log_fidelity="verbatim" if len(targets) == 1 and not equal else "inferred",
         explanation=explanation,
+        partner=(1009, (("domain", s.domain), *fqdn_params(targets))),
     )
 
 
@@ -286,7 +284,7 @@ def _cert_mismatch(s: _State) -> Decision | None:
     if _pinned(s):
         return None
     good = _in_domain(s)
-    peer = s.facts.peer
+    peer = s.peer
     if any(certificate_names(peer.names, t.host, s.settings) for t in good):
         return None
     expected = good[0].host
@@ -305,11 +303,12 @@ def _cert_mismatch(s: _State) -> Decision | None:
             f"The SRV of {s.domain} points to {expected}, but the peer's certificate "
             f"({peer.display_name}) does not carry that name in a SAN (or CN without SANs)."
         ),
+        partner=(1010, _wrong_principal(expected, peer)),
     )
 
 
 def _chain_trust(s: _State) -> Decision | None:
-    peer = s.facts.peer
+    peer = s.peer
     hosted_private = s.settings.hosted and not peer.public_root
     if peer.chain == "untrusted-root" or hosted_private:
         why = (
@@ -332,6 +331,7 @@ def _chain_trust(s: _State) -> Decision | None:
                 f"The peer's certificate ({peer.display_name}) is refused because {why} "
                 "(wire form unverified)."
             ),
+            partner=(1010, _chain_params(peer, "SEC_E_UNTRUSTED_ROOT")),
         )
     return _refuse_chain_state(s, _CHAIN_KINDS)
 
@@ -357,10 +357,31 @@ _VALIDITY_KINDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: The Schannel error each chain state maps to (winerror, reference §4.3; use inferred).
+_CHAIN_HRESULTS: dict[str, str] = {
+    "bad-chain": "SEC_E_UNTRUSTED_ROOT",
+    "wrong-usage": "SEC_E_CERT_WRONG_USAGE",
+    "expired": "SEC_E_CERT_EXPIRED",
+    "not-yet-valid": "SEC_E_CERT_EXPIRED",
+}
+
+
+def _chain_params(peer: PeerCertificate, schannel: str) -> tuple[tuple[str, str], ...]:
+    """1010's parameters for a refused chain (HRESULT inferred, no ErrorType: never seen)."""
+    return (("PeerServer", peer.display_name), ("HRESULT", hresult(schannel)))
+
+
 def _refuse_chain_state(s: _State, kinds: dict[str, tuple[str, str, str]]) -> Decision | None:
-    """Refuse a peer whose chain state is one of ``kinds`` (the wire form is unverified)."""
-    peer = s.facts.peer
+    """Refuse a peer whose chain state is one of ``kinds`` (the wire form is unverified).
+
+    With the rule ``client_eku = "ignore"`` a "wrong-usage" chain is not refused:
+    the Edge then does not look at the EKU (and gathers the chain with usage
+    "any", :func:`simulator.policy.client_usage`, so this state should not occur).
+    """
+    peer = s.peer
     if peer.chain not in kinds:
+        return None
+    if peer.chain == "wrong-usage" and s.settings.rules.client_eku == "ignore":
         return None
     rule, symbol, what = kinds[peer.chain]
     return _refuse(
@@ -373,6 +394,7 @@ def _refuse_chain_state(s: _State, kinds: dict[str, tuple[str, str, str]]) -> De
         explanation=(
             f"The peer's certificate ({peer.display_name}) {what} (wire form unverified)."
         ),
+        partner=(1010, _chain_params(peer, _CHAIN_HRESULTS[peer.chain])),
     )
 
 
@@ -394,12 +416,19 @@ INBOUND_RULES: tuple[tuple[str, Callable[[_State], Decision | None]], ...] = (
 )
 
 
-def decide_inbound(facts: InboundFacts, settings: EdgeSettings) -> Decision:
+def decide_inbound(
+    route: InboundRoute, peer: PeerCertificate, srv: SrvLookup | None, settings: EdgeSettings
+) -> Decision:
     """Decide an inbound federated request: the first failing rule answers.
 
+    A pure function of exactly its arguments (the request matters only through its
+    route), so the Edge may cache a decision under them.
+
     Args:
-        facts: the request, the peer certificate and (unless
-            :func:`inbound_srv_name` returned None) the callback SRV lookup.
+        route: the caller's domain and SRV name (:func:`simulator.policy.inbound_route`).
+        peer: the peer's client certificate from the mutual TLS handshake.
+        srv: the callback SRV lookup of ``route.srv_name``, or None when the route
+            needs none.
         settings: the Edge's configuration.
 
     Returns:
@@ -407,10 +436,10 @@ def decide_inbound(facts: InboundFacts, settings: EdgeSettings) -> Decision:
         "accepted" decision (status 200: route to the called user).
 
     Raises:
-        ValueError: ``facts.srv`` is missing or for another name while the
-            decision needs it (a bug in the caller, not the peer's fault).
+        ValueError: ``srv`` is missing or for another name while the decision needs
+            it (a bug in the caller, not the peer's fault).
     """
-    state = _State(facts, settings, inbound_domain(facts.request, settings))
+    state = _State(route, peer, srv, settings, route.domain)
     for _name, check in INBOUND_RULES:
         if (decision := check(state)) is not None:
             return decision

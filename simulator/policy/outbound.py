@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from simulator.diagnostics.catalogue import (
-    MS_DIAGNOSTICS,
     RESULT_CODES,
     TLS_ALERT_HRESULTS,
     WINSOCK_CODES,
@@ -30,8 +29,8 @@ from simulator.diagnostics.catalogue import (
     Fidelity,
     hresult,
 )
-from simulator.diagnostics.format import EdgeLogRecord, format_ms_diagnostics
-from simulator.policy.decision import MS_DIAGNOSTICS_HEADER, SERVER_HEADER, Decision
+from simulator.diagnostics.format import EdgeLogRecord
+from simulator.policy.decision import SERVER_HEADER, Decision
 from simulator.policy.facts import (
     FEDERATION_PORT,
     EdgeSettings,
@@ -44,8 +43,9 @@ from simulator.policy.inbound import CERT_MISMATCH_INFO
 from simulator.policy.rules import (
     FORBIDDEN,
     TIMEOUT,
+    blocked_entry,
     certificate_names,
-    domain_blocked_by,
+    diagnostics_header,
     fqdn_params,
     srv_name,
     targets_in_domain,
@@ -81,13 +81,7 @@ class Route:
             raise ValueError(f"route port must be 1..65535, not {self.port}")
 
 
-def _diagnostics(
-    code: int, params: tuple[tuple[str, str], ...], settings: EdgeSettings
-) -> tuple[str, str]:
-    value = format_ms_diagnostics(
-        code, reason=MS_DIAGNOSTICS[code].reason, params=params, source=settings.fqdn
-    )
-    return (MS_DIAGNOSTICS_HEADER, value)
+_diagnostics = diagnostics_header
 
 
 def _refuse(
@@ -147,7 +141,7 @@ def outbound_route(target_domain: str, settings: EdgeSettings) -> Decision | Rou
                 "its 403 status is unverified)."
             ),
         )
-    if (entry := domain_blocked_by(domain, settings.blocked)) is not None:
+    if (entry := blocked_entry(domain, settings)) is not None:
         return _refuse(
             rule="blocked-domain",
             status=FORBIDDEN,

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import functools
 
+from simulator.diagnostics.catalogue import MS_DIAGNOSTICS
+from simulator.diagnostics.format import format_ms_diagnostics
+from simulator.policy.decision import MS_DIAGNOSTICS_HEADER
 from simulator.policy.facts import (
     SRV_SERVICE,
     EdgeSettings,
@@ -69,20 +72,29 @@ def in_exact_domain(fqdn: str, domain: str, *, accept_equal: bool = False) -> bo
     return bool(label) and "." not in label
 
 
-def domain_blocked_by(domain: str, blocked: tuple[str, ...]) -> str | None:
+def domain_blocked_by(
+    domain: str, blocked: tuple[str, ...], *, subdomains: bool = True
+) -> str | None:
     """The blocked-list entry that blocks ``domain``, if any.
 
-    A blocked ``steven.lab`` also blocks ``acano.steven.lab`` (suffix match on a
-    label boundary). Inferred (I): Control Panel's domain search is a suffix match
-    and Teams offers BlockAllSubdomains (reference §5.2, §5.4); the Edge's own
-    enforcement rule is not documented.
+    With ``subdomains`` (rule ``block_subdomains``) a blocked ``steven.lab`` also
+    blocks ``acano.steven.lab`` (suffix match on a label boundary): inferred (I)
+    for an on-premises Edge, since Control Panel's domain search is a suffix match
+    and the Edge's own enforcement is not documented (reference §5.2); Office 365
+    blocks sub-domains only with BlockAllSubdomains (§5.4). Without it, only the
+    exact domain is blocked.
     """
     d = normalise_domain(domain)
     for entry in blocked:
         e = normalise_domain(entry)
-        if d == e or d.endswith("." + e):
+        if d == e or (subdomains and d.endswith("." + e)):
             return entry
     return None
+
+
+def blocked_entry(domain: str, settings: EdgeSettings) -> str | None:
+    """The blocked-list entry of ``settings`` that blocks ``domain`` (rules honoured)."""
+    return domain_blocked_by(domain, settings.blocked, subdomains=settings.rules.block_subdomains)
 
 
 def name_matches(pattern: str, fqdn: str, *, allow_wildcard: bool) -> bool:
@@ -101,7 +113,7 @@ def name_matches(pattern: str, fqdn: str, *, allow_wildcard: bool) -> bool:
 
 def certificate_names(names: tuple[str, ...], fqdn: str, settings: EdgeSettings) -> bool:
     """True when one of the certificate's matching names is ``fqdn``."""
-    return any(name_matches(n, fqdn, allow_wildcard=settings.accept_peer_wildcard) for n in names)
+    return any(name_matches(n, fqdn, allow_wildcard=settings.rules.peer_wildcard) for n in names)
 
 
 def targets_in_domain(
@@ -111,9 +123,7 @@ def targets_in_domain(
     return tuple(
         t
         for t in targets
-        if in_exact_domain(
-            t.target, domain, accept_equal=settings.accept_srv_target_equal_to_domain
-        )
+        if in_exact_domain(t.target, domain, accept_equal=settings.rules.srv_target_equal_to_domain)
     )
 
 
@@ -123,3 +133,13 @@ def fqdn_params(targets: tuple[SrvTarget, ...]) -> tuple[tuple[str, str], ...]:
     ``fqdn1`` is verbatim ([CISCO]); numbering further targets is inferred (ref. §2.2).
     """
     return tuple((f"fqdn{i}", t.render()) for i, t in enumerate(targets, start=1))
+
+
+def diagnostics_header(
+    code: int, params: tuple[tuple[str, str], ...], settings: EdgeSettings
+) -> tuple[str, str]:
+    """The ``ms-diagnostics`` header the Edge adds: catalogue reason, params, ``source=``."""
+    value = format_ms_diagnostics(
+        code, reason=MS_DIAGNOSTICS[code].reason, params=params, source=settings.fqdn
+    )
+    return (MS_DIAGNOSTICS_HEADER, value)

@@ -10,6 +10,7 @@ rule and the Result-Code of the Edge log record. Pure: ``CallTrace`` in, text ou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -175,8 +176,15 @@ def _outbound(trace: CallTrace) -> tuple[list[str], list[_Step]]:
     return lanes, steps
 
 
-def ladder_svg(trace: CallTrace) -> str:
-    """The call as an SVG sequence diagram (self-contained, no scripts, no external refs)."""
+def ladder_svg(trace: CallTrace, *, ids: str = "") -> str:
+    """The call as an SVG sequence diagram (self-contained, no scripts, no external refs).
+
+    Args:
+        trace: what was observed of the call.
+        ids: a prefix for the SVG's element ids, so several ladders can be inlined
+            in one HTML page without duplicate ids.
+    """
+    ids = re.sub(r"[^A-Za-z0-9_-]", "_", ids)
     lanes, steps = _inbound(trace) if trace.direction == "inbound" else _outbound(trace)
     step_h = [ROW * (len(s.lines) if isinstance(s, _Note) else 1) + 6 for s in steps]
     height = LANE_TOP + 40 + sum(step_h) + 40
@@ -193,7 +201,7 @@ def ladder_svg(trace: CallTrace) -> str:
         f"<title>{_a(title)}</title>",
         "<defs>",
         *(
-            f'<marker id="arrow-{k}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
+            f'<marker id="{ids}arrow-{k}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
             f'markerHeight="8" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{c}"/></marker>'
             for k, c in COLOURS.items()
         ),
@@ -224,7 +232,7 @@ def ladder_svg(trace: CallTrace) -> str:
             x1, x2 = x[step.src], x[step.dst]
             out.append(
                 f'<line x1="{x1:.0f}" y1="{y}" x2="{x2:.0f}" y2="{y}" stroke="{colour}" '
-                f'stroke-width="1.5" marker-end="url(#arrow-{step.kind})"/>'
+                f'stroke-width="1.5" marker-end="url(#{ids}arrow-{step.kind})"/>'
             )
             mid = (x1 + x2) / 2
             out.append(

@@ -36,6 +36,11 @@ class Outcome:
         forwarded: outbound: the partner peer received the request; inbound: the
             Edge accepted it and answered as the Skype user.
         error: why no final response came (TLS refusal, timeout), in words.
+        edge_log_data: the ``Data:`` parameters of the call's Edge log record, in order.
+        peer_headers: the final response's headers in order, then ``Via.<param>``
+            for each parameter of its top Via.
+        tls: "refused-at-handshake" when the Edge refused the caller's handshake,
+            else the version the caller's connection negotiated.
     """
 
     status: int | None
@@ -45,6 +50,9 @@ class Outcome:
     ms_diagnostics_params: Mapping[str, str] = field(default_factory=FrozenMap)
     forwarded: bool | None = None
     error: str | None = None
+    edge_log_data: tuple[tuple[str, str], ...] | None = None
+    peer_headers: tuple[tuple[str, str], ...] = ()
+    tls: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.ms_diagnostics_params, FrozenMap):
@@ -82,6 +90,11 @@ def _param(params: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def header(headers: tuple[tuple[str, str], ...], name: str) -> str:
+    """The first value of ``name`` (case-insensitive), ``""`` when absent."""
+    return next((v for k, v in headers if k.lower() == name.lower()), "")
+
+
 def compare(expect: Expect, got: Outcome) -> tuple[Mismatch, ...]:
     """Every expectation of ``expect`` that ``got`` breaks, in the lab file's key order."""
     out: list[Mismatch] = []
@@ -101,7 +114,28 @@ def compare(expect: Expect, got: Outcome) -> tuple[Mismatch, ...]:
         out.append(Mismatch(key="forwarded", expected=expect.forwarded, got=got.forwarded))
     if expect.rule is not None and got.rule != expect.rule:
         out.append(Mismatch(key="rule", expected=expect.rule, got=got.rule))
+    if expect.edge_log_data is not None:
+        wanted = tuple(expect.edge_log_data.items())
+        if got.edge_log_data != wanted:
+            out.append(
+                Mismatch(
+                    key="edge_log_data",
+                    expected=_data(wanted),
+                    got=None if got.edge_log_data is None else _data(got.edge_log_data),
+                )
+            )
+    for name, value in expect.peer_headers.items():
+        seen = header(got.peer_headers, name)
+        if seen != value:
+            out.append(Mismatch(key=f"peer_headers.{name}", expected=value, got=seen or None))
+    if expect.tls is not None and got.tls != expect.tls:
+        out.append(Mismatch(key="tls", expected=expect.tls, got=got.tls))
     return tuple(out)
+
+
+def _data(pairs: tuple[tuple[str, str], ...]) -> str:
+    """``domain="a";fqdn1="b"``: Data parameters as the Edge log writes them."""
+    return ";".join(f'{k}="{v}"' for k, v in pairs)
 
 
 def status_text(got: Outcome) -> int | str | None:
@@ -128,6 +162,12 @@ def describe_expect(expect: Expect) -> str:
         parts.append(f"forwarded={_show(expect.forwarded)}")
     if expect.rule is not None:
         parts.append(f"rule={expect.rule}")
+    if expect.edge_log_data is not None:
+        parts.append(f"data={_data(tuple(expect.edge_log_data.items()))}")
+    for name, value in expect.peer_headers.items():
+        parts.append(f"{name}={value or '(absent)'}")
+    if expect.tls is not None:
+        parts.append(f"tls={expect.tls}")
     return " ".join(parts)
 
 
@@ -144,7 +184,33 @@ def describe_got(expect: Expect, got: Outcome) -> str:
         parts.append(f"forwarded={_show(got.forwarded)}")
     if expect.rule is not None:
         parts.append(f"rule={got.rule or '-'}")
+    if expect.edge_log_data is not None:
+        parts.append(f"data={_data(got.edge_log_data) if got.edge_log_data else '-'}")
+    for name in expect.peer_headers:
+        parts.append(f"{name}={header(got.peer_headers, name) or '(absent)'}")
+    if expect.tls is not None:
+        parts.append(f"tls={got.tls or '-'}")
     return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WireMessage:
+    """One SIP message of a call, as it crossed a leg between two parties.
+
+    Attributes:
+        leg: ``federation`` (Expressway-E <-> Edge) or ``client`` (Skype client <-> Edge).
+        sender / receiver: ``Expressway-E``, ``Edge`` or ``Skype client``.
+        text: the message as sent (start line, headers, body), CRLF line ends.
+    """
+
+    leg: Literal["federation", "client"]
+    sender: str
+    receiver: str
+    text: str
+
+    @property
+    def start_line(self) -> str:
+        return self.text.split("\r\n", 1)[0]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,6 +234,13 @@ class CallTrace:
         error: why no final response came, in words.
         event: the Edge's events.jsonl object for the call (None if none was written).
         edge_record: the Edge log record for the call, as written (None if none).
+        started: when the call was placed (UTC, ISO 8601 with milliseconds).
+        caller_address / edge_address: ``ip:port`` of the caller's end of the
+            connection and of the Edge port it reached.
+        messages: every SIP message of the call the lab's clients and partner
+            peers sent or received, in order per leg.
+        partner_tls: what the partner Expressway-E saw of TLS during the call
+            (outbound): one line per handshake it refused.
     """
 
     scenario: str
@@ -188,6 +261,11 @@ class CallTrace:
     error: str | None = None
     event: Mapping[str, object] | None = None
     edge_record: str | None = None
+    started: str | None = None
+    caller_address: str | None = None
+    edge_address: str | None = None
+    messages: tuple[WireMessage, ...] = ()
+    partner_tls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,6 +287,103 @@ class CallReport:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LabCert:
+    """One certificate of a lab, as issued for the run (or read from a PEM file).
+
+    Attributes:
+        name: the ``[certs]`` name, or the PEM file's name.
+        subject / issuer: distinguished names (RFC 4514).
+        cn: the subject common name; sans: the DNS subjectAltNames.
+        eku: extended key usages (empty: any).
+        not_before / not_after: validity window (UTC, ISO 8601).
+        validity: ``valid``, ``expired`` or ``not-yet-valid`` when the lab ran.
+        ca: a certificate authority; public: a root standing for a public CA.
+        issuer_name / root: lab names of its issuer and of the root it chains to
+            (None for a root, or a certificate given as a file).
+        sha256: fingerprint, as OpenSSL prints it.
+    """
+
+    name: str
+    subject: str
+    issuer: str
+    cn: str | None = None
+    sans: tuple[str, ...] = ()
+    eku: tuple[str, ...] = ()
+    not_before: str
+    not_after: str
+    validity: str = "valid"
+    ca: bool = False
+    public: bool = False
+    issuer_name: str | None = None
+    root: str | None = None
+    sha256: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabPeer:
+    """A simulated Expressway-E of the lab.
+
+    Attributes:
+        name: ``[peers.NAME]``.
+        cert: the certificate it presents (a ``[certs]`` name or a file name).
+        trust: the CAs it accepts the Edge's certificate from.
+        tls: its TLS profile; answer: its final answer to INVITE/MESSAGE.
+        listen: its placeholder address in the lab file (None: it only calls in).
+        port: the port it listened on in this run (the SRV records were rewritten to it).
+        require_client_cert: it asks the Edge for a certificate.
+    """
+
+    name: str
+    cert: str
+    trust: tuple[str, ...] = ()
+    tls: str = "default"
+    answer: int = 200
+    listen: str | None = None
+    port: int | None = None
+    require_client_cert: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabFacts:
+    """What a lab was made of: the page's lab section and the facts the views and fixes name.
+
+    Attributes:
+        edge_fqdn / domains / edge_cert / edge_trust: the Edge's names and PKI.
+        policy: the federation settings, as ``(key, value)`` in the lab file's terms.
+        profile: the Edge's TLS profile and identity, as ``(key, value)``.
+        federation / hosted: the two settings most fixes depend on.
+        dns_records: ``[dns] records`` as written (placeholder ports).
+        dns_zones: ``(file name, text)`` of each ``[dns] zones`` file.
+        dns_silent / dns_servfail: names never answered / answered SERVFAIL.
+        certs: every certificate of the lab (and of the files it names).
+        peers: the simulated Expressway-Es.
+    """
+
+    edge_fqdn: str
+    domains: tuple[str, ...]
+    edge_cert: str
+    edge_trust: tuple[str, ...]
+    policy: tuple[tuple[str, str], ...] = ()
+    profile: tuple[tuple[str, str], ...] = ()
+    federation: str = "discovery"
+    hosted: bool = False
+    dns_records: str = ""
+    dns_zones: tuple[tuple[str, str], ...] = ()
+    dns_silent: tuple[str, ...] = ()
+    dns_servfail: tuple[str, ...] = ()
+    certs: tuple[LabCert, ...] = ()
+    peers: tuple[LabPeer, ...] = ()
+
+    def cert(self, name: str | None) -> LabCert | None:
+        """The certificate called ``name``, if the lab has one."""
+        return next((c for c in self.certs if c.name == name), None)
+
+    def peer(self, name: str | None) -> LabPeer | None:
+        """The peer called ``name``, if the lab has one."""
+        return next((p for p in self.peers if p.name == name), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LabReport:
     """One lab's calls, or the error that stopped it before its calls could run."""
 
@@ -220,6 +395,7 @@ class LabReport:
     error: str | None = None
     seconds: float = 0.0
     selected: int = 0
+    facts: LabFacts | None = None
 
     @property
     def failed(self) -> int:

@@ -1,12 +1,15 @@
-"""Reports of a ``fedsim run``: the results table, failure details, JUnit XML and JSON (pure)."""
+"""Reports of a ``fedsim run``: the results table, failure details and JUnit XML (pure).
+
+The JSON document is :mod:`simulator.run.results`; the HTML page :mod:`simulator.run.page`.
+"""
 
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from simulator.run.model import CallReport, LabReport, describe_expect, describe_got, status_text
+from simulator.run.model import CallReport, LabReport, describe_expect, describe_got
 
 
 def failure_text(call: CallReport) -> str:
@@ -76,85 +79,6 @@ def summary_line(reports: Sequence[LabReport]) -> str:
     )
 
 
-def _got_json(call: CallReport) -> dict[str, object]:
-    got = call.got
-    return {
-        "status": status_text(got),
-        "edge_log": got.edge_log,
-        "rule": got.rule,
-        "ms_diagnostics": got.ms_diagnostics,
-        "ms_diagnostics_params": dict(got.ms_diagnostics_params),
-        "forwarded": got.forwarded,
-        "error": got.error,
-    }
-
-
-def _expect_json(call: CallReport) -> dict[str, object]:
-    e = call.expect
-    out: dict[str, object] = {}
-    for key in ("status", "edge_log", "ms_diagnostics", "forwarded", "rule"):
-        value = getattr(e, key)
-        if value is not None:
-            out[key] = value
-    if e.ms_diagnostics_params:
-        out["ms_diagnostics_params"] = dict(e.ms_diagnostics_params)
-    return out
-
-
-def results_json(reports: Sequence[LabReport]) -> str:
-    """Machine-readable results: every lab, every call, expected, got, mismatches, excerpts."""
-    calls = [c for lab in reports for c in lab.calls]
-    doc: dict[str, object] = {
-        "summary": {
-            "labs": len(reports),
-            "calls": len(calls),
-            "passed": sum(1 for c in calls if c.verdict == "PASS"),
-            "failed": sum(1 for c in calls if c.verdict != "PASS"),
-            "lab_errors": sum(1 for lab in reports if lab.error is not None),
-            "ok": all(lab.ok for lab in reports),
-        },
-        "labs": [
-            {
-                "id": lab.id,
-                "name": lab.name,
-                "path": lab.path,
-                "summary": lab.summary,
-                "error": lab.error,
-                "seconds": round(lab.seconds, 3),
-                "calls": [
-                    {
-                        "id": c.id,
-                        "number": c.number,
-                        "call": c.label,
-                        "direction": c.trace.direction,
-                        "method": c.trace.method,
-                        "from": c.trace.from_uri,
-                        "to": c.trace.to_uri,
-                        "expected": _expect_json(c),
-                        "got": _got_json(c),
-                        "verdict": c.verdict,
-                        "mismatches": [
-                            {"key": m.key, "expected": m.expected, "got": m.got}
-                            for m in c.mismatches
-                        ],
-                        "responses": list(c.trace.responses),
-                        "edge_record": c.trace.edge_record,
-                        "event": _plain(c.trace.event),
-                        "seconds": round(c.seconds, 3),
-                    }
-                    for c in lab.calls
-                ],
-            }
-            for lab in reports
-        ],
-    }
-    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
-
-
-def _plain(event: Mapping[str, object] | None) -> object:
-    return None if event is None else dict(event)
-
-
 def junit_xml(reports: Sequence[LabReport]) -> str:
     """JUnit XML: ``<testsuites>``, one ``<testsuite>`` per lab, one ``<testcase>`` per call.
 
@@ -208,4 +132,4 @@ def junit_xml(reports: Sequence[LabReport]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-__all__ = ["failure_text", "junit_xml", "results_json", "results_table", "summary_line"]
+__all__ = ["failure_text", "junit_xml", "results_table", "summary_line"]

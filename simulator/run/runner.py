@@ -20,9 +20,11 @@ long a failure takes changes, never which failure it is.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fnmatch
 import json
+import random
 import re
 import shutil
 import ssl
@@ -32,15 +34,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import trio
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from simulator.diagnostics import DiagnosticsParseError, parse_ms_diagnostics
+from simulator.diagnostics import DiagnosticsParseError, parse_edge_log, parse_ms_diagnostics
 from simulator.edge.app import LabAddresses, lab_zones, serve_lab
-from simulator.edge.federation import Limits
 from simulator.edge.outbound import OutboundLimits
-from simulator.edge.skype import skype_call
+from simulator.edge.state import Limits
 from simulator.errors import FedsimError, LabError
 from simulator.lab import CallSpec, Lab, load_lab, with_overrides
 from simulator.peer import (
@@ -50,10 +52,20 @@ from simulator.peer import (
     place_call,
     serve_peer,
 )
+from simulator.peer.skype import skype_call
 from simulator.pki import client_context, facts_from_der, issue_pki, load_pem_certificates
 from simulator.pki.lab import IssuedCert
-from simulator.run.model import CallReport, CallTrace, LabReport, Outcome, compare
-from simulator.sip import Request, Response
+from simulator.run.facts import lab_facts
+from simulator.run.model import (
+    CallReport,
+    CallTrace,
+    LabFacts,
+    LabReport,
+    Outcome,
+    WireMessage,
+    compare,
+)
+from simulator.sip import Request, Response, SipParseError, parse_via, serialize
 
 LOOPBACK = "127.0.0.1"
 #: Production federation port: a peer listening on it also serves ``proxy_fqdn`` routes.
@@ -107,11 +119,20 @@ def discover(paths: Sequence[Path]) -> list[tuple[Path, str]]:
             raise FedsimError(f"{root}: no such file or folder (give lab files or folders)")
     seen: set[Path] = set()
     unique: list[tuple[Path, str]] = []
+    by_id: dict[str, Path] = {}
     for path, ident in found:
         key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append((path, ident))
+        if key in seen:
+            continue
+        seen.add(key)
+        if ident in by_id:
+            # Reports, kept logs, ladders, shards and merges all key labs by id.
+            raise FedsimError(
+                f"{by_id[ident]} and {path} are both lab '{ident}' in the report "
+                "(run them separately, or rename one)"
+            )
+        by_id[ident] = path
+        unique.append((path, ident))
     return unique
 
 
@@ -195,13 +216,20 @@ def matches(pattern: str | None, name: str, ident: str, number: int) -> bool:
 
 @dataclass(slots=True)
 class _Partners:
-    """Requests the lab's partner peers received: (peer name, request)."""
+    """What the lab's partner peers saw: requests received, handshakes they refused."""
 
     received: list[tuple[str, Request]] = field(default_factory=list)
+    tls_errors: list[tuple[str, str]] = field(default_factory=list)
 
     def recorder(self, name: str) -> Callable[[Request, tuple[str, int]], None]:
         def record(request: Request, _addr: tuple[str, int]) -> None:
             self.received.append((name, request))
+
+        return record
+
+    def tls_recorder(self, name: str) -> Callable[[str, tuple[str, int]], None]:
+        def record(reason: str, addr: tuple[str, int]) -> None:
+            self.tls_errors.append((name, f"{reason} (from {addr[0]}:{addr[1]})"))
 
         return record
 
@@ -333,6 +361,67 @@ class _Placed:
     final: Response | None
     error: str | None
     local_port: int
+    tls_version: str | None = None
+    messages: tuple[WireMessage, ...] = ()
+
+
+def _peer_headers(final: Response | None) -> tuple[tuple[str, str], ...]:
+    """The final response's headers, then ``Via.<param>`` for its top Via (expect.peer_headers)."""
+    if final is None:
+        return ()
+    pairs = tuple(final.headers)
+    vias = final.headers.get_all("Via")
+    top: tuple[tuple[str, str], ...] = ()
+    if vias:
+        with contextlib.suppress(SipParseError, ValueError):
+            top = tuple(
+                (f"Via.{name}", value or "") for name, value in parse_via(vias[0])[0].params
+            )
+    return (*pairs, *top)
+
+
+def _log_data(record: str | None) -> tuple[tuple[str, str], ...] | None:
+    """The ``Data:`` parameters of an Edge log record (expect.edge_log_data)."""
+    if record is None:
+        return None
+    parsed = parse_edge_log(record)
+    return parsed[0].data if parsed else None
+
+
+def _text(message: Request | Response) -> str:
+    return serialize(message).decode("utf-8", errors="replace")
+
+
+def _was_sent(local_port: int, error: str | None, responses: Sequence[Response]) -> bool:
+    """Whether the request left the caller: the connection was up when it failed, if it did.
+
+    With TLS 1.3 a refused client certificate shows only after the request went
+    out ("... during the exchange"), so only failures before that mean unsent.
+    """
+    if responses or error is None:
+        return local_port != 0
+    return local_port != 0 and ("exchange" in error or "without answering" in error)
+
+
+def _leg(
+    leg: str,
+    caller: str,
+    request: Request,
+    responses: Sequence[Response],
+    dialog: Sequence[Request | None],
+    dialog_responses: Sequence[Response],
+) -> list[WireMessage]:
+    """The caller's side of a leg: its request, the answers, its ACK/BYE and their answers."""
+    kind: Literal["federation", "client"] = "federation" if leg == "federation" else "client"
+
+    def msg(sender: str, receiver: str, m: Request | Response) -> WireMessage:
+        return WireMessage(leg=kind, sender=sender, receiver=receiver, text=_text(m))
+
+    out = [msg(caller, "Edge", request)]
+    out += [msg("Edge", caller, r) for r in responses]
+    out += [msg(caller, "Edge", r) for r in dialog if r is not None]
+    out += [msg("Edge", caller, r) for r in dialog_responses]
+    return out
 
 
 class _LabRun:
@@ -345,6 +434,7 @@ class _LabRun:
         issued: Mapping[str, IssuedCert],
         partners: _Partners,
         log_dir: Path,
+        peer_ports: Mapping[str, int] | None = None,
     ) -> None:
         self.lab = lab
         self.addresses = addresses
@@ -352,6 +442,7 @@ class _LabRun:
         self.partners = partners
         self.log_dir = log_dir
         self.edge_names = _cert_names(addresses.edge_cert)
+        self.peer_ports = dict(peer_ports or {})
 
     async def place(self, call: CallSpec) -> _Placed:
         if call.direction == "inbound":
@@ -369,7 +460,25 @@ class _LabRun:
                 timeout=CALL_TIMEOUT,
             )
             error = result.tls_error or ("no final response" if result.timed_out else None)
-            return _Placed(result.request, result.responses, result.final, error, result.local_port)
+            messages: list[WireMessage] = []
+            if _was_sent(result.local_port, result.tls_error, result.responses):
+                messages = _leg(
+                    "federation",
+                    "Expressway-E",
+                    result.request,
+                    result.responses,
+                    (result.ack, result.bye),
+                    result.bye_responses,
+                )
+            return _Placed(
+                result.request,
+                result.responses,
+                result.final,
+                error,
+                result.local_port,
+                result.tls_version,
+                tuple(messages),
+            )
         out = await skype_call(
             edge=self.addresses.clients,
             ssl_context=_skype_context(self.addresses),
@@ -380,9 +489,43 @@ class _LabRun:
             timeout=CALL_TIMEOUT,
         )
         port = out.local[1] if out.local is not None else 0
-        return _Placed(out.request, out.responses, out.final, out.error, port)
+        messages = []
+        if _was_sent(port, out.error, out.responses):
+            messages = _leg(
+                "client",
+                "Skype client",
+                out.request,
+                out.responses,
+                (out.ack, out.bye),
+                out.bye_responses,
+            )
+        return _Placed(
+            out.request, out.responses, out.final, out.error, port, messages=tuple(messages)
+        )
 
-    async def observe(self, call: CallSpec, placed: _Placed) -> tuple[Outcome, CallTrace]:
+    def _partner_tried(self, extra: object) -> str | None:
+        """The peer an outbound call was meant for, when it received nothing.
+
+        The peer listening on the port of the last target the Edge tried (SRV
+        ports were rewritten to the peers' ports), else the lab's only peer.
+        """
+        tried = extra.get("targets_tried") if isinstance(extra, Mapping) else None
+        for attempt in reversed(tried if isinstance(tried, list) else []):
+            target = attempt.get("target") if isinstance(attempt, Mapping) else None
+            port = str(target).rpartition(":")[2]
+            for name, bound in self.peer_ports.items():
+                if port == str(bound):
+                    return name
+        return next(iter(self.lab.peers)) if len(self.lab.peers) == 1 else None
+
+    async def observe(
+        self, call: CallSpec, placed: _Placed, *, started: dt.datetime, tls_mark: int
+    ) -> tuple[Outcome, CallTrace]:
+        """Judge a placed call from the Edge's event and record, and what the peers saw.
+
+        ``tls_mark`` is how many partner handshake refusals were recorded before
+        the call: calls of a lab run one at a time, so the rest are this call's.
+        """
         call_id = placed.request.call_id if placed.request.headers.get("Call-ID") else None
         peer_address = f"{LOOPBACK}:{placed.local_port}" if placed.local_port else None
         event: Mapping[str, object] | None = None
@@ -410,6 +553,9 @@ class _LabRun:
             accepted = event.get("accepted") if event is not None else None
             forwarded = accepted if isinstance(accepted, bool) else False
         rule = event.get("rule") if event is not None else None
+        refused = rule == "tls-handshake-failed" or (
+            event is not None and event.get("kind") == "tls-handshake-failed"
+        )
         got = Outcome(
             status=placed.final.status if placed.final is not None else None,
             edge_log=_symbol(event),
@@ -418,6 +564,9 @@ class _LabRun:
             ms_diagnostics_params=params,
             forwarded=forwarded,
             error=placed.error,
+            edge_log_data=_log_data(record),
+            peer_headers=_peer_headers(placed.final),
+            tls="refused-at-handshake" if refused else placed.tls_version,
         )
         extra = event.get("extra") if event is not None else None
         peer_names: tuple[str, ...] = ()
@@ -433,8 +582,19 @@ class _LabRun:
         partner = received[0][0] if received else None
         if call.direction == "inbound":
             partner = call.via
-        elif partner is None and len(self.lab.peers) == 1:
-            partner = next(iter(self.lab.peers))
+        elif partner is None:
+            partner = self._partner_tried(extra)
+        partner_tls = tuple(
+            reason
+            for _name, reason in self.partners.tls_errors[tls_mark:]
+            if call.direction == "outbound"
+        )
+        messages = list(placed.messages)
+        messages += [
+            WireMessage(leg="federation", sender="Edge", receiver="Expressway-E", text=_text(r))
+            for _, r in received
+        ]
+        edge = self.addresses.federation if call.direction == "inbound" else self.addresses.clients
         trace = CallTrace(
             scenario=self.lab.name,
             number=0,
@@ -454,6 +614,11 @@ class _LabRun:
             error=placed.error,
             event=event,
             edge_record=record,
+            started=started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            caller_address=peer_address,
+            edge_address=f"{edge[0]}:{edge[1]}",
+            messages=tuple(messages),
+            partner_tls=partner_tls,
         )
         return got, trace
 
@@ -492,16 +657,17 @@ async def run_lab(
         return base
     shutil.rmtree(work_dir / "logs", ignore_errors=True)
     reports: list[CallReport] = []
+    facts: LabFacts | None = None
     error: str | None = None
     try:
-        reports = await _run_lab_calls(lab, lab_file.id, selected, work_dir)
+        reports, facts = await _run_lab_calls(lab, lab_file.id, selected, work_dir)
     except* FedsimError as group:
         error = str(_first(group))
     except* OSError as group:
         error = f"cannot run the lab: {_first(group)}"
     if error is not None:
         return replace(base, error=error, seconds=time.monotonic() - started)
-    return replace(base, calls=tuple(reports), seconds=time.monotonic() - started)
+    return replace(base, calls=tuple(reports), seconds=time.monotonic() - started, facts=facts)
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -516,15 +682,17 @@ async def _run_lab_calls(
     ident: str,
     selected: Sequence[tuple[int, CallSpec]],
     work_dir: Path,
-) -> list[CallReport]:
+) -> tuple[list[CallReport], LabFacts]:
     certs_dir, log_dir = work_dir / "certs", work_dir / "logs"
     # Issued before the peers start (they present these certificates); serve_lab
     # reuses the same files, unchanged.
-    issued = issue_pki(lab.certs, certs_dir, now=dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    issued = issue_pki(lab.certs, certs_dir, now=now)
     partners = _Partners()
     reports: list[CallReport] = []
     async with trio.open_nursery() as nursery:
         ports: dict[int, int] = {}
+        peer_ports: dict[str, int] = {}
         for name, placeholder in placeholder_ports(lab).items():
             peer = lab.peers[name]
             ctx = peer_server_context(peer, peer_files(peer, issued))
@@ -537,9 +705,12 @@ async def _run_lab_calls(
                     answer=peer.answer,
                     name=name,
                     on_request=partners.recorder(name),
+                    on_tls_error=partners.tls_recorder(name),
                 )
             )
             ports[placeholder] = port
+            peer_ports[name] = port
+        facts = lab_facts(lab, issued, ports=peer_ports, now=now)
         running = _isolated(lab, ports, work_dir)
         outbound = replace(OUTBOUND_LIMITS, proxy_port=ports.get(FEDERATION_PORT, 1))
         addresses: LabAddresses = await nursery.start(
@@ -550,13 +721,15 @@ async def _run_lab_calls(
                 certs_dir=certs_dir,
                 limits=EDGE_LIMITS,
                 outbound=outbound,
+                rng=None if lab.edge.seed is None else random.Random(lab.edge.seed),
             )
         )
-        run = _LabRun(running, addresses, issued, partners, log_dir)
+        run = _LabRun(running, addresses, issued, partners, log_dir, peer_ports)
         for number, call in selected:
             t0 = time.monotonic()
+            started, tls_mark = dt.datetime.now(dt.UTC), len(partners.tls_errors)
             placed = await run.place(call)
-            got, trace = await run.observe(call, placed)
+            got, trace = await run.observe(call, placed, started=started, tls_mark=tls_mark)
             reports.append(
                 CallReport(
                     id=f"{ident} call-{number}",
@@ -570,7 +743,7 @@ async def _run_lab_calls(
                 )
             )
         nursery.cancel_scope.cancel()
-    return reports
+    return reports, facts
 
 
 def _isolated(lab: Lab, ports: Mapping[int, int], work: Path) -> Lab:

@@ -17,6 +17,7 @@ from simulator.sip.message import KNOWN_METHODS, Request, Response
 from simulator.sip.parse import parse_message
 from simulator.sip.response import REASON_PHRASES, build_response
 from simulator.sip.serialize import serialize
+from simulator.sip.unparsable import error_response_for
 from simulator.sip.uri import (
     AbsoluteUri,
     NameAddr,
@@ -48,6 +49,7 @@ __all__ = [
     "Via",
     "build_response",
     "canonical_name",
+    "error_response_for",
     "parse_message",
     "parse_name_addr",
     "parse_uri",

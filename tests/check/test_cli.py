@@ -211,7 +211,9 @@ async def test_private_ca_not_trusted_fails_rule_5(
     assert statuses(out)[5] == "FAIL"
     assert "CN=Steven Lab Private Root" in out
     assert "of 'vcse.cms.steven.lab' is not a trusted CA and was not sent" in out
-    assert our_record(out)[0] == "EMU_UNVERIFIED_CERT_UNTRUSTED_ROOT"
+    # Inbound, fedsim serve refuses this certificate at the TLS handshake: so does check.
+    assert "refused at the TLS handshake" in out
+    assert parse_edge_log(out) == []
     assert 'HRESULT="0x80090325(SEC_E_UNTRUSTED_ROOT)";source="sip.skype.lab"' in out
     assert "import its root CA into the Edge's Trusted Root store (here: --trust ROOT.pem)" in out
 
@@ -242,7 +244,8 @@ async def test_expired_certificate_fails_rule_6(check: Check) -> None:
     assert code == 1
     assert (statuses(out)[5], statuses(out)[6]) == ("PASS", "FAIL")
     assert "the certificate 'vcse.cms.steven.lab' expired on" in out
-    assert our_record(out)[0] == "EMU_UNVERIFIED_CERT_EXPIRED"
+    # Inbound the handshake refuses it (as fedsim serve); outbound the client gets 1010.
+    assert "refused at the TLS handshake" in out
     assert 'HRESULT="0x80090328(SEC_E_CERT_EXPIRED)"' in out
     assert "renew the certificate" in out
 
@@ -263,12 +266,18 @@ async def test_intermediate_must_be_sent(check: Check, pki: dict[str, IssuedCert
     assert code == 0
 
 
-async def test_missing_eku_is_only_a_warning(check: Check) -> None:
+async def test_missing_eku_follows_the_client_eku_rule(check: Check) -> None:
+    # Default rule client_eku=require: fedsim serve refuses the handshake, so check fails.
     code, out, _ = await check("cms.steven.lab", "server-only")
-    assert code == 0
-    assert statuses(out)[7] == "WARN"
+    assert code == 1
+    assert statuses(out)[7] == "FAIL"
     assert "inbound: the Expressway-E is the TLS client: needs clientAuth: MISSING" in out
     assert "outbound: the Expressway-E is the TLS server: needs serverAuth: present" in out
+    assert "refused at the TLS handshake" in out
+
+    code, out, _ = await check("cms.steven.lab", "server-only", "--rule", "client_eku=ignore")
+    assert code == 0
+    assert statuses(out)[7] == "WARN"
 
     code, out, _ = await check("cms.steven.lab", "server-only", "--direction", "outbound")
     assert statuses(out)[7] == "PASS"
@@ -351,6 +360,10 @@ async def test_json_has_the_same_verdicts(
         if answer["accepted"]:
             assert answer["rule"] == "accepted"
             continue
+        if answer["rule"] == "tls-handshake-failed":
+            assert answer["status"] is None
+            assert "refused at the TLS handshake" in text
+            continue
         assert answer["status"] == 504
         for name, value in answer["headers"]:
             assert f"      {name}: {value}\n" in text
@@ -384,7 +397,7 @@ async def test_json_has_the_same_verdicts(
          "from_user must be a SIP user part"),
         (["--cert", "{pem}", "--domain", "cms.steven.lab", "--direction", "sideways"],
          "invalid choice: 'sideways'"),
-        (["--cert", "{pem}"], "the following arguments are required: --domain"),
+        (["--cert", "{pem}"], "fedsim check needs --domain and --cert, or --lab LAB.toml"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_error_line_and_exit_2(

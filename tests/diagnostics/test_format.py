@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import re
 from pathlib import Path
 
@@ -20,9 +19,7 @@ from simulator.diagnostics import (
     EdgeLogTemplate,
     LogContext,
     MsDiagnostics,
-    decision_event,
     edge_log_stamp,
-    event_json,
     find_ms_diagnostics,
     format_edge_log,
     format_ms_diagnostics,
@@ -30,7 +27,6 @@ from simulator.diagnostics import (
     parse_ms_diagnostics,
 )
 from simulator.errors import FedsimError
-from simulator.policy import Decision
 
 SEED = "seeds/000_dd4cf63e5627e786.txt"
 REFERENCE = "reference/ms-federation.md"
@@ -476,52 +472,3 @@ def test_edge_log_time_is_printed_in_utc() -> None:
     assert format_edge_log(NO_SRV_MATCH_RECORD, context) == format_edge_log(
         NO_SRV_MATCH_RECORD, NO_SRV_MATCH_CONTEXT
     )
-
-
-def test_decision_event_is_json_with_a_stable_key_order() -> None:
-    decision = Decision(
-        rule="srv-not-in-domain",
-        accepted=False,
-        status=504,
-        reason="Server time-out",
-        domain="acano.steven.lab",
-        headers=(("Server", "RTC/6.0"),),
-        edge_log=NO_SRV_MATCH_RECORD,
-        fidelity="verbatim",
-        explanation="x",
-    )
-    event = decision_event(
-        decision,
-        time="2017-03-02T07:10:46.230Z",
-        direction="inbound",
-        call_id="f1b3ad5d-183b-4632-b210-c2f9bec71960",
-        method="INVITE",
-        from_uri="sip:2000@acano.steven.lab",
-        to_uri="sip:stejanss@skype.lab",
-        peer="vcse.steven.lab:25002",
-        extra={"srv": ["vcse.steven.lab:5061"]},
-    )
-    line = event_json(event)
-    assert "\n" not in line
-    assert json.loads(line) == event
-    assert list(event)[:4] == ["time", "direction", "call_id", "method"]
-    assert event["ms_diagnostics"] is None
-    assert event["edge_log"] == {
-        "result_code": "0xc3e93d6f",
-        "symbol": "SIPPROXY_E_EPROUTING_MSG_ALLOWED_DOMAIN_NO_SRV_MATCH",
-        "severity": "warning",
-        "data": {"domain": "acano.steven.lab", "fqdn1": "vcse.steven.lab:5061"},
-        "fidelity": "verbatim",
-    }
-    with pytest.raises(ValueError, match="JSON"):
-        decision_event(
-            decision,
-            time="t",
-            direction="inbound",
-            call_id="c",
-            method="INVITE",
-            from_uri="f",
-            to_uri="t",
-            peer="p",
-            extra={"bad": object()},
-        )

@@ -11,20 +11,20 @@ import trio.testing
 from simulator.diagnostics import edge_log_stamp
 from simulator.dns import Resolver
 from simulator.edge.app import edge_settings
-from simulator.edge.events import EventLog
-from simulator.edge.federation import Edge, TrustStore, _fresh_srv
+from simulator.edge.recorder import Recorder
+from simulator.edge.state import EdgeState, TrustStore
 from simulator.lab import builtin_lab
 from simulator.policy import SrvLookup
 
 
-def _edge(tmp_path: Path) -> Edge:
+def _edge(tmp_path: Path) -> EdgeState:
     """An Edge with no peer connections, enough for its clocks and caches."""
-    return Edge(
+    return EdgeState(
         settings=edge_settings(builtin_lab()),
         users={},
         resolver=Resolver(("127.0.0.1", 9)),
         trust=TrustStore(roots=[], public_roots=[], intermediates=[]),
-        events=EventLog(tmp_path),
+        recorder=Recorder(tmp_path),
     )
 
 
@@ -33,7 +33,7 @@ async def test_stamps_are_now_in_both_formats(tmp_path: Path) -> None:
     seen = set()
     for _ in range(30):  # across many milliseconds and, at times, a second boundary
         before = dt.datetime.now(dt.UTC)
-        record, iso = edge.stamps()
+        record, iso = edge.recorder.stamps()
         after = dt.datetime.now(dt.UTC)
         when = dt.datetime.fromisoformat(iso)
         assert iso == when.isoformat(timespec="milliseconds")
@@ -42,7 +42,7 @@ async def test_stamps_are_now_in_both_formats(tmp_path: Path) -> None:
         seen.add(iso)
         await trio.sleep(0.04)
     assert len(seen) > 20
-    edge.events.close()
+    edge.recorder.close()
 
 
 async def test_a_kept_srv_lookup_lasts_as_long_as_the_resolvers_answer(
@@ -51,12 +51,12 @@ async def test_a_kept_srv_lookup_lasts_as_long_as_the_resolvers_answer(
     edge = _edge(tmp_path)
     name = "_sipfederationtls._tcp.steven.lab"
     lookup = SrvLookup(name=name, outcome="nxdomain", targets=())
-    edge.last_srv[name] = (lookup, trio.current_time() + 10, edge.resolver.generation)
-    assert _fresh_srv(edge, name) is lookup
+    edge.lookups.keep(name, lookup, 10)
+    assert edge.lookups.kept(name) is lookup
     mock_clock.jump(10)  # the resolver's answer has expired: ask it again
-    assert _fresh_srv(edge, name) is None
-    assert name not in edge.last_srv
-    edge.last_srv[name] = (lookup, trio.current_time() + 10, edge.resolver.generation)
+    assert edge.lookups.kept(name) is None
+    assert edge.lookups.needs_query(name)
+    edge.lookups.keep(name, lookup, 10)
     edge.resolver.clear_cache()  # so has its cache
-    assert _fresh_srv(edge, name) is None
-    edge.events.close()
+    assert edge.lookups.kept(name) is None
+    edge.recorder.close()

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from simulator.edge.app import LabAddresses, serve_lab
-from simulator.edge.federation import Limits
+from simulator.edge.state import Limits
 from simulator.lab import builtin_lab, with_overrides
 from simulator.pki import client_context
 from simulator.sip import KeepAlive, Need, Request, Response, StreamFramer, parse_message

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from simulator.edge.app import LabAddresses, serve_lab
-from simulator.edge.federation import Limits
+from simulator.edge.state import Limits
 from simulator.lab import Lab, builtin_lab, load_lab_text, with_overrides
 from simulator.peer import CallResult, place_call
 from simulator.pki import CertSpec, client_context, issue_pki

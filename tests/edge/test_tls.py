@@ -11,7 +11,7 @@ import pytest
 import trio
 import trustme
 
-from simulator.edge.tls import TlsStream
+from simulator.net.tls import TlsStream
 
 CA = trustme.CA()
 SERVER = CA.issue_cert("edge.test")
@@ -140,8 +140,8 @@ async def test_a_flooding_peer_does_not_starve_other_tasks(
 ) -> None:
     # Small socket reads and a small fair share, so that the data already waiting in
     # the socket takes many reads that never block.
-    monkeypatch.setattr("simulator.edge.tls.READ_SIZE", 2048)
-    monkeypatch.setattr("simulator.edge.tls.FAIR_SHARE", 4)
+    monkeypatch.setattr("simulator.net.tls.READ_SIZE", 2048)
+    monkeypatch.setattr("simulator.net.tls.FAIR_SHARE", 4)
     total = 40 * 4096
     async with pair() as (server, client):
         for _ in range(40):

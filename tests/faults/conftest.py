@@ -28,8 +28,8 @@ import pytest
 import trio
 
 from simulator.edge.app import LabAddresses, serve_lab
-from simulator.edge.federation import Limits
 from simulator.edge.outbound import OutboundLimits
+from simulator.edge.state import Limits
 from simulator.lab import Lab, load_lab_text, with_overrides
 from simulator.net import InternalError
 from simulator.peer import serve_peer

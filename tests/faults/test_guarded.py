@@ -21,7 +21,7 @@ import trio
 
 from simulator.dns.zone import ZoneSet
 from simulator.edge import clients as clients_module
-from simulator.edge import federation as federation_module
+from simulator.edge import inbound as inbound_module
 from simulator.edge.outbound import Outbound
 from simulator.peer import uas as uas_module
 from simulator.sip import KeepAlive, Need, Response, StreamFramer, parse_message
@@ -308,7 +308,7 @@ async def _poke_partner(lab: Any) -> None:
 
 #: server -> (what to break, how to reach it)
 SERVERS: dict[str, tuple[tuple[object, str, Any], Any]] = {
-    "federation": ((federation_module, "_handle_request", _aboom), _poke_federation),
+    "federation": ((inbound_module, "_request", _aboom), _poke_federation),
     "clients": ((clients_module, "_dispatch", _aboom), _poke_clients),
     "dns-tcp": ((ZoneSet, "answer", _boom), _poke_dns_tcp),
     "dns-udp": ((ZoneSet, "answer", _boom), _poke_dns_udp),

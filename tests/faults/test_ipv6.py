@@ -15,8 +15,8 @@ from pathlib import Path
 import trio
 
 from simulator.edge.app import serve_lab
-from simulator.edge.federation import Limits
 from simulator.edge.outbound import OutboundLimits
+from simulator.edge.state import Limits
 from simulator.lab import load_lab_text, with_overrides
 from simulator.peer import serve_peer
 from simulator.pki import client_context, issue_pki, server_context

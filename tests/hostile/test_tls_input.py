@@ -7,6 +7,7 @@ certificates and the hosted public-CA rule (tests/edge/test_inbound.py), TLS
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 import ssl
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import trio
 
+from simulator.lab import builtin_lab, with_profile
 from simulator.pki import CertSpec, issue_pki
 
 REFUSED = "tls-handshake-failed"
@@ -113,18 +115,28 @@ async def test_client_certificate_without_client_auth_eku_gets_no_200(
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
-async def test_old_tls_versions_are_refused_by_the_default_profile(
-    edge: Any, version: ssl.TLSVersion
+@pytest.mark.parametrize(("profile", "accepted"), [("sfb2015", True), ("sfb2019", False)])
+async def test_old_tls_versions_follow_the_profile(
+    start_edge: Any, version: ssl.TLSVersion, profile: str, accepted: bool
 ) -> None:
+    # Reference 1.14: SfB 2015 offers TLS 1.2, 1.1, 1.0; SfB 2019 only 1.3 and 1.2.
+    lab = builtin_lab()
+    lab = dataclasses.replace(lab, edge=with_profile(lab.edge, profile, {}))
+    edge = await start_edge(lab, dns_timeout=0.3, dns_attempts=1, handshake_timeout=1.0)
     ctx = edge.context()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ctx.minimum_version = version
         ctx.maximum_version = version
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    with pytest.raises((trio.BrokenResourceError, ssl.SSLError)):
-        await edge.connect(ctx=ctx)
-    assert len(_refusals(edge)) == 1
+    if accepted:
+        client = await edge.connect(ctx=ctx)
+        assert client.stream.version() == version.name.replace("_", ".")
+        assert _refusals(edge) == []
+    else:
+        with pytest.raises((trio.BrokenResourceError, ssl.SSLError)):
+            await edge.connect(ctx=ctx)
+        assert len(_refusals(edge)) == 1
     await edge.still_serves()
 
 

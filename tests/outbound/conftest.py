@@ -20,11 +20,11 @@ import pytest
 import trio
 
 from simulator.edge.app import LabAddresses, serve_lab
-from simulator.edge.federation import Limits
 from simulator.edge.outbound import OutboundLimits
-from simulator.edge.skype import SkypeCallResult, skype_call
+from simulator.edge.state import Limits
 from simulator.lab import Lab, load_lab_text, with_overrides
 from simulator.peer import serve_peer
+from simulator.peer.skype import SkypeCallResult, skype_call
 from simulator.pki import client_context, issue_pki, server_context
 from simulator.sip import Request, Response, parse_message, serialize
 

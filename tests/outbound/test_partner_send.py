@@ -16,11 +16,12 @@ import trio
 
 from simulator.dns import Resolver
 from simulator.edge.app import edge_settings
-from simulator.edge.events import EventLog
-from simulator.edge.federation import Edge, TrustStore
-from simulator.edge.outbound import Outbound, PartnerConnection
+from simulator.edge.outbound import Outbound
+from simulator.edge.partners import PartnerConnection
+from simulator.edge.recorder import Recorder
+from simulator.edge.state import EdgeState, TrustStore
 from simulator.lab import builtin_lab
-from simulator.peer.conn import SipConnection
+from simulator.net.sipstream import SipStream
 from simulator.policy import PeerCertificate
 from simulator.sip import Request, parse_message
 
@@ -60,23 +61,23 @@ class FakeStream(trio.abc.Stream):
 
 @pytest.fixture
 def outbound(tmp_path: Path) -> Iterator[Outbound]:
-    edge = Edge(
+    edge = EdgeState(
         settings=edge_settings(builtin_lab()),
         users={},
         resolver=Resolver(("127.0.0.1", 9)),
         trust=TrustStore(roots=[], public_roots=[], intermediates=[]),
-        events=EventLog(tmp_path),
+        recorder=Recorder(tmp_path),
     )
     yield Outbound(edge, ssl.create_default_context())
-    edge.events.close()
+    edge.recorder.close()
 
 
 def _connect(outbound: Outbound, stream: FakeStream, nursery: trio.Nursery) -> PartnerConnection:
-    """What Outbound._partner does once a handshake succeeded: register, start the reader."""
+    """What Partners.get does once a handshake succeeded: register, start the reader."""
     conn = PartnerConnection(
         key=("vcse.partner.test", 5061),
         address="127.0.0.1",
-        sip=SipConnection(stream),
+        sip=SipStream(stream),
         peer=PeerCertificate(
             display_name="vcse.partner.test",
             names=("vcse.partner.test",),
@@ -85,8 +86,8 @@ def _connect(outbound: Outbound, stream: FakeStream, nursery: trio.Nursery) -> P
         ),
         local=("127.0.0.1", 40000),
     )
-    outbound.connections[conn.key] = conn
-    nursery.start_soon(outbound._read, conn)
+    outbound.partners.connections[conn.key] = conn
+    nursery.start_soon(outbound.partners._read, conn)
     return conn
 
 
@@ -102,10 +103,10 @@ async def test_a_failed_send_retires_the_connection(outbound: Outbound) -> None:
         await nursery.start(outbound.run)
         conn = _connect(outbound, stream, nursery)
         with pytest.raises(trio.BrokenResourceError):
-            await outbound._send(conn, _request())
+            await outbound.partners.send(conn, _request())
         # Out of use at once: the next call to this partner connects afresh...
         assert conn.closed
-        assert conn.key not in outbound.connections
+        assert conn.key not in outbound.partners.connections
         # ...and the stream is closed, so its reader ends and reports pending calls.
         with trio.fail_after(5):
             await stream.closed.wait()
@@ -118,23 +119,23 @@ async def test_a_caller_cancelled_mid_send_does_not_cut_the_send(outbound: Outbo
         await nursery.start(outbound.run)
         conn = _connect(outbound, stream, nursery)
         with trio.move_on_after(0.05):  # the client hung up while its INVITE was written
-            await outbound._send(conn, _request())
+            await outbound.partners.send(conn, _request())
         assert stream.sent == [OPTIONS]  # the message went out whole
         assert not conn.closed
-        assert outbound.connections[conn.key] is conn
+        assert outbound.partners.connections[conn.key] is conn
         nursery.cancel_scope.cancel()
 
 
 async def test_a_send_the_partner_never_takes_retires_the_connection(
     outbound: Outbound, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("simulator.edge.outbound.PARTNER_SEND_TIMEOUT", 0.1)
+    monkeypatch.setattr("simulator.edge.partners.PARTNER_SEND_TIMEOUT", 0.1)
     stream = FakeStream(send_seconds=10)
     async with trio.open_nursery() as nursery:
         await nursery.start(outbound.run)
         conn = _connect(outbound, stream, nursery)
         with trio.fail_after(5), pytest.raises(trio.BrokenResourceError):
-            await outbound._send(conn, _request())
+            await outbound.partners.send(conn, _request())
         assert conn.closed
         assert isinstance(conn.failure, trio.TooSlowError)
         nursery.cancel_scope.cancel()

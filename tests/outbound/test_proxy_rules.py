@@ -10,8 +10,8 @@ from typing import Any
 
 import trio
 
-from simulator.edge.skype import build_client_request
 from simulator.peer.conn import SipConnection
+from simulator.peer.skype import build_client_request
 from simulator.pki import client_context
 from simulator.sip import Headers, Request, Response
 

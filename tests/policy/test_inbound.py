@@ -10,35 +10,32 @@ from simulator.policy import (
     INBOUND_RULE_NAMES,
     AllowedDomain,
     Decision,
+    EdgeRules,
     EdgeSettings,
-    InboundFacts,
-    InboundRequest,
+    Parties,
     PeerCertificate,
     SrvLookup,
     SrvTarget,
     decide_inbound,
-    inbound_domain,
     inbound_log_peer,
-    inbound_srv_name,
+    inbound_route,
 )
 from simulator.policy.facts import Chain, DomainSource, SrvOutcome
+from simulator.sip import SipUri, parse_uri
 
 EDGE = EdgeSettings(fqdn="sip.skype.lab", domains=("skype.lab",))
 SERVER = (("Server", "RTC/6.0"),)
 
 
-def request(
-    from_uri: str = "sip:2000@acano.steven.lab", pai_uri: str | None = None
-) -> InboundRequest:
-    return InboundRequest(
-        method="INVITE",
-        start_line="INVITE sip:stejanss@skype.lab SIP/2.0",
-        call_id="f1b3ad5d-183b-4632-b210-c2f9bec71960",
-        cseq="2066245576 INVITE",
-        from_uri=from_uri,
-        pai_uri=pai_uri,
-        to_uri="sip:stejanss@skype.lab",
-    )
+def request(from_uri: str = "sip:2000@acano.steven.lab", pai_uri: str | None = None) -> Parties:
+    """The caller as screening finds it: the hosts of From and P-Asserted-Identity."""
+
+    def host(uri: str) -> str:
+        parsed = parse_uri(uri)
+        assert isinstance(parsed, SipUri)
+        return parsed.host.lower()
+
+    return Parties(sender=host(from_uri), asserted=host(pai_uri) if pai_uri else None)
 
 
 def cert(
@@ -58,12 +55,24 @@ def srv(domain: str, *targets: str, outcome: SrvOutcome = "ok") -> SrvLookup:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    parties: Parties
+    peer: PeerCertificate
+    srv: SrvLookup | None
+
+
 def facts(
     peer: PeerCertificate,
     lookup: SrvLookup | None,
-    req: InboundRequest | None = None,
-) -> InboundFacts:
-    return InboundFacts(request=req or request(), peer=peer, peer_port=25002, srv=lookup)
+    req: Parties | None = None,
+) -> Facts:
+    return Facts(parties=req or request(), peer=peer, srv=lookup)
+
+
+def decide(f: Facts, settings: EdgeSettings) -> Decision:
+    """Route, then decide: the two pure steps the Edge runs on every request."""
+    return decide_inbound(inbound_route(f.parties, settings), f.peer, f.srv, settings)
 
 
 GOOD_CERT = cert("vcse.acano.steven.lab", "vcse.steven.lab")
@@ -71,7 +80,7 @@ GOOD_SRV = srv("acano.steven.lab", "vcse.acano.steven.lab.")
 
 
 def test_the_design_example_is_accepted() -> None:
-    decision = decide_inbound(facts(GOOD_CERT, GOOD_SRV), EDGE)
+    decision = decide(facts(GOOD_CERT, GOOD_SRV), EDGE)
     assert decision.accepted
     assert decision.rule == "accepted"
     assert decision.status == 200
@@ -120,7 +129,7 @@ def test_srv_targets_must_sit_exactly_in_the_domain(
     targets: tuple[str, ...], rule: str, data: tuple[tuple[str, str], ...] | None
 ) -> None:
     peer = cert(*(t.rstrip(".") for t in targets), "vcse.acano.steven.lab")
-    decision = decide_inbound(facts(peer, srv("acano.steven.lab", *targets)), EDGE)
+    decision = decide(facts(peer, srv("acano.steven.lab", *targets)), EDGE)
     assert decision.rule == rule
     if data is None:
         return
@@ -135,10 +144,8 @@ def test_srv_targets_must_sit_exactly_in_the_domain(
 
 
 def test_seed_no_srv_match_is_verbatim_and_several_targets_are_inferred() -> None:
-    one = decide_inbound(facts(GOOD_CERT, srv("acano.steven.lab", "vcse.steven.lab")), EDGE)
-    two = decide_inbound(
-        facts(GOOD_CERT, srv("acano.steven.lab", "vcse.steven.lab", "b.steven.lab")), EDGE
-    )
+    one = decide(facts(GOOD_CERT, srv("acano.steven.lab", "vcse.steven.lab")), EDGE)
+    two = decide(facts(GOOD_CERT, srv("acano.steven.lab", "vcse.steven.lab", "b.steven.lab")), EDGE)
     assert one.edge_log is not None
     assert two.edge_log is not None
     assert (one.fidelity, one.edge_log.fidelity) == ("verbatim", "verbatim")
@@ -148,11 +155,11 @@ def test_seed_no_srv_match_is_verbatim_and_several_targets_are_inferred() -> Non
 def test_target_equal_to_domain_is_configurable_and_marked_unverified() -> None:
     lookup = srv("acano.steven.lab", "acano.steven.lab")
     peer = cert("acano.steven.lab")
-    refused = decide_inbound(facts(peer, lookup), EDGE)
+    refused = decide(facts(peer, lookup), EDGE)
     assert refused.rule == "srv-not-in-domain"
     assert refused.fidelity == "unverified"
-    lenient = dataclasses.replace(EDGE, accept_srv_target_equal_to_domain=True)
-    assert decide_inbound(facts(peer, lookup), lenient).accepted
+    lenient = dataclasses.replace(EDGE, rules=EdgeRules(srv_target_equal_to_domain=True))
+    assert decide(facts(peer, lookup), lenient).accepted
 
 
 # --- cert-mismatch ([CISCO] S3) --------------------------------------------------
@@ -175,11 +182,11 @@ def test_target_equal_to_domain_is_configurable_and_marked_unverified() -> None:
     ],
 )
 def test_certificate_must_name_an_in_domain_srv_target(peer: PeerCertificate, rule: str) -> None:
-    assert decide_inbound(facts(peer, GOOD_SRV), EDGE).rule == rule
+    assert decide(facts(peer, GOOD_SRV), EDGE).rule == rule
 
 
 def test_seed_cert_mismatch_record() -> None:
-    decision = decide_inbound(facts(cert("vcse.steven.lab"), GOOD_SRV), EDGE)
+    decision = decide(facts(cert("vcse.steven.lab"), GOOD_SRV), EDGE)
     assert (decision.status, decision.headers, decision.fidelity) == (504, SERVER, "verbatim")
     assert decision.edge_log is not None
     assert decision.edge_log.result.symbol == "SIPPROXY_E_ROUTING_MSG_CERT_MISMATCH"
@@ -193,15 +200,15 @@ def test_seed_cert_mismatch_record() -> None:
 
 def test_cert_mismatch_expects_the_first_in_domain_target_and_accepts_any() -> None:
     lookup = srv("acano.steven.lab", "vcse.steven.lab", "a.acano.steven.lab", "b.acano.steven.lab")
-    refused = decide_inbound(facts(cert("other.lab"), lookup), EDGE)
+    refused = decide(facts(cert("other.lab"), lookup), EDGE)
     assert refused.edge_log is not None
     assert refused.edge_log.data[0] == ("expected-fqdn", "a.acano.steven.lab")
-    assert decide_inbound(facts(cert("b.acano.steven.lab"), lookup), EDGE).accepted
+    assert decide(facts(cert("b.acano.steven.lab"), lookup), EDGE).accepted
 
 
 def test_peer_wildcard_is_a_setting() -> None:
-    wild = dataclasses.replace(EDGE, accept_peer_wildcard=True)
-    assert decide_inbound(facts(cert("*.acano.steven.lab"), GOOD_SRV), wild).accepted
+    wild = dataclasses.replace(EDGE, rules=EdgeRules(peer_wildcard=True))
+    assert decide(facts(cert("*.acano.steven.lab"), GOOD_SRV), wild).accepted
 
 
 # --- sender domain: PAI vs From --------------------------------------------------
@@ -218,19 +225,17 @@ def test_peer_wildcard_is_a_setting() -> None:
 def test_sender_domain_comes_from_pai_or_from(
     source: DomainSource, from_uri: str, pai_uri: str | None, domain: str
 ) -> None:
-    settings = dataclasses.replace(EDGE, domain_source=source)
+    settings = dataclasses.replace(EDGE, rules=EdgeRules(domain_source=source))
     req = request(from_uri, pai_uri)
-    assert inbound_domain(req, settings) == domain
-    assert inbound_srv_name(req, settings) == f"_sipfederationtls._tcp.{domain}"
-    decision = decide_inbound(facts(GOOD_CERT, srv(domain, f"vcse.{domain}"), req), settings)
+    assert inbound_route(req, settings).domain == domain
+    assert inbound_route(req, settings).srv_name == f"_sipfederationtls._tcp.{domain}"
+    decision = decide(facts(GOOD_CERT, srv(domain, f"vcse.{domain}"), req), settings)
     assert decision.domain == domain
 
 
 def test_pai_domain_decides_the_srv_check() -> None:
     req = request("sip:2000@steven.lab", "sip:2000@acano.steven.lab")
-    decision = decide_inbound(
-        facts(GOOD_CERT, srv("acano.steven.lab", "vcse.steven.lab"), req), EDGE
-    )
+    decision = decide(facts(GOOD_CERT, srv("acano.steven.lab", "vcse.steven.lab"), req), EDGE)
     assert decision.rule == "srv-not-in-domain"
     assert decision.domain == "acano.steven.lab"
 
@@ -279,8 +284,8 @@ def test_policy_refusals_need_no_dns_and_are_unverified_403s(
     settings: EdgeSettings, domain: str, rule: str, symbol: str
 ) -> None:
     req = request(f"sip:2000@{domain}")
-    assert inbound_srv_name(req, settings) is None
-    decision = decide_inbound(facts(GOOD_CERT, None, req), settings)
+    assert inbound_route(req, settings).srv_name is None
+    decision = decide(facts(GOOD_CERT, None, req), settings)
     assert decision.rule == rule
     assert (decision.status, decision.reason) == (403, "Forbidden")
     assert decision.headers == SERVER
@@ -294,7 +299,7 @@ def test_policy_refusals_need_no_dns_and_are_unverified_403s(
 def test_blocked_parent_does_not_block_unrelated_domains() -> None:
     settings = dataclasses.replace(EDGE, blocked=("steven.lab",))
     req = request("sip:2000@acano.example.lab")
-    decision = decide_inbound(
+    decision = decide(
         facts(
             cert("vcse.acano.example.lab"), srv("acano.example.lab", "vcse.acano.example.lab"), req
         ),
@@ -307,9 +312,9 @@ def test_allowlisted_domain_without_proxy_still_uses_srv() -> None:
     settings = dataclasses.replace(
         EDGE, federation="allowlist", allowed=(AllowedDomain(domain="acano.steven.lab"),)
     )
-    assert inbound_srv_name(request(), settings) == "_sipfederationtls._tcp.acano.steven.lab"
-    assert decide_inbound(facts(GOOD_CERT, GOOD_SRV), settings).accepted
-    bad = decide_inbound(facts(GOOD_CERT, srv("acano.steven.lab", "vcse.steven.lab")), settings)
+    assert inbound_route(request(), settings).srv_name == "_sipfederationtls._tcp.acano.steven.lab"
+    assert decide(facts(GOOD_CERT, GOOD_SRV), settings).accepted
+    bad = decide(facts(GOOD_CERT, srv("acano.steven.lab", "vcse.steven.lab")), settings)
     assert bad.rule == "srv-not-in-domain"
 
 
@@ -331,13 +336,13 @@ PINNED = dataclasses.replace(
     ],
 )
 def test_allowed_partner_server_must_be_the_pinned_fqdn(peer: PeerCertificate, rule: str) -> None:
-    assert inbound_srv_name(request(), PINNED) is None
-    decision = decide_inbound(facts(peer, None), PINNED)
+    assert inbound_route(request(), PINNED).srv_name is None
+    decision = decide(facts(peer, None), PINNED)
     assert decision.rule == rule
 
 
 def test_proxy_fqdn_mismatch_is_a_bare_504() -> None:
-    decision = decide_inbound(facts(cert("vcse.acano.steven.lab", cn="x.lab"), None), PINNED)
+    decision = decide(facts(cert("vcse.acano.steven.lab", cn="x.lab"), None), PINNED)
     assert (decision.status, decision.headers, decision.fidelity) == (504, SERVER, "unverified")
     assert decision.edge_log is not None
     assert decision.edge_log.data == (
@@ -363,7 +368,7 @@ def test_proxy_fqdn_mismatch_is_a_bare_504() -> None:
 def test_srv_lookup_failures_each_have_their_rule(
     outcome: SrvOutcome, rule: str, symbol: str
 ) -> None:
-    decision = decide_inbound(facts(GOOD_CERT, srv("acano.steven.lab", outcome=outcome)), EDGE)
+    decision = decide(facts(GOOD_CERT, srv("acano.steven.lab", outcome=outcome)), EDGE)
     assert decision.rule == rule
     assert (decision.status, decision.headers, decision.fidelity) == (504, SERVER, "inferred")
     assert decision.edge_log is not None
@@ -377,9 +382,9 @@ def test_srv_lookup_failures_each_have_their_rule(
 
 def test_missing_or_wrong_srv_facts_are_a_caller_bug() -> None:
     with pytest.raises(ValueError, match=r"facts\.srv is None"):
-        decide_inbound(facts(GOOD_CERT, None), EDGE)
+        decide(facts(GOOD_CERT, None), EDGE)
     with pytest.raises(ValueError, match=r"cms\.steven\.lab"):
-        decide_inbound(facts(GOOD_CERT, srv("cms.steven.lab", "vcse.cms.steven.lab")), EDGE)
+        decide(facts(GOOD_CERT, srv("cms.steven.lab", "vcse.cms.steven.lab")), EDGE)
 
 
 # --- chain and validity ------------------------------------------------------------
@@ -410,7 +415,7 @@ def test_missing_or_wrong_srv_facts_are_a_caller_bug() -> None:
 def test_certificate_trust_and_validity(
     settings: EdgeSettings, peer: PeerCertificate, rule: str, symbol: str
 ) -> None:
-    decision = decide_inbound(facts(peer, GOOD_SRV), settings)
+    decision = decide(facts(peer, GOOD_SRV), settings)
     assert decision.rule == rule
     assert (decision.status, decision.headers, decision.fidelity) == (504, SERVER, "unverified")
     assert decision.edge_log is not None
@@ -419,7 +424,7 @@ def test_certificate_trust_and_validity(
 
 def test_hosted_edge_accepts_a_public_root() -> None:
     hosted = dataclasses.replace(EDGE, hosted=True)
-    assert decide_inbound(facts(GOOD_CERT, GOOD_SRV), hosted).accepted
+    assert decide(facts(GOOD_CERT, GOOD_SRV), hosted).accepted
 
 
 # --- order: the first failing rule wins --------------------------------------------
@@ -444,7 +449,7 @@ def test_hosted_edge_accepts_a_public_root() -> None:
 def test_rules_run_in_microsofts_order(
     settings: EdgeSettings, peer: PeerCertificate, lookup: SrvLookup | None, rule: str
 ) -> None:
-    assert decide_inbound(facts(peer, lookup), settings).rule == rule
+    assert decide(facts(peer, lookup), settings).rule == rule
 
 
 def test_every_rule_name_is_listed_in_order() -> None:
@@ -453,7 +458,7 @@ def test_every_rule_name_is_listed_in_order() -> None:
 
 
 def test_log_peer_is_certificate_name_and_source_port() -> None:
-    assert inbound_log_peer(facts(cert("vcse.steven.lab"), None)) == "vcse.steven.lab:25002"
+    assert inbound_log_peer(cert("vcse.steven.lab"), 25002) == "vcse.steven.lab:25002"
 
 
 def test_decision_refuses_inconsistent_values() -> None:
@@ -465,7 +470,7 @@ def test_decision_refuses_inconsistent_values() -> None:
             reason="Server time-out",
             domain="a.lab",
             headers=(),
-            edge_log=decide_inbound(facts(cert("x.lab"), GOOD_SRV), EDGE).edge_log,
+            edge_log=decide(facts(cert("x.lab"), GOOD_SRV), EDGE).edge_log,
             fidelity="verbatim",
             explanation="x",
         )

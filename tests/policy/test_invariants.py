@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from simulator.policy import (
     INBOUND_RULE_NAMES,
     AllowedDomain,
+    Decision,
+    EdgeRules,
     EdgeSettings,
-    InboundFacts,
-    InboundRequest,
+    InboundRoute,
+    Parties,
     PeerCertificate,
     SrvLookup,
     SrvTarget,
     decide_inbound,
-    inbound_domain,
-    inbound_srv_name,
+    inbound_route,
 )
 from simulator.policy.facts import Chain, SrvOutcome
 
@@ -57,25 +60,35 @@ def settings(draw: st.DrawFn) -> EdgeSettings:
         blocked=blocked,
         allowed=allowed,
         hosted=draw(st.booleans()),
-        domain_source=draw(st.sampled_from(("pai", "from"))),
-        accept_srv_target_equal_to_domain=draw(st.booleans()),
-        accept_peer_wildcard=draw(st.booleans()),
+        rules=EdgeRules(
+            domain_source=draw(st.sampled_from(("pai", "from"))),
+            srv_target_equal_to_domain=draw(st.booleans()),
+            peer_wildcard=draw(st.booleans()),
+            block_subdomains=draw(st.booleans()),
+            client_eku=draw(st.sampled_from(("require", "ignore"))),
+            send_diagnostics_to_partners=draw(st.booleans()),
+        ),
     )
+
+
+@dataclass(frozen=True)
+class InboundCase:
+    """The arguments of one inbound decision (besides the settings)."""
+
+    route: InboundRoute
+    peer: PeerCertificate
+    srv: SrvLookup | None
+
+
+def decide(case: InboundCase, edge: EdgeSettings) -> Decision:
+    return decide_inbound(case.route, case.peer, case.srv, edge)
 
 
 @st.composite
-def facts_for(draw: st.DrawFn, edge: EdgeSettings) -> InboundFacts:
+def facts_for(draw: st.DrawFn, edge: EdgeSettings) -> InboundCase:
     from_domain = draw(st.sampled_from(DOMAINS))
     pai_domain = draw(st.none() | st.sampled_from(DOMAINS))
-    request = InboundRequest(
-        method="INVITE",
-        start_line="INVITE sip:stejanss@skype.lab SIP/2.0",
-        call_id="c",
-        cseq="1 INVITE",
-        from_uri=f"sip:2000@{from_domain}",
-        pai_uri=None if pai_domain is None else f"sip:2000@{pai_domain}",
-        to_uri="sip:stejanss@skype.lab",
-    )
+    route = inbound_route(Parties(sender=from_domain, asserted=pai_domain), edge)
     cn = draw(st.none() | st.sampled_from(HOSTS))
     sans = tuple(draw(st.lists(st.sampled_from(HOSTS), max_size=3, unique=True)))
     if cn is None and not sans:
@@ -87,58 +100,64 @@ def facts_for(draw: st.DrawFn, edge: EdgeSettings) -> InboundFacts:
         public_root=draw(st.booleans()),
     )
     srv = None
-    if (name := inbound_srv_name(request, edge)) is not None:
+    if (name := route.srv_name) is not None:
         outcome = draw(st.sampled_from(OUTCOMES))
         targets: tuple[SrvTarget, ...] = ()
         if outcome == "ok":
             hosts = draw(st.lists(st.sampled_from(HOSTS[:6]), min_size=1, max_size=3))
             targets = tuple(SrvTarget(target=h + ".", port=5061) for h in hosts)
         srv = SrvLookup(name=name, outcome=outcome, targets=targets)
-    return InboundFacts(request=request, peer=peer, peer_port=25002, srv=srv)
+    return InboundCase(route=route, peer=peer, srv=srv)
 
 
 @st.composite
-def labs(draw: st.DrawFn) -> tuple[InboundFacts, EdgeSettings]:
+def labs(draw: st.DrawFn) -> tuple[InboundCase, EdgeSettings]:
     edge = draw(settings())
     return draw(facts_for(edge)), edge
 
 
 @given(labs())
-def test_decide_inbound_is_deterministic(lab: tuple[InboundFacts, EdgeSettings]) -> None:
+def test_decide_inbound_is_deterministic(lab: tuple[InboundCase, EdgeSettings]) -> None:
     facts, edge = lab
-    assert decide_inbound(facts, edge) == decide_inbound(facts, edge)
+    assert decide(facts, edge) == decide(facts, edge)
 
 
 @given(labs())
-def test_accepted_iff_rule_is_accepted(lab: tuple[InboundFacts, EdgeSettings]) -> None:
-    decision = decide_inbound(*lab)
+def test_accepted_iff_rule_is_accepted(lab: tuple[InboundCase, EdgeSettings]) -> None:
+    decision = decide(*lab)
     assert decision.accepted == (decision.rule == "accepted")
     assert decision.rule in INBOUND_RULE_NAMES
 
 
 @given(labs())
-def test_a_refusal_has_a_status_a_log_and_only_the_server_header(
-    lab: tuple[InboundFacts, EdgeSettings],
+def test_a_refusal_has_a_status_a_log_and_diagnostics_only_when_sent_to_partners(
+    lab: tuple[InboundCase, EdgeSettings],
 ) -> None:
     facts, edge = lab
-    decision = decide_inbound(facts, edge)
+    decision = decide(facts, edge)
     if decision.accepted:
         assert decision.status == 200
         assert decision.edge_log is None
         return
     assert decision.status >= 400
     assert decision.edge_log is not None
-    # Diagnostics never cross federation (reference §3.1, §3.3).
-    assert decision.headers == (("Server", edge.server_header),)
-    assert decision.ms_diagnostics is None
-    assert decision.domain == inbound_domain(facts.request, edge)
+    assert decision.headers[-1] == ("Server", edge.server_header)
+    assert decision.domain == facts.route.domain
+    if not edge.rules.send_diagnostics_to_partners:
+        # Diagnostics do not cross federation by default (reference §3.1, §3.3).
+        assert decision.headers == (("Server", edge.server_header),)
+        assert decision.ms_diagnostics is None
+    elif decision.ms_diagnostics is not None:
+        # What the client would get is inferred on a peer-facing answer: never verbatim.
+        assert decision.fidelity != "verbatim"
+        assert decision.ms_diagnostics.endswith(f'source="{edge.fqdn}"')
 
 
 @given(labs())
 def test_verbatim_log_records_only_for_the_seed_codes(
-    lab: tuple[InboundFacts, EdgeSettings],
+    lab: tuple[InboundCase, EdgeSettings],
 ) -> None:
-    decision = decide_inbound(*lab)
+    decision = decide(*lab)
     if decision.edge_log is None:
         return
     result = decision.edge_log.result
@@ -151,10 +170,10 @@ def test_verbatim_log_records_only_for_the_seed_codes(
 
 @given(labs())
 def test_accepted_peers_name_an_in_domain_target_or_the_pinned_server(
-    lab: tuple[InboundFacts, EdgeSettings],
+    lab: tuple[InboundCase, EdgeSettings],
 ) -> None:
     facts, edge = lab
-    decision = decide_inbound(facts, edge)
+    decision = decide(facts, edge)
     if not decision.accepted:
         return
     assert edge.federation != "off"

@@ -17,7 +17,6 @@ from simulator.policy import (
     name_matches,
     names_for_matching,
     srv_name,
-    uri_host,
 )
 
 LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
@@ -123,27 +122,6 @@ def test_peer_certificate_display_name_prefers_the_cn() -> None:
     assert PeerCertificate.from_subject(cn=None, dns_sans=("x.lab",)).display_name == "x.lab"
     with pytest.raises(ValueError, match="neither CN nor DNS SAN"):
         PeerCertificate.from_subject(cn=None, dns_sans=())
-
-
-@pytest.mark.parametrize(
-    ("uri", "host"),
-    [
-        ("sip:2000@acano.steven.lab", "acano.steven.lab"),
-        ('"DX70 Steven" <sip:2000@Acano.Steven.Lab>;tag=9fea3e7d70afd884', "acano.steven.lab"),
-        ("<sips:stejanss@skype.lab:5061;transport=tls>", "skype.lab"),
-        ("sip:acano.steven.lab", "acano.steven.lab"),
-        ("sip:user@[2001:db8::1]:5061", "[2001:db8::1]"),
-        ("sip:a@b@weird.lab?x=y", "weird.lab"),
-    ],
-)
-def test_uri_host(uri: str, host: str) -> None:
-    assert uri_host(uri) == host
-
-
-@pytest.mark.parametrize("uri", ["tel:+3220000", "mailto:a@b.lab", "sip:", "sip:user@", "x"])
-def test_uri_host_rejects_uris_without_a_sip_host(uri: str) -> None:
-    with pytest.raises(ValueError, match="URI"):
-        uri_host(uri)
 
 
 def test_srv_name() -> None:

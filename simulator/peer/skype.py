@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import trio
 
-from simulator.edge.sdp import build_answer
 from simulator.errors import FedsimError
 from simulator.peer.conn import PeerClosed, SipConnection
 from simulator.peer.tlserrors import Phase, describe_network_error
@@ -30,6 +29,7 @@ from simulator.sip import (
     parse_name_addr,
     parse_uri,
 )
+from simulator.skype.sdp import build_answer
 
 #: Methods ``fedsim client`` sends.
 METHODS: tuple[str, ...] = ("INVITE", "MESSAGE", "OPTIONS")

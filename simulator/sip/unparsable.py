@@ -7,7 +7,7 @@ response to its transaction with them. Pure: bytes in, bytes out.
 
 from __future__ import annotations
 
-from simulator.sip import REASON_PHRASES
+from simulator.sip.response import REASON_PHRASES
 
 #: The lines a response must echo (RFC 3261 §8.2.6.2), long and compact names.
 _ECHO: dict[bytes, bytes] = {

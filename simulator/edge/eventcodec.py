@@ -1,0 +1,164 @@
+"""The recorder's codec: event lines, their compiled templates, and a decision's event.
+
+Only :mod:`simulator.edge.recorder` uses this module; it lives apart so the
+recorder reads as what it writes, not how it encodes. One encoder encodes every
+line; :class:`EventTemplate` compiles a decision's line once per connection,
+with holes for what each request changes (the Edge's hot path).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from json.encoder import encode_basestring
+
+from simulator.diagnostics import EdgeLogRecord, EdgeLogTemplate
+from simulator.policy import Decision
+
+#: The one encoder of every event line (a JSONEncoder built per call costs ~4 us).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+#: What the encoder does with a str (ensure_ascii=False), called directly.
+json_string = encode_basestring
+
+
+def event_json(event: Mapping[str, object]) -> str:
+    """One ``events.jsonl`` line (no newline): compact, UTF-8 kept, key order kept."""
+    return _ENCODER.encode(event)
+
+
+def _encode_value(value: object) -> str:
+    kind = type(value)
+    if kind is str:
+        return json_string(value)  # type: ignore[arg-type]
+    if kind is int:
+        return str(value)
+    return _ENCODER.encode(value)
+
+
+#: Marks a per-request field in a template (never in a value: SIP refuses NUL).
+_HOLE = "\x00{}\x00"
+
+
+class EventTemplate:
+    """An event line compiled once, with holes for the fields each request changes.
+
+    :meth:`render` joins the fixed pieces with the encoded values: the same bytes
+    :func:`event_json` gives for the filled-in event.
+    """
+
+    __slots__ = ("_fields", "_pieces")
+
+    def __init__(self, event: Mapping[str, object], fields: Sequence[str]) -> None:
+        holes = dict(event)
+        for name in fields:
+            if name not in holes:
+                raise ValueError(f"event template has no field {name!r}")
+            holes[name] = _HOLE.format(name)
+        rest = event_json(holes)
+        pieces: list[str] = []
+        order: list[str] = []
+        while True:
+            found = [
+                (at, n)
+                for n in fields
+                if n not in order and (at := rest.find(json.dumps(_HOLE.format(n)))) >= 0
+            ]
+            if not found:
+                break
+            at, name = min(found)
+            pieces.append(rest[:at])
+            order.append(name)
+            rest = rest[at + len(json.dumps(_HOLE.format(name))) :]
+        pieces.append(rest)
+        self._fields = tuple(order)
+        self._pieces = tuple(pieces)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The per-request fields, in the order :meth:`render_encoded` takes them."""
+        return self._fields
+
+    def render_encoded(self, encoded: Sequence[str]) -> str:
+        """The line for values already encoded (:func:`json_string`, ``str(int)``)."""
+        pieces = self._pieces
+        if len(encoded) != len(pieces) - 1:
+            raise ValueError(f"expected {len(pieces) - 1} encoded values, got {len(encoded)}")
+        out = [pieces[0]]
+        for value, piece in zip(encoded, pieces[1:], strict=True):
+            out.append(value)
+            out.append(piece)
+        return "".join(out)
+
+    def render(self, values: Mapping[str, object]) -> str:
+        """The line for ``values`` (every field named at compile time)."""
+        return self.render_encoded([_encode_value(values[name]) for name in self._fields])
+
+
+def decision_event(
+    decision: Decision,
+    *,
+    time: str,
+    direction: str,
+    call_id: str,
+    method: str,
+    from_uri: str,
+    to_uri: str,
+    peer: str,
+    extra: Mapping[str, object],
+) -> dict[str, object]:
+    """The ``decision`` event of one policy decision, keys in a fixed order.
+
+    Raises:
+        ValueError: ``extra`` cannot be serialised to JSON.
+    """
+    try:
+        event_json(extra)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"event extra is not JSON-serialisable: {exc}") from exc
+    log = decision.edge_log
+    return {
+        "time": time,
+        "kind": "decision",
+        "direction": direction,
+        "call_id": call_id,
+        "method": method,
+        "from": from_uri,
+        "to": to_uri,
+        "domain": decision.domain,
+        "peer": peer,
+        "rule": decision.rule,
+        "accepted": decision.accepted,
+        "status": decision.status,
+        "reason": decision.reason,
+        "fidelity": decision.fidelity,
+        "explanation": decision.explanation,
+        "headers": [[name, value] for name, value in decision.headers],
+        "ms_diagnostics": decision.ms_diagnostics,
+        "edge_log": None if log is None else record_summary(log),
+        "extra": dict(extra),
+    }
+
+
+def record_summary(log: EdgeLogRecord) -> dict[str, object]:
+    return {
+        "result_code": log.result.hex,
+        "symbol": log.result.symbol,
+        "severity": log.result.severity,
+        "data": dict(log.data),
+        "fidelity": log.fidelity,
+    }
+
+
+#: The fields of an inbound decision's event that change from request to request.
+DECISION_FIELDS = ("time", "call_id", "method", "from", "to", "status")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A decision compiled for one connection: its event and Edge record, with holes."""
+
+    decision: Decision
+    event: EventTemplate
+    #: The Edge record of the decision on this connection (None when nothing is logged).
+    record: EdgeLogTemplate | None

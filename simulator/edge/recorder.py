@@ -1,0 +1,475 @@
+"""The Edge's one recorder: every event and Edge log record, one schema, one encoder, one clock.
+
+Every line of ``events.jsonl`` and every record of ``edge.log`` is written here,
+by one method per kind of event (``time`` and ``kind`` come first in each):
+
+================  =====================================================================
+kind              written when
+================  =====================================================================
+decision          a federation rule decided (inbound, or an outbound refusal)
+rejected          a request screened out before any rule (416, 400, 481, 483, 484)
+local             the Skype user of a homed domain answered a client itself
+forwarded         a partner's final answer was relayed to the client
+in-dialog         an ACK, BYE... of a relayed dialog passed the Edge
+partner-timeout   a partner never answered a forwarded request (408)
+unanswered        the Edge stopped (or the client left) before answering
+malformed         a message that could not be used (its 400, or none)
+tls-handshake-failed / client-tls-failed   a refused handshake (federation / clients)
+internal-error    a guard contained a fedsim bug (simulator.net.guard)
+log-gap           the disk came back after lines were lost (simulator.edge.logfiles)
+================  =====================================================================
+
+The recorder also owns the hot path's templates (its codec,
+:mod:`simulator.edge.eventcodec`): on one connection a decision is compiled
+once into an :class:`~simulator.edge.eventcodec.EventTemplate` and an
+:class:`~simulator.diagnostics.EdgeLogTemplate` with holes for what each request
+changes. Records are *held* (:meth:`Recorder.write` with ``hold=True``) and put on
+disk by :meth:`Recorder.flush`, which the SIP stream calls right before any reply
+leaves (:mod:`simulator.net.sipstream`); events with no reply are flushed at once.
+
+Time has one source, :meth:`Recorder.stamps`: the UTC wall clock, formatted once
+per second (formatting costs more than the rest of an event).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TextIO
+
+from simulator.diagnostics import EdgeLogRecord, EdgeLogTemplate, edge_log_stamp
+from simulator.edge.eventcodec import (
+    DECISION_FIELDS,
+    EventTemplate,
+    Verdict,
+    decision_event,
+    event_json,
+    json_string,
+    record_summary,
+)
+from simulator.edge.logfiles import LogFiles
+from simulator.net import InternalError
+from simulator.policy import Decision, Rejection, handshake_refused
+from simulator.sip import Request
+
+#: The Edge record's "pid.tid": this process, and the thread that runs trio.
+PID = os.getpid() & 0xFFFF
+TID = threading.get_native_id() & 0xFFFF
+
+
+class Recorder:
+    """Writes every event and Edge log record of one Edge (see the module docstring).
+
+    Args:
+        log_dir: where ``edge.log`` and ``events.jsonl`` go.
+        console: called with one human line per decision (``fedsim serve`` prints it).
+        stderr: where write failures and internal errors are also reported.
+        machine: the Edge machine name of the records (``[machine\\machine]``).
+        correlation: the source of the records' correlation ids (the Edge's RNG).
+
+    Attributes:
+        decisions: False with ``fedsim serve --quiet``: no console line per decision.
+        debug: True with ``--debug``: an internal error's traceback on the console.
+        requests: out-of-dialog requests taken off the wire (for the summary).
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        console: Callable[[str], None] | None = None,
+        stderr: TextIO | None = None,
+        machine: str = "sfvedge",
+        correlation: Callable[[], int] | None = None,
+        edge_log_path: Path | None = None,
+        events_path: Path | None = None,
+    ) -> None:
+        self.console = console
+        self.stderr = stderr if stderr is not None else sys.stderr
+        self.machine = machine
+        self.correlation = correlation or (lambda: int.from_bytes(os.urandom(4), "big"))
+        self.decisions = True
+        self.debug = False
+        self.requests = 0
+        self.internal_errors = 0
+        #: Requests taken (:meth:`take`) whose event is not written yet, by id.
+        self._open: set[int] = set()
+        self._seq = 0
+        self._stamp_second = -1
+        self._stamp_prefixes = ("", "")
+        self.files = LogFiles(
+            log_dir,
+            notice=self.notice,
+            edge_log_path=edge_log_path,
+            events_path=events_path,
+        )
+
+    # -- the clock ---------------------------------------------------------------------
+
+    def stamps(self) -> tuple[str, str]:
+        """Now (UTC), as the Edge record prints it and as ISO 8601 to the millisecond."""
+        ms = time.time_ns() // 1_000_000
+        second, milli = divmod(ms, 1000)
+        if second != self._stamp_second:
+            when = dt.datetime.fromtimestamp(second, dt.UTC)
+            self._stamp_second = second
+            self._stamp_prefixes = (edge_log_stamp(when)[:-4], when.isoformat()[:19])
+        record, iso = self._stamp_prefixes
+        return f"{record}.{milli:03d}", f"{iso}.{milli:03d}+00:00"
+
+    def now(self) -> str:
+        """Now, ISO 8601 to the millisecond (the ``time`` of every event)."""
+        return self.stamps()[1]
+
+    # -- writing -----------------------------------------------------------------------
+
+    def write(
+        self, event: Mapping[str, object] | str, record: str | None = None, *, hold: bool = False
+    ) -> None:
+        """Write one event (an object, or a line already encoded) and its Edge record.
+
+        With ``hold`` both wait for :meth:`flush`, which the SIP stream makes before
+        the reply leaves; without, they are flushed now.
+        """
+        line = event if isinstance(event, str) else event_json(event)
+        self.files.hold(line, record)
+        if not hold:
+            self.flush()
+
+    def flush(self) -> None:
+        """Put every held record and event on disk."""
+        if self.files.held:
+            self.files.flush(self.now())
+
+    @property
+    def held(self) -> int:
+        return self.files.held
+
+    @property
+    def written(self) -> int:
+        return self.files.written
+
+    @property
+    def unwritten(self) -> int:
+        return self.files.unwritten
+
+    def next_seq(self) -> int:
+        """The next Edge record's sequence number (8 hex digits, so it wraps at 2**32)."""
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        return self._seq
+
+    def record_text(self, template: EdgeLogTemplate, request: Request, stamp: str) -> str:
+        """One Edge log record of ``template`` for ``request``."""
+        cseq = request.cseq
+        return template.render(
+            stamp=stamp,
+            seq=self.next_seq(),
+            correlation_id=self.correlation(),
+            start_line=request.start_line,
+            call_id=request.call_id,
+            cseq=f"{cseq[0]} {cseq[1]}",
+        )
+
+    def template(self, record: EdgeLogRecord, peer: str) -> EdgeLogTemplate:
+        """A record compiled for one peer (the hot path fills it per request)."""
+        return EdgeLogTemplate(record, machine=self.machine, pid=PID, tid=TID, peer=peer)
+
+    # -- the console -------------------------------------------------------------------
+
+    @property
+    def wants_decisions(self) -> bool:
+        """Whether a line per decision goes to the console (check before formatting it)."""
+        return self.decisions and self.console is not None
+
+    def say(self, text: str) -> None:
+        """One line on the console, if any (a broken console never stops the Edge)."""
+        if self.console is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.console(text)
+
+    def say_decision(self, text: str) -> None:
+        """One decision's console line, unless decisions are not shown (``--quiet``)."""
+        if self.decisions:
+            self.say(text)
+
+    def notice(self, text: str) -> None:
+        """A warning: on stderr and on the console."""
+        with contextlib.suppress(OSError, ValueError):
+            print(text, file=self.stderr, flush=True)
+        self.say(text)
+
+    # -- requests and their one event ------------------------------------------------------
+
+    def take(self, request: Request) -> None:
+        """Count ``request`` as taken off the wire: it will get exactly one event."""
+        self.requests += 1
+        self._open.add(id(request))
+
+    def answered(self, request: Request) -> bool:
+        """Whether the event of a taken ``request`` is written (else: :meth:`unanswered`)."""
+        return id(request) not in self._open
+
+    # -- the kinds of event --------------------------------------------------------------
+
+    def _event(self, kind: str, fields: Mapping[str, object]) -> dict[str, object]:
+        return {"time": self.now(), "kind": kind, **fields}
+
+    def rejected(
+        self,
+        direction: str,
+        request: Request,
+        rejection: Rejection,
+        peer: str,
+        extra: Mapping[str, object] | None = None,
+    ) -> None:
+        """A request screened out before any federation rule (held for its reply)."""
+        self._open.discard(id(request))
+        self.write(
+            self._event(
+                "rejected",
+                {
+                    "direction": direction,
+                    "call_id": request.call_id,
+                    "method": request.method,
+                    "from": str(request.from_.uri),
+                    "to": str(request.to.uri),
+                    "peer": peer,
+                    "rule": rejection.rule,
+                    "accepted": False,
+                    "status": rejection.status,
+                    "reason": rejection.why,
+                    "fidelity": rejection.fidelity,
+                    "extra": dict(extra or {}),
+                },
+            ),
+            hold=True,
+        )
+        self.say_decision(
+            f"{self.now()[11:19]} {direction:<8} {request.method} {request.from_.uri} -> "
+            f"{request.to.uri}  {rejection.rule}  {rejection.status}"
+        )
+
+    def decision(
+        self,
+        direction: str,
+        request: Request,
+        decision: Decision,
+        *,
+        peer: str,
+        extra: Mapping[str, object],
+        log_peer: str | None = None,
+    ) -> None:
+        """A policy decision, with its Edge record when it has one (held for its reply)."""
+        self._open.discard(id(request))
+        stamp, iso = self.stamps()
+        record = None
+        if decision.edge_log is not None:
+            record = self.record_text(
+                self.template(decision.edge_log, log_peer or peer), request, stamp
+            )
+        event = decision_event(
+            decision,
+            time=iso,
+            direction=direction,
+            call_id=request.call_id,
+            method=request.method,
+            from_uri=str(request.from_.uri),
+            to_uri=str(request.to.uri),
+            peer=peer,
+            extra=extra,
+        )
+        self.write(event, record, hold=True)
+        self.say_decision(
+            f"{iso[11:19]} {direction:<8} {request.method} {request.from_.uri} -> "
+            f"{request.to.uri}  {decision.rule}  {decision.status}"
+        )
+
+    def compile(
+        self, decision: Decision, *, direction: str, peer: str, extra: Mapping[str, object]
+    ) -> Verdict:
+        """Compile ``decision`` for one connection (``peer`` is its events' and records' Peer)."""
+        event = decision_event(
+            decision,
+            time="",
+            direction=direction,
+            call_id="",
+            method="",
+            from_uri="",
+            to_uri="",
+            peer=peer,
+            extra=extra,
+        )
+        template = EventTemplate(event, DECISION_FIELDS)
+        record = None if decision.edge_log is None else self.template(decision.edge_log, peer)
+        return Verdict(decision=decision, event=template, record=record)
+
+    def verdict(
+        self, verdict: Verdict, request: Request, *, status: int, from_text: str, to_text: str
+    ) -> None:
+        """The event (and record) of a compiled decision for one request: the hot path.
+
+        ``status`` is what went on the wire: the decision's, or the called user's
+        answer to an accepted request. Held: the reply's send flushes it.
+        """
+        stamp, iso = self.stamps()
+        template = verdict.record
+        record = None if template is None else self.record_text(template, request, stamp)
+        line = verdict.event.render_encoded(
+            (
+                f'"{iso}"',
+                json_string(request.call_id),
+                json_string(request.method),
+                json_string(from_text),
+                json_string(to_text),
+                str(status),
+            )
+        )
+        self.files.hold(line, record)
+        if self.decisions and self.console is not None:  # format only when shown
+            self.say(
+                f"{iso[11:19]} inbound  {request.method} {from_text} -> {to_text}"
+                f"  {verdict.decision.rule}  {status}"
+            )
+
+    def call_event(
+        self,
+        kind: str,
+        request: Request,
+        *,
+        status: int | None,
+        rule: str,
+        peer: str,
+        fields: Mapping[str, object],
+        hold: bool = True,
+    ) -> None:
+        """An outbound call's event other than a decision (local, forwarded, in-dialog...)."""
+        self._open.discard(id(request))
+        event = self._event(
+            kind,
+            {
+                "direction": "outbound",
+                "call_id": request.call_id,
+                "method": request.method,
+                "from": str(request.from_.uri),
+                "to": str(request.to.uri),
+                "peer": peer,
+                "rule": rule,
+                "status": status,
+                **fields,
+            },
+        )
+        self.write(event, hold=hold)
+        if kind != "in-dialog":
+            self.say_decision(
+                f"{str(event['time'])[11:19]} outbound {request.method} {request.from_.uri} -> "
+                f"{request.to.uri}  {rule}  {status}"
+            )
+
+    def unanswered(self, direction: str, request: Request, peer: str, reason: str) -> None:
+        """A request taken off the wire that the Edge never answered."""
+        self._open.discard(id(request))
+        self.write(
+            self._event(
+                "unanswered",
+                {
+                    "direction": direction,
+                    "call_id": request.call_id,
+                    "method": request.method,
+                    "from": str(request.from_.uri),
+                    "to": str(request.to.uri),
+                    "peer": peer,
+                    "status": None,
+                    "reason": reason,
+                },
+            )
+        )
+
+    def malformed(self, direction: str, peer: str, status: int | None, error: str) -> None:
+        """A message that framed but could not be used (held for its 400, if any)."""
+        self.write(
+            self._event(
+                "malformed",
+                {"direction": direction, "peer": peer, "status": status, "error": error},
+            ),
+            hold=True,
+        )
+
+    def tls_failure(self, peer_address: str, reason: str) -> None:
+        """A refused handshake on the federation port, with its (inferred) Edge record."""
+        record = handshake_refused(reason)
+        stamp, iso = self.stamps()
+        text = self.template(record, peer_address).render(
+            stamp=stamp,
+            seq=self.next_seq(),
+            correlation_id=self.correlation(),
+            start_line="-",
+            call_id="-",
+            cseq="-",
+        )
+        event = {
+            "time": iso,
+            "kind": "tls-handshake-failed",
+            "direction": "inbound",
+            "peer_address": peer_address,
+            "rule": "tls-handshake-failed",
+            "status": None,
+            "reason": reason,
+            "fidelity": "inferred",
+            "edge_log": record_summary(record),
+        }
+        self.write(event, text)
+        self.say_decision(f"{iso[11:19]} inbound  TLS from {peer_address} refused: {reason}")
+
+    def client_tls_failure(self, peer_address: str, reason: str) -> None:
+        """A failed handshake on the clients port (no Edge record: the FE's business)."""
+        self.write(
+            self._event(
+                "client-tls-failed",
+                {
+                    "direction": "outbound",
+                    "peer_address": peer_address,
+                    "rule": "client-tls-failed",
+                    "status": None,
+                    "reason": reason,
+                },
+            )
+        )
+
+    def internal_error(self, fault: InternalError) -> None:
+        """A fedsim bug one connection reached (a guard contained it)."""
+        self.internal_errors += 1
+        self.write(
+            self._event(
+                "internal-error",
+                {
+                    "server": fault.server,
+                    "peer_address": fault.peer,
+                    "error_type": fault.error_type,
+                    "error": f"{fault.error_type}: {fault.error}",
+                    "count": fault.count,
+                },
+            )
+        )
+        self.notice(fault.describe())
+        if self.debug:
+            self.say(fault.traceback())
+
+    # -- the end -----------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """``fedsim: stopped: N requests, N events, N unwritten``."""
+        return (
+            f"fedsim: stopped: {self.requests} requests, {self.written} events, "
+            f"{self.unwritten} unwritten"
+        )
+
+    def close(self) -> None:
+        """Flush and close both files, and say the summary."""
+        self.files.close(self.now())
+        self.say(self.summary())
