@@ -18,7 +18,7 @@ from simulator.diagnostics.catalogue import (
     lookup_result,
     weakest,
 )
-from simulator.diagnostics.explain import explain_text
+from simulator.diagnostics.explain import explain_diagnostics, explain_record, explain_text
 from simulator.diagnostics.format import (
     DiagnosticsParseError,
     EdgeLogRecord,
@@ -53,6 +53,8 @@ __all__ = [
     "ResultCode",
     "Severity",
     "edge_log_stamp",
+    "explain_diagnostics",
+    "explain_record",
     "explain_text",
     "find_ms_diagnostics",
     "format_edge_log",

@@ -1,6 +1,7 @@
 """Turn a pasted ms-diagnostics header or Edge log record into cause and fix.
 
-The pure core of ``fedsim explain``.
+The pure core of ``fedsim explain``; :mod:`simulator.trace.ladder` uses the two
+per-artefact explainers for the ladders of traces and captures.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ _FIDELITY_NOTE = {
 }
 
 
-def _lines_for_diagnostics(diag: MsDiagnostics) -> list[str]:
+def explain_diagnostics(diag: MsDiagnostics) -> list[str]:
+    """The lines that explain one ms-diagnostics header: code, reason, params, cause, fix."""
     code = f"{diag.code}" if diag.sub_code is None else f"{diag.code}.{diag.sub_code}"
     out = [f"ms-diagnostics {code}: {diag.reason or '(no reason)'}"]
     for name, value in diag.params:
@@ -40,7 +42,8 @@ def _lines_for_diagnostics(diag: MsDiagnostics) -> list[str]:
     return out
 
 
-def _lines_for_record(record: ParsedEdgeRecord) -> list[str]:
+def explain_record(record: ParsedEdgeRecord) -> list[str]:
+    """The lines that explain one Edge log record: Result-Code, text, data, cause, fix."""
     out = [f"Edge log {record.severity or '?'}: {record.result_hex} {record.result_symbol}"]
     if record.text:
         out.append(f"  Text: {record.text}")
@@ -78,10 +81,10 @@ def explain_text(text: str) -> str:
     Raises:
         DiagnosticsParseError: nothing recognisable was found.
     """
-    blocks: list[list[str]] = [_lines_for_record(r) for r in parse_edge_log(text)]
+    blocks: list[list[str]] = [explain_record(r) for r in parse_edge_log(text)]
     if not blocks:
         headers = find_ms_diagnostics(text)
         if not headers:
             headers = [parse_ms_diagnostics(text.strip())]
-        blocks = [_lines_for_diagnostics(d) for d in headers]
+        blocks = [explain_diagnostics(d) for d in headers]
     return "\n\n".join("\n".join(block) for block in blocks) + "\n"

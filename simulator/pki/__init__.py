@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from simulator.pki.contexts import TlsProfile, client_context, server_context
+from simulator.pki.contexts import (
+    KEYLOG_MODE,
+    TlsProfile,
+    client_context,
+    enable_keylog,
+    open_keylog,
+    server_context,
+    use_keylog,
+)
 from simulator.pki.errors import PkiError
 from simulator.pki.facts import (
     CertificateFacts,
@@ -20,6 +28,7 @@ from simulator.pki.spec import EKU_NAMES, CertSpec, KeyType, Validity
 
 __all__ = [
     "EKU_NAMES",
+    "KEYLOG_MODE",
     "CertSpec",
     "CertificateFacts",
     "ChainStatus",
@@ -30,13 +39,16 @@ __all__ = [
     "TlsProfile",
     "Validity",
     "client_context",
+    "enable_keylog",
     "facts_from_certificate",
     "facts_from_der",
     "issue_pki",
     "key_matches_certificate",
     "load_pem_certificates",
     "matches_name",
+    "open_keylog",
     "read_lab_specs",
     "server_context",
+    "use_keylog",
     "verify_chain",
 ]

@@ -6,6 +6,15 @@ certificate against ``trust``; the client verifies the server's chain against
 peer's names itself against the SRV target (ms-federation.md §6), which is not
 the host it connected to; ``verify_mode`` stays ``CERT_REQUIRED``.
 
+**Key log.** With a key log on (:func:`use_keylog` once for the whole process,
+as ``fedsim serve --keylog`` does, or ``keylog=`` per context, or
+:func:`enable_keylog` on any context) OpenSSL appends the secrets of every TLS
+session the context makes, in the NSS key log format Wireshark reads
+(``CLIENT_RANDOM`` for TLS 1.2, ``CLIENT_HANDSHAKE_TRAFFIC_SECRET``... for 1.3),
+so a real capture of the lab can be decrypted. The file is created 0600 before
+OpenSSL opens it (OpenSSL appends and keeps the mode): those secrets decrypt
+every session.
+
 Files are checked before OpenSSL sees them, so a wrong path, a non-PEM file or
 a key that does not match its certificate is one :class:`PkiError` line with
 the file and a fix instead of an ``ssl.SSLError`` code.
@@ -15,7 +24,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import ssl
+import stat
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -39,6 +50,12 @@ LEGACY_LEVEL = "@SECLEVEL=0"
 #: ``X509_PURPOSE_ANY`` (openssl/x509v3.h): verify the chain, not the EKU.
 _X509_PURPOSE_ANY = 7
 
+#: The key log's mode: its secrets decrypt every session, so the owner's alone.
+KEYLOG_MODE = 0o600
+
+#: The key log every context built here writes to, unless told otherwise (use_keylog).
+_process_keylog: Path | None = None
+
 _SSL_VERSIONS: dict[str, ssl.TLSVersion] = {
     "TLSv1": ssl.TLSVersion.TLSv1,
     "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -59,6 +76,61 @@ def profile_versions(profile: str) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
     return _SSL_VERSIONS[tls.versions[0]], _SSL_VERSIONS[tls.versions[-1]]
 
 
+def open_keylog(path: Path) -> Path:
+    """Create the key log file 0600 (or make an existing one 0600), ready for OpenSSL.
+
+    Python's ``keylog_filename`` makes OpenSSL open the file for appending with
+    the default mode (0644 under the usual umask): creating it first, 0600, keeps
+    the secrets the owner's. A symbolic link is refused rather than followed.
+
+    Raises:
+        PkiError: the file cannot be created or is not a regular file.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, KEYLOG_MODE)
+    except OSError as exc:
+        raise PkiError(
+            f"cannot create the TLS key log: {exc.strerror}",
+            path=path,
+            fix="give --keylog a path in a directory you can write (not a symbolic link)",
+        ) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PkiError(
+                "the TLS key log is not a regular file", path=path, fix="give a file path"
+            )
+        os.fchmod(fd, KEYLOG_MODE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def enable_keylog(ctx: ssl.SSLContext, path: Path) -> None:
+    """Make ``ctx`` append the secrets of its TLS sessions to ``path`` (created 0600).
+
+    Raises:
+        PkiError: the file cannot be created.
+    """
+    ctx.keylog_filename = os.fspath(open_keylog(path))
+
+
+def use_keylog(path: Path | None) -> None:
+    """Log the secrets of every context :func:`server_context`/:func:`client_context`
+    build from now on to ``path`` (None: stop). The file is created 0600 now.
+
+    Raises:
+        PkiError: the file cannot be created.
+    """
+    global _process_keylog
+    _process_keylog = None if path is None else open_keylog(path)
+
+
+def _apply_keylog(ctx: ssl.SSLContext, keylog: Path | None) -> None:
+    path = keylog if keylog is not None else _process_keylog
+    if path is not None:
+        enable_keylog(ctx, path)
+
+
 def server_context(
     *,
     cert: Path,
@@ -68,6 +140,7 @@ def server_context(
     require_client_cert: bool = True,
     profile: TlsProfile = "default",
     check_client_purpose: bool = True,
+    keylog: Path | None = None,
 ) -> ssl.SSLContext:
     """Build the context of a federation listener (the Edge's 5061).
 
@@ -84,6 +157,8 @@ def server_context(
         check_client_purpose: refuse a client certificate whose EKU lacks
             clientAuth at the handshake (OpenSSL's default, rule ``client_eku =
             "require"``). False verifies the chain for any purpose (``"ignore"``).
+        keylog: append the sessions' secrets to this file (default: the
+            process's key log, see :func:`use_keylog`, if any).
 
     Returns:
         A server-side ``ssl.SSLContext``.
@@ -100,6 +175,7 @@ def server_context(
     ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     if not check_client_purpose:
         set_any_purpose(ctx)
+    _apply_keylog(ctx, keylog)
     return ctx
 
 
@@ -111,6 +187,7 @@ def client_context(
     trust: Sequence[Path] = (),
     profile: TlsProfile = "default",
     check_hostname: bool = False,
+    keylog: Path | None = None,
 ) -> ssl.SSLContext:
     """Build the context of a federation client (Edge outbound, or a simulated Expressway).
 
@@ -122,6 +199,8 @@ def client_context(
         profile: which TLS versions to offer.
         check_hostname: let OpenSSL match ``server_hostname`` too. Off by
             default: the caller matches the SRV target itself.
+        keylog: append the sessions' secrets to this file (default: the
+            process's key log, see :func:`use_keylog`, if any).
 
     Returns:
         A client-side ``ssl.SSLContext`` that always verifies the server chain.
@@ -144,6 +223,7 @@ def client_context(
     if cert is not None and key is not None:
         _load_identity(ctx, cert=cert, key=key, chain=chain)
     _load_trust(ctx, trust)
+    _apply_keylog(ctx, keylog)
     return ctx
 
 

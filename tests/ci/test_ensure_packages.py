@@ -58,6 +58,12 @@ if [[ ${FAKE_SUDO:-} != ok ]]; then echo "sudo: a password is required" >&2; exi
 FAKE_VIA=sudo "$@"
 """
 
+DEBCONF = """\
+# fake debconf-set-selections: logs who ran it and the answers it was given on stdin
+read -r answer
+echo "debconf-set-selections[${FAKE_VIA:-direct}] $answer" >>"$FAKE_LOG"
+"""
+
 ID = """\
 echo "id $*" >>"$FAKE_LOG"
 echo "${FAKE_UID:-0}"
@@ -103,7 +109,12 @@ class FakeMachine:
         env = shutil.which("env")
         assert bash is not None
         assert env is not None
-        shims = {"dpkg-query": DPKG_QUERY, "apt-get": APT_GET, "id": ID}
+        shims = {
+            "dpkg-query": DPKG_QUERY,
+            "apt-get": APT_GET,
+            "id": ID,
+            "debconf-set-selections": DEBCONF,
+        }
         if self.sudo is not None:
             shims["sudo"] = SUDO
         for name, body in shims.items():
@@ -267,3 +278,29 @@ def test_ci_make_and_bench_install_from_the_one_list() -> None:
     assert ENSURE_PACKAGES == SCRIPT
     assert {*PACKAGES.values(), "kamailio-tls-modules"} <= set(listed())
     assert os.access(SCRIPT, os.X_OK)
+
+
+@pytest.mark.parametrize(("uid", "sudo", "via"), [(0, None, "direct"), (1000, "ok", "sudo")])
+def test_tsharks_capture_question_is_answered_before_apt_get(
+    tmp_path: Path, uid: int, sudo: str | None, via: str
+) -> None:
+    """wireshark-common asks whether non-root users may capture: preseeded "no"."""
+    machine = FakeMachine(tmp_path, uid=uid, sudo=sudo)
+    machine.install(*all_but("tshark"))
+    run = machine.run()
+    assert run.code == 0, run.stderr
+    answer = (
+        f"debconf-set-selections[{via}] "
+        "wireshark-common wireshark-common/install-setuid boolean false"
+    )
+    steps = [line for line in run.log if line.startswith(("debconf", "apt-get"))]
+    assert steps[0] == answer
+    assert steps[-1].endswith(" install tshark")
+
+
+def test_no_debconf_answer_when_tshark_is_installed(tmp_path: Path) -> None:
+    machine = FakeMachine(tmp_path)
+    machine.install(*all_but("stunnel4"))
+    run = machine.run()
+    assert run.code == 0, run.stderr
+    assert not any(line.startswith("debconf") for line in run.log)
