@@ -29,6 +29,9 @@ leaves (:mod:`simulator.net.sipstream`); events with no reply are flushed at onc
 
 Time has one source, :meth:`Recorder.stamps`: the UTC wall clock, formatted once
 per second (formatting costs more than the rest of an event).
+
+The wire taps (:mod:`simulator.edge.taps`: ``trace.log`` and the capture) are the
+recorder's too, off unless :meth:`Recorder.start_taps`; every record goes to the trace.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from simulator.diagnostics import EdgeLogRecord, EdgeLogTemplate, edge_log_stamp
+from simulator.diagnostics import EdgeLogRecord, EdgeLogTemplate, ResultCode, edge_log_stamp
 from simulator.edge.eventcodec import (
     DECISION_FIELDS,
     EventTemplate,
@@ -54,9 +57,11 @@ from simulator.edge.eventcodec import (
     record_summary,
 )
 from simulator.edge.logfiles import LogFiles
+from simulator.edge.taps import TRACE_LOG, WireTaps
 from simulator.net import InternalError
 from simulator.policy import Decision, Rejection, handshake_refused
 from simulator.sip import Request
+from simulator.trace import COMPONENT_LOCATION
 
 #: The Edge record's "pid.tid": this process, and the thread that runs trio.
 PID = os.getpid() & 0xFFFF
@@ -77,6 +82,7 @@ class Recorder:
         decisions: False with ``fedsim serve --quiet``: no console line per decision.
         debug: True with ``--debug``: an internal error's traceback on the console.
         requests: out-of-dialog requests taken off the wire (for the summary).
+        taps: the trace and capture writers; None (the default) when both are off.
     """
 
     def __init__(
@@ -103,6 +109,7 @@ class Recorder:
         self._seq = 0
         self._stamp_second = -1
         self._stamp_prefixes = ("", "")
+        self.taps: WireTaps | None = None
         self.files = LogFiles(
             log_dir,
             notice=self.notice,
@@ -143,9 +150,11 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
-        """Put every held record and event on disk."""
+        """Put every held record and event on disk (and what the wire taps hold)."""
         if self.files.held:
             self.files.flush(self.now())
+        if self.taps is not None:
+            self.taps.flush()
 
     @property
     def held(self) -> int:
@@ -165,7 +174,11 @@ class Recorder:
         return self._seq
 
     def record_text(self, template: EdgeLogTemplate, request: Request, stamp: str) -> str:
-        """One Edge log record of ``template`` for ``request``."""
+        """One Edge log record of ``template`` for ``request`` (also in the trace, when on)."""
+        if self.taps is not None:  # the transaction's correlation id; the record in the trace
+            return self.taps.edge_record(
+                template, request, stamp=stamp, seq=self.next_seq(), drawn=self.correlation()
+            )
         cseq = request.cseq
         return template.render(
             stamp=stamp,
@@ -412,6 +425,8 @@ class Recorder:
             call_id="-",
             cseq="-",
         )
+        if self.taps is not None:
+            self.taps.record(text)
         event = {
             "time": iso,
             "kind": "tls-handshake-failed",
@@ -460,6 +475,32 @@ class Recorder:
         if self.debug:
             self.say(fault.traceback())
 
+    # -- the wire taps ------------------------------------------------------------------
+
+    def start_taps(self, *, trace: bool, pcap: Path | None, seed: int | None = None) -> None:
+        """Turn on ``trace.log`` (in the log directory) and/or the capture ``pcap``
+        (FedsimError: a file cannot be created)."""
+        if trace or pcap is not None:
+            trace_at = self.files.log_dir / TRACE_LOG if trace else None
+            self.taps = WireTaps(
+                trace=trace_at, pcap=pcap, machine=self.machine, pid=PID, tid=TID,
+                next_seq=self.next_seq, notice=self.notice, seed=seed,
+            )  # fmt: skip
+
+    def component(
+        self,
+        text: str,
+        result: ResultCode | None = None,
+        *,
+        request: Request | None = None,
+        level: str = "TL_ERROR",
+        location: str = COMPONENT_LOCATION,
+    ) -> None:
+        """A ``TF_COMPONENT`` record (reference §4.1) in ``trace.log``; nothing with the trace
+        off. See :meth:`simulator.edge.taps.WireTaps.component`."""
+        if self.taps is not None:
+            self.taps.component(text, result, request=request, level=level, location=location)
+
     # -- the end -----------------------------------------------------------------------
 
     def summary(self) -> str:
@@ -470,6 +511,8 @@ class Recorder:
         )
 
     def close(self) -> None:
-        """Flush and close both files, and say the summary."""
+        """Flush and close every file (the taps' too), and say the summary."""
         self.files.close(self.now())
+        if self.taps is not None:
+            self.taps.close()
         self.say(self.summary())

@@ -304,11 +304,17 @@ class PcapWriter:
         self._add(self._encoder.encode_close(connection, when))
 
     def flush(self) -> None:
-        """Write what is buffered to the file."""
+        """Write what is buffered to the file.
+
+        The buffer is emptied first: when the write fails (a full disk), its packets
+        are dropped rather than kept to grow without bound.
+        """
         if self._pending:
-            self._file.write(b"".join(self._pending))
+            data = memoryview(b"".join(self._pending))
             self._pending.clear()
             self._size = 0
+            while data:
+                data = data[self._file.write(data) :]
 
     def close(self) -> None:
         """Flush and close the file."""
