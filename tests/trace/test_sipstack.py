@@ -29,6 +29,7 @@ from simulator.trace import (
     format_component_record,
     format_protocol_record,
     parse_trace,
+    transaction_key,
 )
 
 GEN = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -464,3 +465,32 @@ def test_the_readmes_example_record_reads_back_as_a_valid_invite() -> None:
 
 def test_text_without_records_is_an_empty_trace() -> None:
     assert parse_trace("nothing here\n") == []
+
+
+# --- which transaction a message belongs to (the Trace-Correlation-Id) -----------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        (b"INVITE sip:a@b SIP/2.0\r\nCall-ID: x@h\r\nCSeq: 7 INVITE\r\n\r\n", ("x@h", 7, "INVITE")),
+        (b"ACK sip:a@b SIP/2.0\r\nCall-ID: x@h\r\nCSeq: 7 ACK\r\n\r\n", ("x@h", 7, "INVITE")),
+        (b"SIP/2.0 504 Time-out\r\ni: x@h \r\ncseq:7   INVITE\r\n\r\n", ("x@h", 7, "INVITE")),
+        (b"CANCEL sip:a@b SIP/2.0\r\nCall-ID: x@h\r\nCSeq: 7 CANCEL\r\n\r\n", ("x@h", 7, "CANCEL")),
+        (b"BYE sip:a@b SIP/2.0\r\nCSeq: 8 BYE\r\nCall-ID: x@h\r\n\r\ni: body", ("x@h", 8, "BYE")),
+        (b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\nCall-ID: in the body\r\n", None),
+        (b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x@h\r\nCSeq: one OPTIONS\r\n\r\n", None),
+    ],
+    ids=["invite", "ack-joins-its-invite", "compact-and-spaces", "cancel", "body-ignored",
+         "no-call-id", "bad-cseq"],
+)  # fmt: skip
+def test_transaction_key_of_a_message(data: bytes, key: tuple[str, int, str] | None) -> None:
+    assert transaction_key(data) == key
+
+
+def test_transaction_key_of_a_parsed_request_equals_that_of_its_bytes() -> None:
+    message = parse_message(CALL)
+    number, method = message.cseq
+    assert transaction_key(call_id=message.call_id, number=number, method=method) == (
+        transaction_key(CALL)
+    )
