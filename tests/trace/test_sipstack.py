@@ -453,14 +453,48 @@ def test_a_protocol_record_without_start_line_is_one_clear_error() -> None:
         )
 
 
-def test_the_readmes_example_record_reads_back_as_a_valid_invite() -> None:
+def test_the_readmes_example_reads_back_and_renders_again_to_the_same_text() -> None:
+    """README section 8 shows a refused INVITE as trace.log holds it: the INVITE, the
+    TF_DIAG record, the 504. Each message reads back exact and renders to its own text."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     start = readme.index("TL_INFO(TF_PROTOCOL) [sfvedge")
-    example = readme[start : readme.index("$$end_record", start) + len("$$end_record")]
-    parsed = only_message(example)
-    assert parsed.exact
-    assert parse_message(parsed.data).call_id == "1-20295@127.0.0.1"
-    assert record(wire(parsed.data, when=WHEN), peer="127.0.0.1:38078").strip() == example
+    example = readme[start : readme.index("\n```", start) + 1]
+    records = parse_trace(example)
+    assert [type(r) for r in records] == [TraceMessage, ParsedEdgeRecord, TraceMessage]
+    invite, diag, refusal = records
+    assert isinstance(invite, TraceMessage)
+    assert isinstance(diag, ParsedEdgeRecord)
+    assert isinstance(refusal, TraceMessage)
+    assert parse_message(invite.data).call_id == diag.call_id
+    assert parse_message(refusal.data).start_line == "SIP/2.0 504 Server time-out"
+    assert invite.correlation_id == refusal.correlation_id == diag.correlation_id
+    assert [invite.seq, diag.seq, refusal.seq] == [1, 2, 3]
+    texts = example.split("$$end_record\n")
+    for message, text in ((invite, texts[0]), (refusal, texts[2])):
+        assert message.exact
+        assert message.when is not None
+        assert message.direction is not None
+        assert message.side is not None
+        assert message.remote is not None
+        again = format_protocol_record(
+            WireMessage(
+                message.when.timestamp(),
+                message.direction,
+                message.side,
+                ("127.0.0.1", 5061),
+                message.remote,
+                "100",
+                message.data,
+            ),
+            machine="sfvedge",
+            pid=0x2919,
+            tid=0x2919,
+            seq=message.seq or 0,
+            correlation_id=message.correlation_id or 0,
+            instance_id=message.instance_id or 0,
+            peer=message.peer,
+        )
+        assert again == text + "$$end_record\n"
 
 
 def test_text_without_records_is_an_empty_trace() -> None:
