@@ -144,8 +144,8 @@ class Recorder:
 
     def flush(self) -> None:
         """Put every held record and event on disk."""
-        if self.files.held:
-            self.files.flush(self.now())
+        if self.files.held_lines:
+            self.files.flush(self.now)
 
     @property
     def held(self) -> int:
@@ -471,5 +471,5 @@ class Recorder:
 
     def close(self) -> None:
         """Flush and close both files, and say the summary."""
-        self.files.close(self.now())
+        self.files.close(self.now)
         self.say(self.summary())
