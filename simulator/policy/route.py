@@ -22,6 +22,7 @@ else in the request can change it, which is what lets the Edge cache it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from simulator.diagnostics.catalogue import Fidelity
 from simulator.policy.facts import DomainSource, EdgeSettings
@@ -50,9 +51,11 @@ class Rejection:
     fidelity: Fidelity = "inferred"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Parties:
+class Parties(NamedTuple):
     """What screening established about an inbound request's caller (parsed once).
+
+    A named tuple, not a frozen dataclass: one is built per inbound request and is
+    the key of the Edge's route cache, and a tuple is built and hashed in C.
 
     Attributes:
         sender: the host of the From URI, lower-case.
