@@ -77,6 +77,8 @@ class Recorder:
         stderr: where write failures and internal errors are also reported.
         machine: the Edge machine name of the records (``[machine\\machine]``).
         correlation: the source of the records' correlation ids (the Edge's RNG).
+        pid_tid: the records' "pid.tid" (default: this process and thread; a seeded lab
+            gives fixed ones, so two runs write the same records).
 
     Attributes:
         decisions: False with ``fedsim serve --quiet``: no console line per decision.
@@ -93,12 +95,14 @@ class Recorder:
         stderr: TextIO | None = None,
         machine: str = "sfvedge",
         correlation: Callable[[], int] | None = None,
+        pid_tid: tuple[int, int] | None = None,
         edge_log_path: Path | None = None,
         events_path: Path | None = None,
     ) -> None:
         self.console = console
         self.stderr = stderr if stderr is not None else sys.stderr
         self.machine = machine
+        self.pid, self.tid = pid_tid if pid_tid is not None else (PID, TID)
         self.correlation = correlation or (lambda: int.from_bytes(os.urandom(4), "big"))
         self.decisions = True
         self.debug = False
@@ -151,8 +155,8 @@ class Recorder:
 
     def flush(self) -> None:
         """Put every held record and event on disk (and what the wire taps hold)."""
-        if self.files.held:
-            self.files.flush(self.now())
+        if self.files.held_lines:
+            self.files.flush(self.now)
         if self.taps is not None:
             self.taps.flush()
 
@@ -191,7 +195,7 @@ class Recorder:
 
     def template(self, record: EdgeLogRecord, peer: str) -> EdgeLogTemplate:
         """A record compiled for one peer (the hot path fills it per request)."""
-        return EdgeLogTemplate(record, machine=self.machine, pid=PID, tid=TID, peer=peer)
+        return EdgeLogTemplate(record, machine=self.machine, pid=self.pid, tid=self.tid, peer=peer)
 
     # -- the console -------------------------------------------------------------------
 
@@ -478,12 +482,11 @@ class Recorder:
     # -- the wire taps ------------------------------------------------------------------
 
     def start_taps(self, *, trace: bool, pcap: Path | None, seed: int | None = None) -> None:
-        """Turn on ``trace.log`` (in the log directory) and/or the capture ``pcap``
-        (FedsimError: a file cannot be created)."""
+        """Turn on trace.log (in the log directory) and/or the capture ``pcap`` (or FedsimError)."""
         if trace or pcap is not None:
             trace_at = self.files.log_dir / TRACE_LOG if trace else None
             self.taps = WireTaps(
-                trace=trace_at, pcap=pcap, machine=self.machine, pid=PID, tid=TID,
+                trace=trace_at, pcap=pcap, machine=self.machine, pid=self.pid, tid=self.tid,
                 next_seq=self.next_seq, notice=self.notice, seed=seed,
             )  # fmt: skip
 
@@ -496,8 +499,7 @@ class Recorder:
         level: str = "TL_ERROR",
         location: str = COMPONENT_LOCATION,
     ) -> None:
-        """A ``TF_COMPONENT`` record (reference §4.1) in ``trace.log``; nothing with the trace
-        off. See :meth:`simulator.edge.taps.WireTaps.component`."""
+        """A TF_COMPONENT record in trace.log (:meth:`~simulator.edge.taps.WireTaps.component`)."""
         if self.taps is not None:
             self.taps.component(text, result, request=request, level=level, location=location)
 
@@ -512,7 +514,7 @@ class Recorder:
 
     def close(self) -> None:
         """Flush and close every file (the taps' too), and say the summary."""
-        self.files.close(self.now())
+        self.files.close(self.now)
         if self.taps is not None:
             self.taps.close()
         self.say(self.summary())
