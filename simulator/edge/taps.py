@@ -208,7 +208,8 @@ class WireTaps:
         self.tid = tid
         self.next_seq = next_seq
         self.notice = notice
-        self._rng = random.Random(seed)
+        # Its own stream (as fedsim run seeds each part of a lab): never the Edge's draws.
+        self._rng = random.Random(None if seed is None else f"{seed}/trace")
         self._transactions: dict[TransactionKey, int] = {}
         self._instance = 0
         self._legs = 0
