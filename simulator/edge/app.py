@@ -25,7 +25,7 @@ from simulator.edge.outbound import Outbound, OutboundLimits
 from simulator.edge.partners import outbound_context
 from simulator.edge.recorder import Recorder
 from simulator.edge.state import EdgeState, Limits, TrustStore
-from simulator.edge.taps import TRACE_LOG
+from simulator.edge.taps import FLUSH_SECONDS, TRACE_LOG
 from simulator.errors import LabError
 from simulator.lab import Lab
 from simulator.lab.files import TlsFiles, tls_files
@@ -163,6 +163,8 @@ async def serve_lab(
     try:
         recorder.start_taps(trace=trace, pcap=pcap, seed=lab.edge.seed)
         async with trio.open_nursery() as nursery:
+            if recorder.taps is not None:  # a quiet lab's last messages reach the files too
+                nursery.start_soon(recorder.taps.flush_every, FLUSH_SECONDS)
             dns_addr = await nursery.start(
                 partial(serve_dns, report=recorder.internal_error), zones, *lab.dns.listen
             )

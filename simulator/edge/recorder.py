@@ -154,11 +154,11 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
-        """Put every held record and event on disk (and what the wire taps hold)."""
+        """Put every held record and event on disk (trace.log too, when on)."""
         if self.files.held_lines:
             self.files.flush(self.now)
-        if self.taps is not None:
-            self.taps.flush()
+            if self.taps is not None:
+                self.taps.flush_trace()
 
     @property
     def held(self) -> int:

@@ -14,12 +14,15 @@ The recorder hands over each TF_DIAG record it writes (and the TF_COMPONENT
 ones), so ``trace.log`` holds every record in the order it happened, numbered by
 the recorder's one sequence counter, while ``edge.log`` keeps the TF_DIAG ones.
 
-**Nothing waits on the disk.** Records and packets are built in memory; the
-recorder's flush (right before a reply leaves, so both files are as current as
-``edge.log``) writes each file in one call, and :meth:`WireTaps.close` writes
-the rest, so Ctrl-C and SIGTERM lose no tail. A write that fails is reported
-once per failure streak (stderr and console) and the Edge keeps answering; the
-lost records and messages are counted.
+**Nothing waits on the disk.** Records and packets are built in memory. The
+trace goes to its file with ``edge.log``: when the recorder flushes the events
+held for a reply, right before it leaves (one write per burst; ``trace.log`` is
+as current as ``edge.log``). The capture goes to its file 64 KiB at a time.
+:meth:`WireTaps.flush_every` writes both at least once a second (a quiet lab's
+last messages too) and :meth:`WireTaps.close` writes the rest, so Ctrl-C and
+SIGTERM lose no tail. A write that fails is reported once per failure streak
+(stderr and console) and the Edge keeps answering; lost trace records are
+counted.
 
 **Correlation.** ``Trace-Correlation-Id`` is one number per transaction
 (Call-ID and CSeq; an ACK with its INVITE), and that transaction's TF_DIAG
@@ -37,6 +40,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+import trio
+
 from simulator.diagnostics import EdgeLogTemplate, ResultCode
 from simulator.errors import FedsimError
 from simulator.sip import Request
@@ -51,6 +56,8 @@ from simulator.trace.pcap import PcapWriter
 
 #: The trace's file name in the log directory.
 TRACE_LOG = "trace.log"
+#: Seconds between two writes of what the trace and the capture hold, at the most.
+FLUSH_SECONDS = 1.0
 #: Transactions whose correlation id is remembered (the oldest is forgotten first).
 MAX_TRANSACTIONS = 4096
 
@@ -377,8 +384,19 @@ class WireTaps:
             except OSError as exc:
                 self._pcap_failed(exc)
 
+    def flush_trace(self) -> None:
+        """Write what the trace holds (the recorder's flush of held events calls this)."""
+        if self._trace is not None:
+            self._trace.flush()
+
+    async def flush_every(self, seconds: float) -> None:
+        """Write what both files hold every ``seconds``, until cancelled."""
+        while True:
+            await trio.sleep(seconds)
+            self.flush()
+
     def flush(self) -> None:
-        """Write what both files hold (the recorder's flush calls this)."""
+        """Write what both files hold."""
         if self._trace is not None:
             self._trace.flush()
         if self._pcap is not None:

@@ -10,10 +10,12 @@ from itertools import count
 from pathlib import Path
 
 import pytest
+import trio
+from trio.testing import MockClock
 
 from simulator.diagnostics import ParsedEdgeRecord, lookup_result, parse_edge_log
 from simulator.edge.recorder import Recorder
-from simulator.edge.taps import TRACE_LOG, tap_for
+from simulator.edge.taps import FLUSH_SECONDS, TRACE_LOG, tap_for
 from simulator.errors import FedsimError
 from simulator.policy import handshake_refused
 from simulator.sip import Request, parse_message
@@ -114,21 +116,43 @@ def test_messages_and_records_share_one_counter_and_one_order(
     assert capture[0].destination == EDGE
 
 
-def test_the_files_follow_the_recorders_flush(recorder: Recorder, tmp_path: Path) -> None:
-    """What the Edge flushes before a reply leaves is on disk with it; the rest at close."""
-    recorder.start_taps(trace=True, pcap=tmp_path / "lab.pcapng")
-    tap = tap_for(recorder.taps, "external", EDGE, EXPE, PEER, "100")
+def test_the_trace_follows_edge_log_and_both_files_reach_the_disk_every_second(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    """trace.log is written with edge.log (the events held for a reply, right before it
+    leaves); the capture 64 KiB at a time; both at least once a second, and at close."""
+    pcap = tmp_path / "lab.pcapng"
+    recorder.start_taps(trace=True, pcap=pcap)
+    taps = recorder.taps
+    assert taps is not None
+    tap = tap_for(taps, "external", EDGE, EXPE, PEER, "100")
     assert tap is not None
     trace = recorder.files.log_dir / TRACE_LOG
     tap("in", INVITE)
+    recorder.flush()  # nothing held for a reply: nothing written
     assert trace.read_text(encoding="utf-8") == ""
-    recorder.flush()
-    assert "INVITE sip:stejanss@skype.lab" in trace.read_text(encoding="utf-8")
-    assert len(read_capture((tmp_path / "lab.pcapng").read_bytes())) == 1
+    record(recorder, invite())
+    recorder.flush()  # the event of a reply: edge.log and trace.log together
+    assert [type(r) for r in parse_trace(trace.read_text(encoding="utf-8"))] == [
+        TraceMessage,
+        ParsedEdgeRecord,
+    ]
+    assert pcap.read_bytes() == b""
     tap("in", ACK)
+
+    async def a_quiet_second() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(taps.flush_every, FLUSH_SECONDS)
+            await trio.sleep(FLUSH_SECONDS * 1.5)
+            nursery.cancel_scope.cancel()
+
+    trio.run(a_quiet_second, clock=MockClock(autojump_threshold=0))
+    assert [m.data for m in read_capture(pcap.read_bytes())] == [INVITE, ACK]
+    assert trace.read_text(encoding="utf-8").count("$$end_record") == 3
+    tap("in", OTHER)
     recorder.close()
-    assert len(read_capture((tmp_path / "lab.pcapng").read_bytes())) == 2
-    assert trace.read_text(encoding="utf-8").count("$$end_record") == 2
+    assert len(read_capture(pcap.read_bytes())) == 3
+    assert trace.read_text(encoding="utf-8").count("$$end_record") == 4
 
 
 @pytest.mark.parametrize("trace", [False, True])
