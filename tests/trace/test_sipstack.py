@@ -528,3 +528,12 @@ def test_transaction_key_of_a_parsed_request_equals_that_of_its_bytes() -> None:
     assert transaction_key(call_id=message.call_id, number=number, method=method) == (
         transaction_key(CALL)
     )
+
+
+@GEN
+@given(st.binary(max_size=400), st.sampled_from(["", "Call-ID: x\r\nCSeq: 1 INVITE\r\n"]))
+def test_transaction_key_takes_any_bytes(noise: bytes, headers: str) -> None:
+    """The Edge computes it on every message it traces: no input may raise."""
+    data = b"INVITE sip:a@b SIP/2.0\r\n" + headers.encode() + noise
+    key = transaction_key(data)
+    assert key is None or (isinstance(key[0], str) and key[1] >= 0)
