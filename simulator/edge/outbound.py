@@ -796,21 +796,21 @@ class Outbound:
         A TLS send cut short leaves the stream unusable, and the connection is shared
         by every call to that partner: kept, it would fail each later call with 1047.
         So the send is shielded from the calling task's cancellation (a client hanging
-        up mid-send), bounded by :data:`PARTNER_SEND_TIMEOUT`, and on any failure the
-        connection is closed; the next call connects afresh.
+        up mid-send), bounded by :data:`PARTNER_SEND_TIMEOUT` (or by the idle timeout
+        when shorter: a partner that takes no data is no livelier than a silent one),
+        and on any failure the connection is closed; the next call connects afresh.
 
         Raises:
             trio.BrokenResourceError: the send failed (``__cause__`` says why).
         """
         try:
             # One scope: shielded from the caller, with its own deadline.
-            deadline = trio.current_time() + PARTNER_SEND_TIMEOUT
+            patience = min(PARTNER_SEND_TIMEOUT, self.limits.idle_timeout)
+            deadline = trio.current_time() + patience
             with trio.CancelScope(shield=True, deadline=deadline) as scope:
                 await partner.sip.send(message)
             if scope.cancelled_caught:
-                raise trio.TooSlowError(
-                    f"{_label(partner)} took no data for {PARTNER_SEND_TIMEOUT} s"
-                )
+                raise trio.TooSlowError(f"{_label(partner)} took no data for {patience} s")
         except _SEND_FAILURES as exc:
             self._retire(partner, exc)
             raise trio.BrokenResourceError(f"sending to {_label(partner)} failed: {exc}") from exc
