@@ -51,6 +51,8 @@ from simulator.policy import (
 )
 from simulator.sip import FramingError, Request, Response, serialize
 
+#: Seconds a partner connection that ends may take to receive our close_notify.
+CLOSE_TIMEOUT = 1.0
 #: Seconds a partner may leave a send of ours unfinished before its connection is retired.
 PARTNER_SEND_TIMEOUT = 5.0
 _SEND_FAILURES = (trio.BrokenResourceError, trio.ClosedResourceError, OSError, trio.TooSlowError)
@@ -347,8 +349,14 @@ class Partners:
         conn.closed = True
         if self.connections.get(conn.key) is conn:
             del self.connections[conn.key]
+        stream = conn.sip.stream
+        if isinstance(stream, TlsStream):
+            # At once, with a reset: a stalled partner would never see a plain close
+            # (its FIN queues behind what it does not read), and a waiting send wakes.
+            stream.reset()
+            return
         assert self._nursery is not None, "Partners.run() is not running"
-        self._nursery.start_soon(trio.aclose_forcefully, conn.sip.stream)
+        self._nursery.start_soon(trio.aclose_forcefully, stream)
 
     async def _read(self, conn: PartnerConnection) -> None:
         """Hand everything the partner sends to the relay until the connection ends."""
@@ -366,6 +374,10 @@ class Partners:
             if self.connections.get(conn.key) is conn:
                 del self.connections[conn.key]
             self.ended(conn)
-            await trio.aclose_forcefully(conn.sip.stream)
+            stream = conn.sip.stream
+            if isinstance(stream, TlsStream):
+                await stream.close_within(CLOSE_TIMEOUT)
+            else:
+                await trio.aclose_forcefully(stream)
             if conn.tap is not None:
                 conn.tap.closed()
