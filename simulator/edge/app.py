@@ -23,7 +23,7 @@ from simulator.edge.clients import clients_context, serve_clients
 from simulator.edge.inbound import serve_federation
 from simulator.edge.outbound import Outbound, OutboundLimits
 from simulator.edge.partners import outbound_context
-from simulator.edge.recorder import Recorder
+from simulator.edge.recorder import Observer, Recorder
 from simulator.edge.state import EdgeState, Limits, TrustStore
 from simulator.errors import LabError
 from simulator.lab import Lab
@@ -104,9 +104,12 @@ async def serve_lab(
     limits: Limits | None = None,
     outbound: OutboundLimits | None = None,
     rng: random.Random | None = None,
+    observe: Observer | None = None,
     task_status: trio.TaskStatus[LabAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the lab's DNS server and Edge until cancelled; report a :class:`LabAddresses`.
+
+    ``observe`` sees every event and Edge record as it is written (the live page).
 
     ``outbound`` sets the outbound connector's timeouts (and the port of
     ``proxy_fqdn`` partners); ``limits`` those of the listeners. ``debug`` shows
@@ -152,6 +155,8 @@ async def serve_lab(
     recorder = Recorder(log_dir, console=console, machine=lab.edge.machine, pid_tid=pid_tid)
     recorder.decisions = not quiet
     recorder.debug = debug
+    if observe is not None:
+        recorder.subscribe(observe)
     try:
         async with trio.open_nursery() as nursery:
             dns_addr = await nursery.start(

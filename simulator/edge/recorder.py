@@ -29,6 +29,10 @@ leaves (:mod:`simulator.net.sipstream`); events with no reply are flushed at onc
 
 Time has one source, :meth:`Recorder.stamps`: the UTC wall clock, formatted once
 per second (formatting costs more than the rest of an event).
+
+Observers (``fedsim serve --ui``'s live page) :meth:`Recorder.subscribe`: each
+gets every event line and its Edge record as they go to disk, in order. With no
+observer the hot path pays one truth test of an empty list.
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ from simulator.edge.logfiles import LogFiles
 from simulator.net import InternalError
 from simulator.policy import Decision, Rejection, handshake_refused
 from simulator.sip import Request
+
+#: An observer of the logs: called with each event line (JSON, no newline) and the
+#: Edge record written with it (or None), once both are on disk (or counted unwritten).
+Observer = Callable[[str, str | None], None]
 
 #: The Edge record's "pid.tid": this process, and the thread that runs trio.
 PID = os.getpid() & 0xFFFF
@@ -107,6 +115,9 @@ class Recorder:
         self._seq = 0
         self._stamp_second = -1
         self._stamp_prefixes = ("", "")
+        #: Observers of what is written, and what they have not been handed yet.
+        self._observers: list[Observer] = []
+        self._observed: list[tuple[str, str | None]] = []
         self.files = LogFiles(
             log_dir,
             notice=self.notice,
@@ -143,13 +154,46 @@ class Recorder:
         """
         line = event if isinstance(event, str) else event_json(event)
         self.files.hold(line, record)
+        if self._observers:
+            self._observed.append((line, record))
         if not hold:
             self.flush()
 
     def flush(self) -> None:
-        """Put every held record and event on disk."""
+        """Put every held record and event on disk, then hand them to the observers."""
         if self.files.held_lines:
             self.files.flush(self.now)
+            if self._observed:
+                self._notify()
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        """Hand ``observer`` every event line and record written from now on.
+
+        The observer runs in the flush, right before a reply leaves: it must be quick
+        (queue the line, never parse or block). An observer that raises is dropped
+        with one notice; the Edge goes on. Returns the function that unsubscribes it.
+        """
+        self._observers.append(observer)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._observers.remove(observer)
+            if not self._observers:
+                self._observed.clear()
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        observed = self._observed
+        self._observed = []
+        for observer in list(self._observers):
+            try:
+                for line, record in observed:
+                    observer(line, record)
+            except Exception as exc:  # an observer's bug never stops the Edge
+                with contextlib.suppress(ValueError):
+                    self._observers.remove(observer)
+                self.notice(f"fedsim: an observer of the logs failed and was dropped: {exc!r}")
 
     @property
     def held(self) -> int:
@@ -335,6 +379,8 @@ class Recorder:
             )
         )
         self.files.hold(line, record)
+        if self._observers:
+            self._observed.append((line, record))
         if self.decisions and self.console is not None:  # format only when shown
             self.say(
                 f"{iso[11:19]} inbound  {request.method} {from_text} -> {to_text}"
@@ -476,4 +522,6 @@ class Recorder:
     def close(self) -> None:
         """Flush and close both files, and say the summary."""
         self.files.close(self.now)
+        if self._observed:
+            self._notify()
         self.say(self.summary())
