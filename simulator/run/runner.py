@@ -137,17 +137,24 @@ def discover(paths: Sequence[Path]) -> list[tuple[Path, str]]:
     return unique
 
 
-def load_lab_files(paths: Sequence[Path]) -> list[LabFile]:
+def excluded(ident: str, patterns: Sequence[str]) -> bool:
+    """Whether lab id ``ident`` matches one of the ``--exclude`` globs."""
+    return any(fnmatch.fnmatchcase(ident, p) for p in patterns)
+
+
+def load_lab_files(paths: Sequence[Path], *, exclude: Sequence[str] = ()) -> list[LabFile]:
     """Load and fully validate every lab file first, so bad input stops the run at once.
 
     Zones are parsed too (their errors name file and line), and peers' placeholder
-    ports are checked.
+    ports are checked. Labs whose id matches an ``exclude`` glob are left out.
 
     Raises:
         LabError / FedsimError: the first bad file, as ``file:line: ...``.
     """
     labs: list[LabFile] = []
     for path, ident in discover(paths):
+        if excluded(ident, exclude):
+            continue
         lab = load_lab(path)
         lab_zones(lab)
         placeholder_ports(lab)

@@ -72,6 +72,8 @@ PUSH_SECONDS = 0.2
 PUSH_ROWS = 50
 #: Events queued for one browser before it is dropped as too slow.
 STREAM_BUFFER = 256
+#: Seconds a request waits for an exercise's lab to restart after a change, at most.
+RELOAD_SECONDS = 20.0
 #: Seconds between two looks at an exercise's lab file.
 WATCH_SECONDS = 0.5
 
@@ -100,6 +102,7 @@ class LiveUi:
         self.hosts: set[str] | None = None
         self._streams: list[_Stream] = []
         self._reload = trio.Event()
+        self._ready = trio.Event()
         self._applied: str | None = None
         self._edge_names: tuple[str, ...] = ()
 
@@ -109,6 +112,7 @@ class LiveUi:
         """The lab (re)started: later calls go to ``session``."""
         self.session = session
         self.lab = session.lab if self.exercise is None else self.exercise.lab
+        self._ready.set()
         self._edge_names = session.edge_names
         self.broadcast("header", where_html(self.lab, self.where()))
         self.broadcast("lab", lab_html(session.facts))
@@ -265,6 +269,8 @@ class LiveUi:
                     self.exercise.hints_shown += 1
             elif action == "edit":
                 self.edit(form)
+                with trio.move_on_after(RELOAD_SECONDS):
+                    await self._ready.wait()
             elif action == "check":
                 for n in self.exercise.calls:
                     answer["call"] = await self.place(n)
@@ -292,6 +298,8 @@ class LiveUi:
 
     async def place(self, number: int) -> int:
         """Place call ``number`` of the lab as it runs now; returns its row."""
+        with trio.move_on_after(RELOAD_SECONDS):
+            await self._ready.wait()  # a reloading exercise lab: wait for the new one
         session = self.session
         if session is None:
             raise FedsimError("the lab is not running yet")
@@ -326,6 +334,7 @@ class LiveUi:
         self._applied = text
         self.exercise.reloaded(lab)
         self.lab = lab
+        self._ready = trio.Event()
         self._reload.set()
 
     async def watch(self) -> None:
