@@ -10,6 +10,7 @@ download of a browser of its own).
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -18,8 +19,9 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +38,12 @@ FLAGS = (
     "--disable-sync",
     "--remote-debugging-pipe",
 )
+
+
+def _child_fds(commands: int, answers: int) -> None:
+    """In the child: the pipe Chromium reads on fd 3, the one it writes on fd 4."""
+    os.dup2(commands, 3)
+    os.dup2(answers, 4)
 
 
 def _high(fd: int) -> int:
@@ -64,7 +72,7 @@ class Browser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             pass_fds=(3, 4),
-            preexec_fn=lambda: (os.dup2(to_browser_r, 3), os.dup2(from_browser_w, 4)) and None,
+            preexec_fn=partial(_child_fds, to_browser_r, from_browser_w),
             start_new_session=True,
         )
         os.close(to_browser_r)
@@ -150,10 +158,8 @@ class Browser:
 
     def close(self) -> None:
         for fd in (self._in, self._out):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
