@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -110,10 +111,18 @@ def bench_lab_text(partner_port: int) -> str:
     return text
 
 
-def start_fedsim(procs: Procs, pki: BenchPki, work: Path, partner_port: int = 5061) -> Running:
+#: ``--fedsim-ui``: the live page "on" (the default of fedsim serve, no browser), "off",
+#: or "watched" (a client holds its event stream, as an open browser tab does).
+UI_MODES = ("on", "off", "watched")
+
+
+def start_fedsim(
+    procs: Procs, pki: BenchPki, work: Path, partner_port: int = 5061, ui: str = "on"
+) -> Running:
     """``fedsim serve`` on the bench lab, free ports, logs in ``work/fedsim-logs``.
 
-    ``partner_port``: where the outbound partner (vcse.far.bench) listens.
+    ``partner_port``: where the outbound partner (vcse.far.bench) listens; ``ui``:
+    one of :data:`UI_MODES`.
     """
     log_dir = work / "fedsim-logs"
     out = work / "fedsim.out"
@@ -136,6 +145,7 @@ def start_fedsim(procs: Procs, pki: BenchPki, work: Path, partner_port: int = 50
         "127.0.0.1:0",
         "--dns-listen",
         "127.0.0.1:0",
+        *(["--ui", "off"] if ui == "off" else []),
     ]
     start = time.monotonic()
     proc = procs.start("fedsim serve", argv, stdout=out)
@@ -152,6 +162,13 @@ def start_fedsim(procs: Procs, pki: BenchPki, work: Path, partner_port: int = 50
         raise BenchError(
             f"fedsim serve: no federation or clients address in its banner (see {out})"
         )
+    page = re.search(rb"ui\s+(http://\S+/)", banner)
+    if ui == "watched":
+        if page is None:
+            raise BenchError(f"fedsim serve: no ui address in its banner (see {out})")
+        # What an open tab costs the server: its event stream gets every row.
+        watcher = [shutil.which("curl") or "curl", "-sN", page.group(1).decode() + "events"]
+        procs.start("ui watcher", watcher, stdout=work / "ui-events.txt")
     return Running(
         name="fedsim",
         proc=proc,
