@@ -103,6 +103,7 @@ class LiveUi:
         self._streams: list[_Stream] = []
         self._reload = trio.Event()
         self._ready = trio.Event()
+        self._watched = trio.Event()
         self._applied: str | None = None
         self._edge_names: tuple[str, ...] = ()
 
@@ -154,9 +155,11 @@ class LiveUi:
     async def push_rows(self) -> None:
         """Every :data:`PUSH_SECONDS`, send the new rows to the browsers (forever)."""
         while True:
-            await trio.sleep(PUSH_SECONDS)
             if not self._streams:
-                continue  # nothing parsed while nobody watches: the page drains on demand
+                # Nothing parsed nor woken while nobody watches: the page drains on demand.
+                self._watched = trio.Event()
+                await self._watched.wait()
+            await trio.sleep(PUSH_SECONDS)
             new = self.feed.take_new()
             for row in new[-PUSH_ROWS:]:
                 self.broadcast("row", row_html(row))
@@ -167,6 +170,7 @@ class LiveUi:
         if not self._streams:
             self.feed.take_new()  # rows before this browser came are on its page already
         self._streams.append(stream)
+        self._watched.set()
 
         def closed() -> None:
             if stream in self._streams:
