@@ -30,9 +30,8 @@ leaves (:mod:`simulator.net.sipstream`); events with no reply are flushed at onc
 Time has one source, :meth:`Recorder.stamps`: the UTC wall clock, formatted once
 per second (formatting costs more than the rest of an event).
 
-Observers (``fedsim serve --ui``'s live page) :meth:`Recorder.subscribe`: each
-gets every event line and its Edge record as they go to disk, in order. With no
-observer the hot path pays one truth test of an empty list.
+Observers (the live page) :meth:`Recorder.subscribe`: each gets every event line and
+its record as they go to disk, in order; with none, the hot path tests an empty list.
 """
 
 from __future__ import annotations
@@ -62,8 +61,7 @@ from simulator.net import InternalError
 from simulator.policy import Decision, Rejection, handshake_refused
 from simulator.sip import Request
 
-#: An observer of the logs: called with each event line (JSON, no newline) and the
-#: Edge record written with it (or None), once both are on disk (or counted unwritten).
+#: An observer of the logs: each event line (JSON) and its Edge record (or None), once written.
 Observer = Callable[[str, str | None], None]
 
 #: The Edge record's "pid.tid": this process, and the thread that runs trio.
@@ -115,8 +113,7 @@ class Recorder:
         self._seq = 0
         self._stamp_second = -1
         self._stamp_prefixes = ("", "")
-        #: Observers of what is written, and what they have not been handed yet.
-        self._observers: list[Observer] = []
+        self._observers: list[Observer] = []  # and below, what they have not seen yet
         self._observed: list[tuple[str, str | None]] = []
         self.files = LogFiles(
             log_dir,
@@ -167,19 +164,16 @@ class Recorder:
                 self._notify()
 
     def subscribe(self, observer: Observer) -> Callable[[], None]:
-        """Hand ``observer`` every event line and record written from now on.
+        """Hand ``observer`` every event line and record written from now on (module docstring).
 
-        The observer runs in the flush, right before a reply leaves: it must be quick
-        (queue the line, never parse or block). An observer that raises is dropped
-        with one notice; the Edge goes on. Returns the function that unsubscribes it.
+        It runs in the flush, before a reply leaves: it must only queue. One that raises
+        is dropped with a notice. Returns the function that unsubscribes it.
         """
         self._observers.append(observer)
 
         def unsubscribe() -> None:
             with contextlib.suppress(ValueError):
                 self._observers.remove(observer)
-            if not self._observers:
-                self._observed.clear()
 
         return unsubscribe
 
@@ -191,8 +185,7 @@ class Recorder:
                 for line, record in observed:
                     observer(line, record)
             except Exception as exc:  # an observer's bug never stops the Edge
-                with contextlib.suppress(ValueError):
-                    self._observers.remove(observer)
+                self._observers.remove(observer)
                 self.notice(f"fedsim: an observer of the logs failed and was dropped: {exc!r}")
 
     @property
