@@ -24,8 +24,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check simulator tests
 	$(BIN)/mypy --strict simulator
 
+# The exercises are broken on purpose (tests/ui proves each fails as intended); their
+# solutions, scenarios/exercises/solutions/, run with the rest.
 scenarios: $(STAMP)
-	$(BIN)/fedsim run scenarios --junit-xml build/scenarios-junit.xml
+	$(BIN)/fedsim run scenarios --exclude 'exercises/[0-9]*' --junit-xml build/scenarios-junit.xml
 
 pytest: packages $(STAMP)
 	$(BIN)/pytest

@@ -46,6 +46,7 @@ from simulator.bench.procs import (
 )
 from simulator.bench.servers import (
     SERVER_NAME,
+    UI_MODES,
     BenchPki,
     Running,
     issue_bench_pki,
@@ -354,14 +355,16 @@ def bench_server(
     partner_port: int | None,
     *,
     traces: bool = False,
+    ui: str = "on",
 ) -> dict[str, Value]:
     """Start one server, measure every figure against it, stop it.
 
     ``partner_port``: the far.bench partner for the outbound figure (None: not measured).
-    ``traces``: fedsim runs with its SIPStack trace and capture on.
+    ``traces``: fedsim runs with its SIPStack trace and capture on; ``ui``: its live
+    page's mode (:data:`~simulator.bench.servers.UI_MODES`).
     """
     starters: dict[str, Callable[[Procs, BenchPki, Path], Running]] = {
-        "fedsim": lambda p, k, w: start_fedsim(p, k, w, partner_port or 5061, traces=traces),
+        "fedsim": lambda p, k, w: start_fedsim(p, k, w, partner_port or 5061, traces=traces, ui=ui),
         "kamailio": start_kamailio,
         "ceiling": start_ceiling,
     }
@@ -500,7 +503,16 @@ def catalogue_wall(scenarios: Path, work: Path) -> float | None:
     start = time.monotonic()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "simulator", "run", str(scenarios.resolve())],
+            # As make scenarios runs it: the exercises are broken on purpose.
+            [
+                sys.executable,
+                "-m",
+                "simulator",
+                "run",
+                str(scenarios.resolve()),
+                "--exclude",
+                "exercises/[0-9]*",
+            ],
             capture_output=True,
             check=False,
             timeout=600,
@@ -529,6 +541,7 @@ def results_json(
     catalogue: float | None,
     *,
     traces: bool = False,
+    ui: str = "on",
 ) -> dict[str, object]:
     """The JSON written to bench/results.json: one entry per figure, plus the settings."""
     figures: list[dict[str, object]] = []
@@ -544,6 +557,7 @@ def results_json(
         "figures": figures,
         "plan": asdict(plan),
         "fedsim_traces": traces,
+        "fedsim_ui": ui,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -600,10 +614,12 @@ def bench(
     work: Path,
     scenarios: Path,
     traces: bool = False,
+    ui: str = "on",
 ) -> dict[str, object]:
     """Run the bench for ``servers`` in ``work``; return the results JSON.
 
-    ``traces``: fedsim serves with ``--trace --pcap`` (what they cost per call).
+    ``traces``: fedsim serves with ``--trace --pcap`` (what they cost per call);
+    ``ui``: its live page's mode.
     """
     pki = issue_bench_pki(work / "certs")
     by_server: dict[str, dict[str, Value]] = {}
@@ -612,10 +628,17 @@ def bench(
         partner = start_partner(procs, pki, work) if {"fedsim", "kamailio"} & set(servers) else None
         for name in servers:
             by_server[name] = bench_server(
-                name, procs, pki, work, plan, partner.port if partner else None, traces=traces
+                name,
+                procs,
+                pki,
+                work,
+                plan,
+                partner.port if partner else None,
+                traces=traces,
+                ui=ui,
             )
     catalogue = catalogue_wall(scenarios, work) if plan.catalogue and "fedsim" in servers else None
-    return results_json(by_server, plan, catalogue, traces=traces)
+    return results_json(by_server, plan, catalogue, traces=traces, ui=ui)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -640,6 +663,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="serve fedsim with --trace and --pcap (what the SIPStack trace and capture cost)",
     )
+    parser.add_argument(
+        "--fedsim-ui",
+        choices=UI_MODES,
+        default="on",
+        help="fedsim serve's live page: on (its default, no browser), off, or watched "
+        "(a client holds the page's event stream, as an open tab does)",
+    )
     args = parser.parse_args(argv)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     unknown = [s for s in servers if s not in SERVERS]
@@ -656,6 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 work=args.keep.resolve(),
                 scenarios=args.scenarios,
                 traces=args.fedsim_traces,
+                ui=args.fedsim_ui,
             )
         else:
             with tempfile.TemporaryDirectory(prefix="fedsim-bench-") as tmp:
@@ -665,6 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     work=Path(tmp),
                     scenarios=args.scenarios,
                     traces=args.fedsim_traces,
+                    ui=args.fedsim_ui,
                 )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -110,13 +111,25 @@ def bench_lab_text(partner_port: int) -> str:
     return text
 
 
+#: ``--fedsim-ui``: the live page "on" (the default of fedsim serve, no browser), "off",
+#: or "watched" (a client holds its event stream, as an open browser tab does).
+UI_MODES = ("on", "off", "watched")
+
+
 def start_fedsim(
-    procs: Procs, pki: BenchPki, work: Path, partner_port: int = 5061, *, traces: bool = False
+    procs: Procs,
+    pki: BenchPki,
+    work: Path,
+    partner_port: int = 5061,
+    *,
+    traces: bool = False,
+    ui: str = "on",
 ) -> Running:
     """``fedsim serve`` on the bench lab, free ports, logs in ``work/fedsim-logs``.
 
     ``partner_port``: where the outbound partner (vcse.far.bench) listens. ``traces``:
     with ``--trace`` and ``--pcap`` (trace.log and bench.pcapng in the log directory).
+    ``ui``: one of :data:`UI_MODES`.
     """
     log_dir = work / "fedsim-logs"
     out = work / "fedsim.out"
@@ -140,6 +153,7 @@ def start_fedsim(
         "--dns-listen",
         "127.0.0.1:0",
         *(["--trace", "--pcap", str(log_dir / "bench.pcapng")] if traces else []),
+        *(["--ui", "off"] if ui == "off" else []),
     ]
     start = time.monotonic()
     proc = procs.start("fedsim serve", argv, stdout=out)
@@ -156,6 +170,13 @@ def start_fedsim(
         raise BenchError(
             f"fedsim serve: no federation or clients address in its banner (see {out})"
         )
+    page = re.search(rb"ui\s+(http://\S+/)", banner)
+    if ui == "watched":
+        if page is None:
+            raise BenchError(f"fedsim serve: no ui address in its banner (see {out})")
+        # What an open tab costs the server: its event stream gets every row.
+        watcher = [shutil.which("curl") or "curl", "-sN", page.group(1).decode() + "events"]
+        procs.start("ui watcher", watcher, stdout=work / "ui-events.txt")
     return Running(
         name="fedsim",
         proc=proc,

@@ -21,10 +21,16 @@ from simulator.run.results import RunResults, load_results, merge_results, resul
 from simulator.run.shard import Shard, catalogue_of, parse_shard, shard_ids
 
 DEFAULT_PATH = Path("scenarios")
+#: Left out when no PATH is given: the exercises, broken until a trainee fixes them
+#: (their solutions, exercises/solutions/, still run).
+DEFAULT_EXCLUDE = ("exercises/[0-9]*",)
 
 EXAMPLES = """\
 examples:
-  fedsim run                                   every lab under scenarios/
+  fedsim run                                   every lab under scenarios/ but the
+                                               unsolved exercises (exercises/[0-9]*)
+  fedsim run scenarios/exercises               fails until every exercise is solved
+  fedsim run scenarios --exclude 'exercises/[0-9]*' --exclude 'rules/*'
   fedsim run scenarios/seeds -j 8              one folder, 8 labs at a time
   fedsim run my-lab.toml -k 'call-2'           one call of one lab
   fedsim run -k 'inbound/*' --junit-xml junit.xml --json results.json
@@ -70,6 +76,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         dest="pattern",
         metavar="PATTERN",
         help="only calls whose 'scenario call-N' contains PATTERN (or matches it as a glob)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out labs whose id (path under the folder given) matches GLOB (repeatable); "
+        "without PATH the default leaves out exercises/[0-9]*",
     )
     parser.add_argument("--junit-xml", type=Path, metavar="FILE", help="write JUnit XML here")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write JSON results here")
@@ -177,7 +191,10 @@ def _run(args: argparse.Namespace) -> RunResults:
     """Load and check every lab, run this shard's labs, and return the results."""
     if args.jobs < 1:
         raise FedsimError(f"-j {args.jobs}: run at least one lab at a time")
-    labs = load_lab_files(args.paths or [DEFAULT_PATH])
+    exclude = args.exclude if args.paths or args.exclude else list(DEFAULT_EXCLUDE)
+    labs = load_lab_files(args.paths or [DEFAULT_PATH], exclude=exclude)
+    if not labs:
+        raise FedsimError(f"--exclude {' '.join(exclude)} leaves no lab to run")
     if args.seed is not None:
         labs = [
             dataclasses.replace(
@@ -245,6 +262,7 @@ def _merge(args: argparse.Namespace) -> RunResults:
             ("lab paths", args.paths),
             ("--shard", args.shard),
             ("-k", args.pattern),
+            ("--exclude", args.exclude),
             ("--keep-logs", args.keep_logs),
             ("--pcap", args.pcap),
             ("--keylog", args.keylog),

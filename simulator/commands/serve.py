@@ -9,6 +9,7 @@ import random
 import shlex
 import signal
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -16,9 +17,15 @@ from pathlib import Path
 import trio
 
 from simulator.edge.app import LabAddresses, serve_lab
+from simulator.edge.observers import Observer, Watch
 from simulator.errors import FedsimError
 from simulator.lab import Lab, builtin_lab, load_lab, parse_host_port, with_overrides
+from simulator.net import stderr_reporter
 from simulator.pki import use_keylog
+from simulator.run.runner import LabSession
+from simulator.ui.exercise import find_exercise
+from simulator.ui.live import LiveCalls
+from simulator.ui.serve import LiveUi, serve_ui, start_exercise
 
 EXAMPLES = """\
 examples:
@@ -30,7 +37,14 @@ examples:
   fedsim serve --trace --pcap logs/lab.pcapng --keylog logs/keys.log
                                              the SIPStack trace (logs/trace.log), a capture
                                              of every SIP message, the TLS key log
+  fedsim serve --ui 127.0.0.1:8080           the live page on a fixed port (--ui off: none)
+  fedsim serve --exercise 01                 a broken lab of scenarios/exercises/ to fix
 """
+
+#: Where ``--exercise NAME`` looks for NAME (relative to the working directory).
+EXERCISES = Path("scenarios") / "exercises"
+#: The live page's address when ``--ui`` is not given: loopback, a free port.
+UI_DEFAULT = "127.0.0.1:0"
 
 #: The SIPp scenario fedsim writes next to its logs for the printed commands.
 SIPP_SCENARIO = "sipp_uac_invite.xml"
@@ -94,6 +108,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="append the TLS secrets of every session to FILE (NSS key log, created 0600)",
     )
+    parser.add_argument(
+        "--ui",
+        default=UI_DEFAULT,
+        metavar="HOST:PORT",
+        help="the live page's address (default 127.0.0.1 and a free port; 'off': no page)",
+    )
+    parser.add_argument(
+        "--exercise",
+        metavar="NAME",
+        help=f"open a training exercise: a broken lab of {EXERCISES}/ (a name, its number, "
+        "or a .toml file) to fix in the page",
+    )
     parser.set_defaults(func=run)
 
 
@@ -117,7 +143,28 @@ def load(args: argparse.Namespace) -> Lab:
     )
 
 
+def _ui_address(text: str) -> tuple[str, int] | None:
+    """``--ui``: None for ``off``, else HOST:PORT (port 0: a free one)."""
+    if text.strip().lower() == "off":
+        return None
+    return parse_host_port(text, what="--ui")
+
+
 def run(args: argparse.Namespace) -> int:
+    ui_at = _ui_address(args.ui)
+    if args.exercise is not None:
+        if args.lab is not None:
+            raise FedsimError(
+                f"give a lab file or --exercise, not both (the exercise is a lab: drop {args.lab})"
+            )
+        if ui_at is None:
+            raise FedsimError("--exercise needs the page: drop --ui off")
+        if args.trace or args.pcap is not None:
+            raise FedsimError(
+                "--exercise restarts its lab at every fix: --trace and --pcap are for "
+                "fedsim serve LAB.toml (serve the fixed exercise file with them)"
+            )
+        return _run_exercise(args, ui_at)
     lab = load(args)
     if args.seed is not None:
         lab = dataclasses.replace(lab, edge=dataclasses.replace(lab.edge, seed=args.seed))
@@ -125,11 +172,19 @@ def run(args: argparse.Namespace) -> int:
     def console(line: str) -> None:
         print(line, flush=True)
 
+    feed = LiveCalls() if ui_at is not None else None
+
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 addresses = await nursery.start(
-                    partial(_serve, trace=args.trace, pcap=args.pcap),
+                    partial(
+                        _serve,
+                        observe=feed.observe if feed is not None else None,
+                        watch=feed.wire if feed is not None else None,
+                        trace=args.trace,
+                        pcap=args.pcap,
+                    ),
                     lab,
                     args.log_dir,
                     args.certs_dir,
@@ -137,24 +192,83 @@ def run(args: argparse.Namespace) -> int:
                     args.quiet,
                     args.debug,
                 )
+                url = None
+                if feed is not None and ui_at is not None:
+                    ui = LiveUi(lab, feed)
+                    ui.running(LabSession.of_served(lab, addresses, ident=lab.name))
+                    url = await _start_ui(nursery, ui, ui_at, args.debug)
                 text = banner(
                     lab,
                     addresses,
                     fedsim=fedsim_command(),
                     stunnel_port=args.stunnel_port,
                     keylog=args.keylog,
+                    ui=url,
                 )
                 print(text, flush=True)
-                async for signum in signals:
-                    print(f"fedsim: {signal.Signals(signum).name}: stopping", flush=True)
-                    nursery.cancel_scope.cancel()
-                    break
+                await _until_signal(signals, nursery)
 
-    for flag, path in (("--pcap", args.pcap), ("--keylog", args.keylog)):
+    _trio_run(main, keylog=args.keylog, pcap=args.pcap)
+    return 0
+
+
+def _run_exercise(args: argparse.Namespace, ui_at: tuple[str, int]) -> int:
+    """``fedsim serve --exercise NAME``: the exercise's lab, reloaded as it is fixed."""
+    state = start_exercise(find_exercise(args.exercise, EXERCISES), args.log_dir)
+    feed = LiveCalls()
+    ui = LiveUi(state.lab, feed, exercise=state)
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                session: LabSession = await nursery.start(
+                    ui.run_exercise, args.log_dir / "exercise" / "lab"
+                )
+                url = await _start_ui(nursery, ui, ui_at, args.debug)
+                text = banner(
+                    session.lab,
+                    session.addresses,
+                    fedsim=fedsim_command(),
+                    stunnel_port=args.stunnel_port,
+                    keylog=args.keylog,
+                    ui=url,
+                )
+                print(text, flush=True)
+                assert state.lab.exercise is not None
+                print(f"exercise {state.name}: {state.lab.exercise.task}", flush=True)
+                print(
+                    f"  fix it in the page, or edit {state.work} (reloaded when it changes)",
+                    flush=True,
+                )
+                await _until_signal(signals, nursery)
+
+    _trio_run(main, keylog=args.keylog, pcap=args.pcap)
+    return 0
+
+
+async def _start_ui(nursery: trio.Nursery, ui: LiveUi, at: tuple[str, int], debug: bool) -> str:
+    """Start the live page; its URL."""
+    host, port = await nursery.start(
+        partial(serve_ui, report=stderr_reporter(debug=debug)), ui, *at
+    )
+    return f"http://{_hostport((host, port))}/"
+
+
+async def _until_signal(signals: AsyncIterator[int], nursery: trio.Nursery) -> None:
+    async for signum in signals:
+        print(f"fedsim: {signal.Signals(signum).name}: stopping", flush=True)
+        nursery.cancel_scope.cancel()
+        break
+
+
+def _trio_run(
+    main: Callable[[], Awaitable[None]], *, keylog: Path | None, pcap: Path | None
+) -> None:
+    for flag, path in (("--pcap", pcap), ("--keylog", keylog)):
         if path is not None:
             make_parent(path, flag)
     # Every TLS context built from here on (the Edge's three) logs its secrets.
-    use_keylog(args.keylog)
+    use_keylog(keylog)
     try:
         trio.run(main)
     except OSError as exc:
@@ -163,7 +277,6 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     finally:
         use_keylog(None)
-    return 0
 
 
 def make_parent(path: Path, flag: str) -> None:
@@ -189,6 +302,8 @@ async def _serve(
     quiet: bool,
     debug: bool,
     *,
+    observe: Observer | None = None,
+    watch: Watch | None = None,
     trace: bool = False,
     pcap: Path | None = None,
     task_status: trio.TaskStatus[LabAddresses] = trio.TASK_STATUS_IGNORED,
@@ -202,6 +317,8 @@ async def _serve(
         debug=debug,
         # [edge] seed / --seed: one random source for every choice (tags, SRV order).
         rng=None if lab.edge.seed is None else random.Random(lab.edge.seed),
+        observe=observe,
+        watch=watch,
         trace=trace,
         pcap=pcap,
         task_status=task_status,
@@ -260,6 +377,7 @@ def banner(
     fedsim: str = "fedsim",
     stunnel_port: int = STUNNEL_PORT,
     keylog: Path | None = None,
+    ui: str | None = None,
 ) -> str:
     """What a person needs to point SIPp, dig or an Expressway-E at the running lab.
 
@@ -273,6 +391,7 @@ def banner(
         fedsim: the command that runs fedsim (:func:`fedsim_command`).
         stunnel_port: the plain-TCP port the printed stunnel offers SIPp.
         keylog: the TLS key log being written, if any (said with its mode: it is a secret).
+        ui: the live page's URL, when it is on.
     """
     fed_host = addresses.federation[0]
     dns_host, dns_port = addresses.dns
@@ -296,6 +415,8 @@ def banner(
             f"  key log     {keylog}  (mode 0600: its secrets decrypt every TLS session "
             "of this lab; keep it private)"
         )
+    if ui is not None:
+        lines.append(f"  ui          {ui}")
     for host, note in (
         (fed_host, "--listen"),
         (dns_host, "--dns-listen"),

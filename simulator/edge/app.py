@@ -22,6 +22,7 @@ from simulator.dns import Record, Resolver, ZoneSet, load_zone_file, parse_zone_
 from simulator.dns.server import IDLE_TIMEOUT as DNS_IDLE_TIMEOUT
 from simulator.edge.clients import clients_context, serve_clients
 from simulator.edge.inbound import serve_federation
+from simulator.edge.observers import Observer, Watch
 from simulator.edge.outbound import Outbound, OutboundLimits
 from simulator.edge.partners import outbound_context
 from simulator.edge.recorder import Recorder
@@ -111,9 +112,14 @@ async def serve_lab(
     rng: random.Random | None = None,
     trace: bool = False,
     pcap: Path | None = None,
+    observe: Observer | None = None,
+    watch: Watch | None = None,
     task_status: trio.TaskStatus[LabAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the lab's DNS server and Edge until cancelled; report a :class:`LabAddresses`.
+
+    ``observe`` sees every event and Edge record as it is written, ``watch`` every SIP
+    message the Edge reads or writes (both: the live page; they must only queue).
 
     ``outbound`` sets the outbound connector's timeouts (and the port of
     ``proxy_fqdn`` partners); ``limits`` those of the listeners. ``debug`` shows
@@ -161,8 +167,10 @@ async def serve_lab(
     recorder = Recorder(log_dir, console=console, machine=lab.edge.machine, pid_tid=pid_tid)
     recorder.decisions = not quiet
     recorder.debug = debug
+    if observe is not None:
+        recorder.subscribe(observe)
     try:
-        recorder.start_taps(trace=trace, pcap=pcap, seed=lab.edge.seed)
+        recorder.start_taps(trace=trace, pcap=pcap, seed=lab.edge.seed, watch=watch)
         async with trio.open_nursery() as nursery:
             if recorder.taps is not None:  # a quiet lab's last messages reach the files too
                 nursery.start_soon(recorder.taps.flush_every, FLUSH_SECONDS)

@@ -21,6 +21,7 @@ from simulator.diagnostics import (
 )
 from simulator.diagnostics.catalogue import parameters_fidelity
 from simulator.policy import Decision
+from simulator.sip import Request
 
 #: The one encoder of every event line (a JSONEncoder built per call costs ~4 us).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -99,6 +100,18 @@ class EventTemplate:
     def render(self, values: Mapping[str, object]) -> str:
         """The line for ``values`` (every field named at compile time)."""
         return self.render_encoded([_encode_value(values[name]) for name in self._fields])
+
+
+def request_fields(direction: str, request: Request, peer: str) -> dict[str, object]:
+    """The fields every event about one request starts with (after time and kind)."""
+    return {
+        "direction": direction,
+        "call_id": request.call_id,
+        "method": request.method,
+        "from": str(request.from_.uri),
+        "to": str(request.to.uri),
+        "peer": peer,
+    }
 
 
 def decision_event(

@@ -32,6 +32,8 @@ per second (formatting costs more than the rest of an event).
 
 The wire taps (:mod:`simulator.edge.taps`: ``trace.log`` and the capture) are the
 recorder's too, off unless :meth:`Recorder.start_taps`; every record goes to the trace.
+Observers (the live page) :meth:`Recorder.subscribe`: each gets every event line and
+its record as they go to disk, in order; with none, the hot path tests an empty list.
 """
 
 from __future__ import annotations
@@ -55,8 +57,10 @@ from simulator.edge.eventcodec import (
     event_json,
     json_string,
     record_summary,
+    request_fields,
 )
 from simulator.edge.logfiles import LogFiles
+from simulator.edge.observers import Observer, Observers, Watch
 from simulator.edge.taps import TRACE_LOG, WireTaps
 from simulator.net import InternalError
 from simulator.policy import Decision, Rejection, handshake_refused
@@ -114,6 +118,7 @@ class Recorder:
         self._stamp_second = -1
         self._stamp_prefixes = ("", "")
         self.taps: WireTaps | None = None
+        self.observers = Observers(self.notice)
         self.files = LogFiles(
             log_dir,
             notice=self.notice,
@@ -150,27 +155,25 @@ class Recorder:
         """
         line = event if isinstance(event, str) else event_json(event)
         self.files.hold(line, record)
+        if self.observers.subscribed:
+            self.observers.pending.append((line, record))
         if not hold:
             self.flush()
 
     def flush(self) -> None:
-        """Put every held record and event on disk (trace.log too, when on)."""
+        """Put every held record and event on disk (trace.log too, when on), then hand
+        them to the observers."""
         if self.files.held_lines:
             self.files.flush(self.now)
             if self.taps is not None:
                 self.taps.flush_trace()
+            if self.observers.pending:
+                self.observers.notify()
 
-    @property
-    def held(self) -> int:
-        return self.files.held
-
-    @property
-    def written(self) -> int:
-        return self.files.written
-
-    @property
-    def unwritten(self) -> int:
-        return self.files.unwritten
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        """Hand ``observer`` every event line and record written from now on (it must only
+        queue: :mod:`simulator.edge.observers`). Returns its unsubscribe."""
+        return self.observers.subscribe(observer)
 
     def next_seq(self) -> int:
         """The next Edge record's sequence number (8 hex digits, so it wraps at 2**32)."""
@@ -251,12 +254,7 @@ class Recorder:
             self._event(
                 "rejected",
                 {
-                    "direction": direction,
-                    "call_id": request.call_id,
-                    "method": request.method,
-                    "from": str(request.from_.uri),
-                    "to": str(request.to.uri),
-                    "peer": peer,
+                    **request_fields(direction, request, peer),
                     "rule": rejection.rule,
                     "accepted": False,
                     "status": rejection.status,
@@ -348,6 +346,8 @@ class Recorder:
             )
         )
         self.files.hold(line, record)
+        if self.observers.subscribed:
+            self.observers.pending.append((line, record))
         if self.decisions and self.console is not None:  # format only when shown
             self.say(
                 f"{iso[11:19]} inbound  {request.method} {from_text} -> {to_text}"
@@ -370,12 +370,7 @@ class Recorder:
         event = self._event(
             kind,
             {
-                "direction": "outbound",
-                "call_id": request.call_id,
-                "method": request.method,
-                "from": str(request.from_.uri),
-                "to": str(request.to.uri),
-                "peer": peer,
+                **request_fields("outbound", request, peer),
                 "rule": rule,
                 "status": status,
                 **fields,
@@ -395,12 +390,7 @@ class Recorder:
             self._event(
                 "unanswered",
                 {
-                    "direction": direction,
-                    "call_id": request.call_id,
-                    "method": request.method,
-                    "from": str(request.from_.uri),
-                    "to": str(request.to.uri),
-                    "peer": peer,
+                    **request_fields(direction, request, peer),
                     "status": None,
                     "reason": reason,
                 },
@@ -481,13 +471,16 @@ class Recorder:
 
     # -- the wire taps ------------------------------------------------------------------
 
-    def start_taps(self, *, trace: bool, pcap: Path | None, seed: int | None = None) -> None:
-        """Turn on trace.log (in the log directory) and/or the capture ``pcap`` (or FedsimError)."""
-        if trace or pcap is not None:
+    def start_taps(
+        self, *, trace: bool, pcap: Path | None, seed: int | None = None, watch: Watch | None = None
+    ) -> None:
+        """Turn on trace.log (in the log directory), the capture ``pcap`` and/or a ``watch``
+        of every message (the live page); FedsimError if a file cannot be created."""
+        if trace or pcap is not None or watch is not None:
             trace_at = self.files.log_dir / TRACE_LOG if trace else None
             self.taps = WireTaps(
                 trace=trace_at, pcap=pcap, machine=self.machine, pid=self.pid, tid=self.tid,
-                next_seq=self.next_seq, notice=self.notice, seed=seed,
+                next_seq=self.next_seq, notice=self.notice, seed=seed, watch=watch,
             )  # fmt: skip
 
     def component(
@@ -508,8 +501,8 @@ class Recorder:
     def summary(self) -> str:
         """``fedsim: stopped: N requests, N events, N unwritten``."""
         return (
-            f"fedsim: stopped: {self.requests} requests, {self.written} events, "
-            f"{self.unwritten} unwritten"
+            f"fedsim: stopped: {self.requests} requests, {self.files.written} events, "
+            f"{self.files.unwritten} unwritten"
         )
 
     def close(self) -> None:
@@ -517,4 +510,6 @@ class Recorder:
         self.files.close(self.now)
         if self.taps is not None:
             self.taps.close()
+        if self.observers.pending:
+            self.observers.notify()
         self.say(self.summary())

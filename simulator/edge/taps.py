@@ -1,9 +1,10 @@
 """The Edge's wire taps: ``trace.log`` (its SIPStack trace) and a pcapng capture, off by default.
 
 ``fedsim serve --trace`` / ``--pcap FILE`` (and ``fedsim run --keep-logs`` /
-``--pcap DIR``) turn them on. Off, nothing here exists: the recorder's ``taps``
-is None and no SIP stream gets an ``on_wire`` callback, so the hot path pays
-only the None checks it already made.
+``--pcap DIR``) turn them on, and so does the live page (``fedsim serve --ui``),
+which *watches* every message to show it with its call. Off, nothing here
+exists: the recorder's ``taps`` is None and no SIP stream gets an ``on_wire``
+callback, so the hot path pays only the None checks it already made.
 
 On, each connection of the Edge (federation port, clients port, partner legs)
 gets a :class:`Tap`, its SIP stream's ``on_wire``: every whole message the Edge
@@ -193,6 +194,7 @@ class WireTaps:
         next_seq: the recorder's sequence counter (shared with its TF_DIAG records).
         notice: reports a write failure (stderr and console).
         seed: seeds the correlation ids (``[edge] seed``); None: random.
+        watch: also handed every message, first (the live page: it must only queue).
 
     Raises:
         FedsimError: a file cannot be created (one line: which, why, what to do).
@@ -209,8 +211,10 @@ class WireTaps:
         next_seq: Callable[[], int],
         notice: Callable[[str], None],
         seed: int | None = None,
+        watch: Callable[[WireMessage], None] | None = None,
     ) -> None:
         self.machine = machine
+        self.watch = watch
         self.pid = pid
         self.tid = tid
         self.next_seq = next_seq
@@ -306,6 +310,8 @@ class WireTaps:
 
     def message(self, message: WireMessage, peer: str) -> None:
         """One message the Edge read or wrote: a TF_PROTOCOL record, and packets."""
+        if self.watch is not None:
+            self.watch(message)
         trace = self._trace
         if trace is not None:
             self._instance = (self._instance + 1) & 0xFFFFFFFF

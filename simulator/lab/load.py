@@ -39,6 +39,7 @@ from simulator.lab.model import (
     CertRef,
     DnsConfig,
     EdgeConfig,
+    Exercise,
     Expect,
     FrozenMap,
     HostPort,
@@ -67,7 +68,8 @@ USER_KEYS = ("answer", "federation", "presence", "contacts")
 #: The packaged seed lab (the Cisco note's lab), also a template users can copy.
 SEED_LAB_RESOURCE: Final = "seed.toml"
 
-_TOP_KEYS = ("name", "summary", "edge", "dns", "certs", "peers", "calls")
+_TOP_KEYS = ("name", "summary", "edge", "dns", "certs", "peers", "calls", "exercise")
+_EXERCISE_KEYS = ("task", "hints", "calls")
 _EDGE_KEYS = (
     "fqdn",
     "domains",
@@ -577,6 +579,7 @@ class _Loader:
         self.check_addresses(edge, dns)
         peers = self.peers(top)
         calls = self.calls(top, peers)
+        exercise = self.exercise(top, calls)
         return Lab(
             path=lab_path,
             name=name,
@@ -586,6 +589,7 @@ class _Loader:
             certs=tuple(self.cert_specs.values()),
             peers=FrozenMap(peers),
             calls=calls,
+            exercise=exercise,
         )
 
     def check_addresses(self, edge: EdgeConfig, dns: DnsConfig) -> None:
@@ -1090,6 +1094,45 @@ class _Loader:
                 require_client_cert=t.boolean("require_client_cert", True),
             )
         return out
+
+    # -- [exercise] ----------------------------------------------------------------
+
+    def exercise(self, top: _Table, calls: tuple[CallSpec, ...]) -> Exercise | None:
+        """``[exercise]``: a broken lab for training (task, hints, the calls that judge it)."""
+        if not top.has("exercise"):
+            return None
+        t = self.section(top, "exercise", _EXERCISE_KEYS, '{ task = "..." }')
+        task = t.required_string("task", example='"Make call 1 reach stejanss@skype.lab"')
+        hints = t.string_list("hints", expected="a list of strings", example='["Look at ..."]')
+        numbers = t.get("calls")
+        if numbers is _MISSING:
+            chosen = tuple(range(1, len(calls) + 1))
+        else:
+            example = "[1, 2]"
+            if not isinstance(numbers, list) or not numbers:
+                raise t.wrong_type("calls", "a non-empty list of call numbers", numbers, example)
+            for i, n in enumerate(numbers):
+                if not _is_int(n) or not 1 <= n <= len(calls):
+                    raise t.error(
+                        "calls",
+                        f"item {i + 1}: {n!r} is not a call of this lab "
+                        f"(it has {len(calls)} [[calls]])",
+                        fix=f"write calls = {example}: numbers of [[calls]] entries, from 1",
+                        sub=(i,),
+                    )
+            chosen = tuple(dict.fromkeys(cast(list[int], numbers)))
+        if not chosen:
+            raise t.error(
+                None,
+                "an exercise without calls cannot be checked",
+                fix="add [[calls]] whose expect says what 'fixed' means",
+            )
+        return Exercise(
+            task=task,
+            hints=tuple(hints or ()),
+            calls=chosen,
+            line=self.locator.line(("exercise",)),
+        )
 
     # -- [[calls]] -----------------------------------------------------------------
 

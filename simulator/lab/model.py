@@ -323,6 +323,23 @@ class CallSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Exercise:
+    """A training exercise's ``[exercise]`` table: the lab is broken on purpose.
+
+    Attributes:
+        task: what the trainee is asked to fix (one paragraph).
+        hints: revealed one at a time, from the gentlest to the answer.
+        calls: the ``[[calls]]`` (1-based) whose expectations define "fixed".
+        line: where the table starts in the lab file.
+    """
+
+    task: str
+    hints: tuple[str, ...] = ()
+    calls: tuple[int, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Lab:
     """A whole lab: one Edge, its DNS, its PKI, the simulated peers and the calls to place."""
 
@@ -334,6 +351,7 @@ class Lab:
     certs: tuple[CertSpec, ...] = ()
     peers: Mapping[str, PeerConfig] = field(default_factory=FrozenMap)
     calls: tuple[CallSpec, ...] = ()
+    exercise: Exercise | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.certs]

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from simulator.diagnostics import DiagnosticsParseError, parse_edge_log, parse_ms_diagnostics
 from simulator.edge.app import LabAddresses, lab_zones, serve_lab
+from simulator.edge.observers import Observer, Watch
 from simulator.edge.outbound import OutboundLimits
 from simulator.edge.state import Limits
 from simulator.errors import FedsimError, LabError
@@ -138,17 +139,24 @@ def discover(paths: Sequence[Path]) -> list[tuple[Path, str]]:
     return unique
 
 
-def load_lab_files(paths: Sequence[Path]) -> list[LabFile]:
+def excluded(ident: str, patterns: Sequence[str]) -> bool:
+    """Whether lab id ``ident`` matches one of the ``--exclude`` globs."""
+    return any(fnmatch.fnmatchcase(ident, p) for p in patterns)
+
+
+def load_lab_files(paths: Sequence[Path], *, exclude: Sequence[str] = ()) -> list[LabFile]:
     """Load and fully validate every lab file first, so bad input stops the run at once.
 
     Zones are parsed too (their errors name file and line), and peers' placeholder
-    ports are checked.
+    ports are checked. Labs whose id matches an ``exclude`` glob are left out.
 
     Raises:
         LabError / FedsimError: the first bad file, as ``file:line: ...``.
     """
     labs: list[LabFile] = []
     for path, ident in discover(paths):
+        if excluded(ident, exclude):
+            continue
         lab = load_lab(path)
         lab_zones(lab)
         placeholder_ports(lab)
@@ -699,22 +707,93 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return exc
 
 
-async def _run_lab_calls(
+class LabSession:
+    """A running lab and how to place its calls: ``fedsim run``'s, and the live page's.
+
+    Attributes:
+        lab: the lab as running (ports moved, SRV placeholders rewritten when isolated).
+        ident: the lab's id in reports.
+        addresses: where its Edge and DNS listen.
+        facts: what it is made of (the page's lab panel).
+        log_dir: its ``edge.log`` and ``events.jsonl``.
+    """
+
+    def __init__(
+        self,
+        lab: Lab,
+        ident: str,
+        addresses: LabAddresses,
+        facts: LabFacts,
+        *,
+        partners: _Partners | None = None,
+        peer_ports: Mapping[str, int] | None = None,
+    ) -> None:
+        self.lab = lab
+        self.ident = ident
+        self.addresses = addresses
+        self.facts = facts
+        self.log_dir = addresses.log_dir
+        self._partners = partners or _Partners()
+        self._run = _LabRun(
+            lab, addresses, addresses.issued, self._partners, addresses.log_dir, peer_ports
+        )
+        self._lock = trio.Lock()
+
+    @property
+    def edge_names(self) -> tuple[str, ...]:
+        """The names in the certificate the Edge presents."""
+        return self._run.edge_names
+
+    @classmethod
+    def of_served(cls, lab: Lab, addresses: LabAddresses, *, ident: str) -> LabSession:
+        """A session over a lab ``fedsim serve`` runs (no partner peers of its own)."""
+        now = dt.datetime.now(dt.UTC)
+        return cls(lab, ident, addresses, lab_facts(lab, addresses.issued, ports={}, now=now))
+
+    async def call(self, number: int, spec: CallSpec | None = None) -> CallReport:
+        """Place call ``number`` of the lab (or ``spec``) and judge it; one call at a time."""
+        call = spec if spec is not None else self.lab.calls[number - 1]
+        async with self._lock:
+            t0 = time.monotonic()
+            started, tls_mark = dt.datetime.now(dt.UTC), len(self._partners.tls_errors)
+            placed = await self._run.place(call, number)
+            got, trace = await self._run.observe(call, placed, started=started, tls_mark=tls_mark)
+        return CallReport(
+            id=f"{self.ident} call-{number}",
+            number=number,
+            label=call_label(call, number),
+            expect=call.expect,
+            got=got,
+            mismatches=compare(call.expect, got),
+            trace=replace(trace, number=number),
+            seconds=time.monotonic() - t0,
+        )
+
+
+async def serve_lab_session(
     lab: Lab,
     ident: str,
-    selected: Sequence[tuple[int, CallSpec]],
     work_dir: Path,
     *,
-    sip_trace: bool,
-    pcap: Path | None,
-) -> tuple[list[CallReport], LabFacts]:
+    sip_trace: bool = False,
+    pcap: Path | None = None,
+    observe: Observer | None = None,
+    watch: Watch | None = None,
+    task_status: trio.TaskStatus[LabSession] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run ``lab`` isolated (module docstring) with its partner peers until cancelled.
+
+    Reports a :class:`LabSession` that places the lab's calls. ``observe`` sees every
+    event and record the Edge writes (:meth:`~simulator.edge.recorder.Recorder.subscribe`),
+    ``watch`` every SIP message it reads or writes;
+    ``sip_trace`` writes the Edge's ``trace.log``, ``pcap`` a capture of its legs.
+    """
     certs_dir, log_dir = work_dir / "certs", work_dir / "logs"
     # Issued before the peers start (they present these certificates); serve_lab
     # reuses the same files, unchanged.
     now = dt.datetime.now(dt.UTC)
     issued = issue_pki(lab.certs, certs_dir, now=now)
     partners = _Partners()
-    reports: list[CallReport] = []
     async with trio.open_nursery() as nursery:
         ports: dict[int, int] = {}
         peer_ports: dict[str, int] = {}
@@ -750,28 +829,33 @@ async def _run_lab_calls(
                 rng=seeded(lab, "edge"),
                 trace=sip_trace,
                 pcap=pcap,
+                observe=observe,
+                watch=watch,
             )
         )
-        run = _LabRun(running, addresses, issued, partners, log_dir, peer_ports)
+        task_status.started(
+            LabSession(running, ident, addresses, facts, partners=partners, peer_ports=peer_ports)
+        )
+
+
+async def _run_lab_calls(
+    lab: Lab,
+    ident: str,
+    selected: Sequence[tuple[int, CallSpec]],
+    work_dir: Path,
+    *,
+    sip_trace: bool,
+    pcap: Path | None,
+) -> tuple[list[CallReport], LabFacts]:
+    reports: list[CallReport] = []
+    async with trio.open_nursery() as nursery:
+        session: LabSession = await nursery.start(
+            partial(serve_lab_session, lab, ident, work_dir, sip_trace=sip_trace, pcap=pcap)
+        )
         for number, call in selected:
-            t0 = time.monotonic()
-            started, tls_mark = dt.datetime.now(dt.UTC), len(partners.tls_errors)
-            placed = await run.place(call, number)
-            got, trace = await run.observe(call, placed, started=started, tls_mark=tls_mark)
-            reports.append(
-                CallReport(
-                    id=f"{ident} call-{number}",
-                    number=number,
-                    label=call_label(call, number),
-                    expect=call.expect,
-                    got=got,
-                    mismatches=compare(call.expect, got),
-                    trace=replace(trace, number=number),
-                    seconds=time.monotonic() - t0,
-                )
-            )
+            reports.append(await session.call(number, call))
         nursery.cancel_scope.cancel()
-    return reports, facts
+    return reports, session.facts
 
 
 def _isolated(lab: Lab, ports: Mapping[int, int], work: Path) -> Lab:
@@ -865,6 +949,7 @@ def capture_name(ident: str) -> str:
 __all__ = [
     "CALL_TIMEOUT",
     "LabFile",
+    "LabSession",
     "call_label",
     "capture_name",
     "discover",
@@ -876,4 +961,5 @@ __all__ = [
     "rewrite_srv_ports",
     "run_lab",
     "run_labs",
+    "serve_lab_session",
 ]

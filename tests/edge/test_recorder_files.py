@@ -17,13 +17,13 @@ def test_held_records_reach_the_disk_only_at_flush(tmp_path: Path) -> None:
     log = Recorder(tmp_path, stderr=io.StringIO())
     for n in range(3):
         log.write({"n": n}, f"record {n}\n", hold=True)
-    assert log.held == 3
+    assert log.files.held == 3
     assert log.files.events_path.read_text(encoding="utf-8") == ""
     log.flush()
-    assert log.held == 0
+    assert log.files.held == 0
     assert [e["n"] for e in _lines(log.files.events_path)] == [0, 1, 2]
     assert log.files.edge_log_path.read_text(encoding="utf-8") == "record 0\nrecord 1\nrecord 2\n"
-    assert (log.written, log.unwritten) == (3, 0)
+    assert (log.files.written, log.files.unwritten) == (3, 0)
     log.close()
 
 
@@ -40,7 +40,7 @@ def test_close_flushes_held_records(tmp_path: Path) -> None:
     log.write({"n": 0}, "record\n", hold=True)
     log.close()
     assert [e["n"] for e in _lines(log.files.events_path)] == [0]
-    assert log.written == 1
+    assert log.files.written == 1
 
 
 def test_held_records_lost_to_a_full_disk_are_counted_and_announced(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_held_records_lost_to_a_full_disk_are_counted_and_announced(tmp_path: Pa
     for n in range(4):
         log.write({"n": n}, hold=True)
     log.flush()
-    assert (log.written, log.unwritten, log.held) == (0, 4, 0)
+    assert (log.files.written, log.files.unwritten, log.files.held) == (0, 4, 0)
     assert "cannot write logs" in stderr.getvalue()
     # The disk has room again: the gap line says how many events the file lacks.
     (tmp_path / "events.jsonl").unlink()

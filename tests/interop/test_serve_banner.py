@@ -226,5 +226,5 @@ def test_the_readme_tour_shows_the_banner_make_run_prints(
         certs_dir=Path("certs"),
         issued=issued,
     )
-    printed = banner(lab, addresses, fedsim=".venv/bin/fedsim")
+    printed = banner(lab, addresses, fedsim=".venv/bin/fedsim", ui="http://127.0.0.1:41733/")
     assert "\n```\n" + printed + "\n" in (REPO / "README.md").read_text(encoding="utf-8")

@@ -221,4 +221,5 @@ def test_every_listener_is_served_through_the_guard() -> None:
         "edge/clients.py",
         "edge/inbound.py",
         "peer/uas.py",
+        "ui/http.py",
     ]

@@ -32,6 +32,8 @@ def catalogue_run(tmp_path_factory: pytest.TempPathFactory) -> CatalogueRun:
         [
             "run",
             str(SCENARIOS),
+            "--exclude",  # as make scenarios: the exercises are broken on purpose
+            "exercises/[0-9]*",
             "--json",
             str(paths["json"]),
             "--junit-xml",
