@@ -40,6 +40,14 @@ def test_every_microsoft_result_code_appears_verbatim_in_the_reference(reference
     for entry in RESULT_CODES.values():
         if entry.symbol.startswith("EMU_UNVERIFIED_"):
             continue
+        if not entry.hex_known:
+            # A symbol seen without its value or text (field cases C11): the symbol
+            # is verbatim, the rest is labelled, never invented.
+            assert entry.symbol in reference
+            assert entry.hex == UNVERIFIED_HEX
+            assert entry.fidelity != "verbatim"
+            assert entry.text.startswith("fedsim: ")
+            continue
         assert entry.fidelity == "verbatim"
         assert entry.symbol in reference
         assert entry.text in reference
@@ -132,7 +140,7 @@ def test_lookup_result_by_symbol_or_hex() -> None:
 
 def test_synthetic_hex_is_reserved_for_markers() -> None:
     base = RESULT_CODES["EMU_UNVERIFIED_NO_SRV"]
-    with pytest.raises(ValueError, match="reserved"):
+    with pytest.raises(ValueError, match="hex_known=False"):
         ResultCode(
             hex=UNVERIFIED_HEX,
             symbol="SIPPROXY_E_MADE_UP",
@@ -143,6 +151,19 @@ def test_synthetic_hex_is_reserved_for_markers() -> None:
             causes=base.causes,
             fix=base.fix,
             source="x",
+        )
+    with pytest.raises(ValueError, match="without its value is not verbatim"):
+        ResultCode(
+            hex=UNVERIFIED_HEX,
+            symbol="SIPPROXY_E_SEEN_WITHOUT_VALUE",
+            text="t",
+            severity="warning",
+            fidelity="verbatim",
+            meaning=base.meaning,
+            causes=base.causes,
+            fix=base.fix,
+            source="x",
+            hex_known=False,
         )
     with pytest.raises(ValueError, match="not verbatim"):
         ResultCode(
