@@ -117,7 +117,7 @@ def decision_event(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"event extra is not JSON-serialisable: {exc}") from exc
     log = decision.edge_log
-    return {
+    event: dict[str, object] = {
         "time": time,
         "kind": "decision",
         "direction": direction,
@@ -138,6 +138,21 @@ def decision_event(
         "edge_log": None if log is None else record_summary(log),
         "extra": dict(extra),
     }
+    # What a few decisions also write: a TF_COMPONENT line, a Windows event.
+    if decision.component is not None:
+        event["component"] = {
+            "text": decision.component.text,
+            "location": decision.component.location,
+            "result": decision.component.result,
+            "fidelity": decision.component.fidelity,
+        }
+    if decision.windows_event is not None:
+        event["windows_event"] = {
+            "id": decision.windows_event.id,
+            "text": decision.windows_event.text,
+            "fidelity": decision.windows_event.fidelity,
+        }
+    return event
 
 
 def record_summary(log: EdgeLogRecord) -> dict[str, object]:

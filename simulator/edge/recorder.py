@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from simulator.diagnostics import EdgeLogRecord, EdgeLogTemplate, edge_log_stamp
+from simulator.diagnostics import RESULT_CODES, EdgeLogRecord, EdgeLogTemplate, edge_log_stamp
 from simulator.edge.eventcodec import (
     DECISION_FIELDS,
     EventTemplate,
@@ -55,8 +55,9 @@ from simulator.edge.eventcodec import (
 )
 from simulator.edge.logfiles import LogFiles
 from simulator.net import InternalError
-from simulator.policy import Decision, Rejection, handshake_refused
+from simulator.policy import Component, Decision, Rejection, handshake_refused
 from simulator.sip import Request
+from simulator.trace import format_component_record
 
 #: The Edge record's "pid.tid": this process, and the thread that runs trio.
 PID = os.getpid() & 0xFFFF
@@ -176,6 +177,29 @@ class Recorder:
             cseq=f"{cseq[0]} {cseq[1]}",
         )
 
+    def component_text(self, component: Component) -> str:
+        """The ``TL_ERROR(TF_COMPONENT)`` line that goes before a decision's Edge record.
+
+        The reference shows it before the record it explains (§4.1). It goes to
+        ``edge.log`` and the event; the SIPStack trace (``trace.log``) takes it from here.
+        """
+        return format_component_record(
+            level=component.level,
+            machine=self.machine,
+            pid=PID,
+            tid=TID,
+            when=time.time(),
+            seq=self.next_seq(),
+            text=component.text,
+            result=None if component.result is None else RESULT_CODES[component.result],
+            location=component.location,
+        )
+
+    def _with_component(self, decision: Decision, record: str | None) -> str | None:
+        if decision.component is None or record is None:
+            return record
+        return self.component_text(decision.component) + record
+
     def template(self, record: EdgeLogRecord, peer: str) -> EdgeLogTemplate:
         """A record compiled for one peer (the hot path fills it per request)."""
         return EdgeLogTemplate(record, machine=self.machine, pid=PID, tid=TID, peer=peer)
@@ -273,6 +297,7 @@ class Recorder:
             record = self.record_text(
                 self.template(decision.edge_log, log_peer or peer), request, stamp
             )
+        record = self._with_component(decision, record)
         event = decision_event(
             decision,
             time=iso,
@@ -289,6 +314,12 @@ class Recorder:
             f"{iso[11:19]} {direction:<8} {request.method} {request.from_.uri} -> "
             f"{request.to.uri}  {decision.rule}  {decision.status}"
         )
+        self._say_windows_event(decision)
+
+    def _say_windows_event(self, decision: Decision) -> None:
+        found = decision.windows_event
+        if found is not None:
+            self.say_decision(f"  event {found.id}: {found.text}")
 
     def compile(
         self, decision: Decision, *, direction: str, peer: str, extra: Mapping[str, object]
@@ -320,6 +351,7 @@ class Recorder:
         stamp, iso = self.stamps()
         template = verdict.record
         record = None if template is None else self.record_text(template, request, stamp)
+        record = self._with_component(verdict.decision, record)
         line = verdict.event.render_encoded(
             (
                 f'"{iso}"',
@@ -336,6 +368,7 @@ class Recorder:
                 f"{iso[11:19]} inbound  {request.method} {from_text} -> {to_text}"
                 f"  {verdict.decision.rule}  {status}"
             )
+            self._say_windows_event(verdict.decision)
 
     def call_event(
         self,

@@ -25,6 +25,7 @@ from simulator.lab.model import (
     HostPort,
     Lab,
     PeerConfig,
+    PkiConfig,
     TrustRef,
     UserSpec,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Lab",
     "Locator",
     "PeerConfig",
+    "PkiConfig",
     "TrustRef",
     "UserSpec",
     "builtin_lab",

@@ -42,6 +42,7 @@ from simulator.policy.outbound import (
     outbound_tls_failed,
 )
 from simulator.policy.partners import (
+    PartnerCounts,
     discovered_partner,
     partner_load,
     route_names_connection,
@@ -110,6 +111,7 @@ __all__ = [
     "LocalUser",
     "OutboundTarget",
     "Parties",
+    "PartnerCounts",
     "PartnerLoad",
     "PeerCertificate",
     "Profile",

@@ -20,6 +20,8 @@ from the settings and the facts gathered for it.
 
 from __future__ import annotations
 
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from typing import Literal
 
 from simulator.policy.facts import (
@@ -128,6 +130,60 @@ def partner_load(rate: int, contact: int, settings: EdgeSettings) -> PartnerLoad
     if rate > rules.discovered_rate:
         return "rate"
     return "within"
+
+
+#: Discovered partners whose counts are remembered (the oldest is forgotten first).
+MAX_PARTNERS = 10_000
+#: The rate window: DiscoveredPartnerStandardRate is per second (reference §5.1).
+RATE_WINDOW = 1.0
+
+
+@dataclass(slots=True)
+class PartnerCounts:
+    """What each discovered partner did: its recent messages, the internal users it reached.
+
+    The counting behind the rules ``discovered_rate`` and ``discovered_contacts``
+    (reference §5.2: 20 messages per second, 1,000 distinct internal URIs). The Edge
+    owns one (it is state); ``fedsim check`` keeps its own while it predicts a lab's
+    calls in order. The times are the caller's (seconds, any monotonic origin); the
+    judgement of the counts is :func:`partner_load`'s.
+
+    Memory is bounded: at most ``rate + 1`` message times per partner (enough to
+    know the rate is exceeded), ``contacts`` users, :data:`MAX_PARTNERS` partners.
+    """
+
+    partners: OrderedDict[str, tuple[deque[float], dict[str, None]]] = field(
+        default_factory=OrderedDict
+    )
+
+    def count(
+        self, domain: str, user: str, *, now: float, rate: int, contacts: int
+    ) -> tuple[int, int]:
+        """Count one message from ``domain`` to internal ``user`` at ``now``.
+
+        Returns:
+            (messages from the partner in the last second, this one included, at most
+            ``rate + 1``; the rank of ``user`` when the partner reaches it for the first
+            time, ``contacts + 1`` when it already reached ``contacts`` others, 0 when
+            it reached ``user`` before). A user beyond the limit is not remembered.
+        """
+        times, users = self.partners.pop(domain, (deque(maxlen=rate + 1), {}))
+        if times.maxlen != rate + 1:
+            times = deque(times, maxlen=rate + 1)
+        while times and times[0] <= now - RATE_WINDOW:
+            times.popleft()
+        times.append(now)
+        rank = 0
+        if user not in users:
+            if len(users) < contacts:
+                users[user] = None
+                rank = len(users)
+            else:
+                rank = contacts + 1
+        self.partners[domain] = (times, users)
+        while len(self.partners) > MAX_PARTNERS:
+            self.partners.popitem(last=False)
+        return len(times), rank
 
 
 def route_names_connection(hop: Hop, settings: EdgeSettings) -> bool:

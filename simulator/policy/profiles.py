@@ -355,8 +355,7 @@ _ON_PREM_RULES: dict[str, Sourced] = {
     "discovered_rate": Sourced(
         tag="D",
         source=(
-            "[PS] Set-CsAccessEdgeConfiguration DiscoveredPartnerStandardRate 20 "
-            "(reference §5.1)"
+            "[PS] Set-CsAccessEdgeConfiguration DiscoveredPartnerStandardRate 20 (reference §5.1)"
         ),
     ),
     "discovered_contacts": Sourced(

@@ -10,7 +10,9 @@ Isolation (documented for users in ``scenarios/README.md``):
   and N = 5061 also makes P the port of ``proxy_fqdn`` partners (which the Edge
   reaches on 5061 in production). SRV records with any other port are served
   as written (``fqdn1="vcse.sub.cms.steven.lab:5061"`` stays verbatim);
-- each lab gets its own temporary PKI and log directory (kept with ``--keep-logs``);
+- each lab gets its own temporary PKI and log directory (kept with ``--keep-logs``),
+  and its own CRL server on a free loopback port (``[pki] crl_listen`` is moved
+  there too): it is bound first, since the certificates name its URL;
 - labs run concurrently, at most ``jobs`` at a time, in one trio process.
 
 Timeouts are short (a lab is a test, not a production Edge): DNS 0.5 s with one
@@ -41,6 +43,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from simulator.diagnostics import DiagnosticsParseError, parse_edge_log, parse_ms_diagnostics
 from simulator.edge.app import LabAddresses, lab_zones, serve_lab
+from simulator.edge.crl import CrlService, open_crl_service
 from simulator.edge.outbound import OutboundLimits
 from simulator.edge.state import Limits
 from simulator.errors import FedsimError, LabError
@@ -348,6 +351,20 @@ def _symbol(event: Mapping[str, object] | None) -> str | None:
     return None
 
 
+def _component(event: Mapping[str, object] | None) -> str | None:
+    """The text of the decision's TF_COMPONENT line (expect.component)."""
+    found = event.get("component") if event is not None else None
+    text = found.get("text") if isinstance(found, Mapping) else None
+    return text if isinstance(text, str) else None
+
+
+def _windows_event(event: Mapping[str, object] | None) -> int | None:
+    """The id of the decision's Windows event (expect.windows_event)."""
+    found = event.get("windows_event") if event is not None else None
+    ident = found.get("id") if isinstance(found, Mapping) else None
+    return ident if isinstance(ident, int) else None
+
+
 def _status_line(response: Response) -> str:
     return f"SIP/2.0 {response.status} {response.reason}"
 
@@ -456,6 +473,7 @@ class _LabRun:
                 from_uri=call.from_,
                 to_uri=call.to,
                 pai=call.pai,
+                route=call.route,
                 method=call.method,
                 timeout=CALL_TIMEOUT,
             )
@@ -567,6 +585,8 @@ class _LabRun:
             edge_log_data=_log_data(record),
             peer_headers=_peer_headers(placed.final),
             tls="refused-at-handshake" if refused else placed.tls_version,
+            component=_component(event),
+            windows_event=_windows_event(event),
         )
         extra = event.get("extra") if event is not None else None
         peer_names: tuple[str, ...] = ()
@@ -683,11 +703,28 @@ async def _run_lab_calls(
     selected: Sequence[tuple[int, CallSpec]],
     work_dir: Path,
 ) -> tuple[list[CallReport], LabFacts]:
+    # The CRL server first: every certificate names its URL. Then the PKI, issued
+    # before the peers start (they present these certificates); serve_lab reuses
+    # the same files, unchanged, and serves the CRLs on this service.
+    crl = await open_crl_service(LOOPBACK, 0)
+    try:
+        return await _run_with_crl(lab, ident, selected, work_dir, crl)
+    finally:
+        for listener in crl.listeners:  # closed here too if the lab never started
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(listener)
+
+
+async def _run_with_crl(
+    lab: Lab,
+    ident: str,
+    selected: Sequence[tuple[int, CallSpec]],
+    work_dir: Path,
+    crl: CrlService,
+) -> tuple[list[CallReport], LabFacts]:
     certs_dir, log_dir = work_dir / "certs", work_dir / "logs"
-    # Issued before the peers start (they present these certificates); serve_lab
-    # reuses the same files, unchanged.
     now = dt.datetime.now(dt.UTC)
-    issued = issue_pki(lab.certs, certs_dir, now=now)
+    issued = issue_pki(lab.certs, certs_dir, now=now, crl_url=crl.base)
     partners = _Partners()
     reports: list[CallReport] = []
     async with trio.open_nursery() as nursery:
@@ -722,6 +759,7 @@ async def _run_lab_calls(
                 limits=EDGE_LIMITS,
                 outbound=outbound,
                 rng=None if lab.edge.seed is None else random.Random(lab.edge.seed),
+                crl=crl,
             )
         )
         run = _LabRun(running, addresses, issued, partners, log_dir, peer_ports)
