@@ -196,6 +196,84 @@ _FIX_MS_DOCS = (
 
 _DIAGNOSTIC_CODES: tuple[DiagnosticCode, ...] = (
     DiagnosticCode(
+        code=2,
+        reason="See response code and reason phrase.",
+        spec_reason=None,
+        status=None,
+        fidelity="verbatim",
+        meaning=(
+            "A Microsoft tool (Test-CsFederatedPartner, a UCMA application) saw a response "
+            "without ms-diagnostics: UCMA fills in ErrorCode=2 and points at the SIP status."
+        ),
+        causes=(
+            "The Edge answered a bare 504 (diagnostics do not cross federation), or the partner "
+            "answered without diagnostics.",
+        ),
+        fix=(
+            "Read the status (504: a DNS or certificate fault of the partner, see the Edge log "
+            "record) and the Edge's own log for the real cause."
+        ),
+        source="Lync 2013 Test-CsFederatedPartner doc (field cases C16, §2a)",
+    ),
+    DiagnosticCode(
+        code=21,
+        reason=(
+            "Call failed to establish due to a media connectivity failure where one endpoint "
+            "is of unknown type"
+        ),
+        spec_reason=None,
+        status=None,
+        fidelity="verbatim",
+        meaning="The client could not establish media (ICE) with the other end (client-generated).",
+        causes=("No TURN relay or blocked UDP between the two media endpoints.",),
+        fix="Deploy TURN on the Expressway-E with matching credentials, and open the media ports.",
+        source=(
+            "tieto/sipe src/purple/purple-media.c comment (ms-client-diagnostics; field cases §2a)"
+        ),
+    ),
+    DiagnosticCode(
+        code=2165,
+        reason=(
+            "Contact subscription is not allowed as the user's contact list has migrated to "
+            "Exchange."
+        ),
+        spec_reason=None,
+        status=488,
+        status_fidelity="verbatim",
+        fidelity="verbatim",
+        meaning=(
+            "The user's contact list lives in Exchange (unified contact store), not on the pool."
+        ),
+        causes=("The client subscribed to its contact list after the migration to Exchange.",),
+        fix="Nothing to fix on the federation side; the client reads its contacts from Exchange.",
+        source="MS-PRES spec example (field cases §2a)",
+    ),
+    DiagnosticCode(
+        code=13008,
+        reason="Diagnostic headers removed for privacy.",
+        spec_reason="Diagnostic headers removed for privacy.",
+        status=None,
+        fidelity="verbatim",
+        meaning=(
+            "A server removed the ms-diagnostics headers before the message left the "
+            "organisation (the privacy boundary: ms-diagnostics do not cross it)."
+        ),
+        causes=("The message crossed a federation or external boundary.",),
+        fix="Look at the logs on the side that generated the error; its diagnostics stayed there.",
+        source="[OCER] (field cases §2a)",
+    ),
+    DiagnosticCode(
+        code=21002,
+        reason="Attendees cannot share in this conference",
+        spec_reason=None,
+        status=None,
+        fidelity="verbatim",
+        meaning="The Skype meeting refuses content sharing from an attendee (CMS dual-homed).",
+        causes=("The CMS participant joined the Skype for Business meeting as an attendee.",),
+        fix="Make the CMS participant a presenter in the Skype for Business meeting.",
+        source="Cisco TAC CMS note (field cases C22)",
+    ),
+    DiagnosticCode(
         code=1000,
         reason="Final handshake failed.",
         spec_reason="Final handshake failed.",
@@ -226,13 +304,19 @@ _DIAGNOSTIC_CODES: tuple[DiagnosticCode, ...] = (
         status_fidelity="verbatim",
         fidelity="verbatim",
         meaning=(
-            "The Skype user's own policy forbids federation; the front end refuses before "
-            "the Edge is involved."
+            "The caller may not federate with that domain: its own policy forbids federation "
+            "(the front end refuses before the Edge is involved), or an Office 365 tenant's "
+            "federation settings do not allow the domain."
         ),
-        causes=("The user's ExternalAccessPolicy has EnableFederationAccess set to False.",),
+        causes=(
+            "The user's ExternalAccessPolicy has EnableFederationAccess set to False.",
+            "Office 365: the tenant's AllowedDomains list does not name the domain (any entry "
+            "ends open federation), the domain is blocked, or AllowFederatedUsers is False.",
+        ),
         fix=(
             "Grant the user an external access policy with EnableFederationAccess True "
-            "(Grant-CsExternalAccessPolicy); nothing on the Expressway side is at fault."
+            "(Grant-CsExternalAccessPolicy), or allow the domain in the tenant "
+            "(Set-CsTenantFederationConfiguration); nothing on the Expressway side is at fault."
         ),
         source="[OCER]; MS support articles (403 Forbidden + 1002)",
     ),

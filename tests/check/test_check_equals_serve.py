@@ -73,3 +73,30 @@ def test_every_call_of_every_scenario_is_predicted_exactly(
                 drift.append(f"{ident} {call}: check says {predicted}, serve gave {observed}")
     assert checked > 50
     assert drift == [], "\n".join(drift)
+
+
+#: The rules issue 15 added (both directions): the catalogue stages every one, so each
+#: is predicted by fedsim check and compared with fedsim serve above.
+ISSUE_15_RULES = {
+    "route-untrusted",
+    "user-federation-off",
+    "discovered-rate",
+    "discovered-contacts",
+    "not-a-contact",
+    "split-domain-invalid",
+    "split-domain-type",
+    "tenant-federation-off",
+    "tenant-blocked-domain",
+    "tenant-domain-not-allowed",
+    "cert-revoked",
+    "crl-offline",
+}
+
+
+def test_every_rule_of_the_rest_of_the_policy_is_compared(
+    served: dict[str, dict[str, object]],
+) -> None:
+    seen = {got["rule"] for got in served.values()}
+    assert seen >= ISSUE_15_RULES, sorted(ISSUE_15_RULES - seen)
+    # Hosting providers and revocation refused at TLS show as these rules' calls too.
+    assert {"forwarded", "tls-handshake-failed", "srv-not-in-domain"} <= seen
