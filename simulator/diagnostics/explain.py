@@ -154,7 +154,8 @@ def explain_text(text: str) -> str:
     Raises:
         DiagnosticsParseError: nothing recognisable was found.
     """
-    blocks: list[list[str]] = [explain_record(r) for r in parse_edge_log(text)]
+    records = parse_edge_log(text)
+    blocks: list[list[str]] = [explain_record(r) for r in records]
     rest = _blank(text, [(m.start(), m.end()) for m in _RECORD.finditer(text)])
     headers = find_ms_diagnostics_spans(rest)
     blocks += [explain_diagnostics(d) for d, _start, _end in headers]
@@ -165,7 +166,9 @@ def explain_text(text: str) -> str:
             rest = ""
         except DiagnosticsParseError:
             pass
-    seen: set[str] = set()
+    # A Result-Code a record already explained (a component line repeats it) is not
+    # explained again.
+    seen: set[str] = {r.result.symbol for r in records if r.result is not None}
     for match in _RESULT.finditer(rest):
         result = lookup_result(match.group(1))
         if result is not None and result.symbol not in seen:

@@ -195,10 +195,11 @@ class Recorder:
             location=component.location,
         )
 
-    def _with_component(self, decision: Decision, record: str | None) -> str | None:
-        if decision.component is None or record is None:
-            return record
-        return self.component_text(decision.component) + record
+    def _component_for(self, decision: Decision) -> str:
+        """The decision's component line (numbered before its record, as written), or ""."""
+        if decision.component is None or decision.edge_log is None:
+            return ""
+        return self.component_text(decision.component)
 
     def template(self, record: EdgeLogRecord, peer: str) -> EdgeLogTemplate:
         """A record compiled for one peer (the hot path fills it per request)."""
@@ -294,10 +295,10 @@ class Recorder:
         stamp, iso = self.stamps()
         record = None
         if decision.edge_log is not None:
-            record = self.record_text(
+            component = self._component_for(decision)
+            record = component + self.record_text(
                 self.template(decision.edge_log, log_peer or peer), request, stamp
             )
-        record = self._with_component(decision, record)
         event = decision_event(
             decision,
             time=iso,
@@ -350,8 +351,10 @@ class Recorder:
         """
         stamp, iso = self.stamps()
         template = verdict.record
-        record = None if template is None else self.record_text(template, request, stamp)
-        record = self._with_component(verdict.decision, record)
+        record = None
+        if template is not None:
+            component = self._component_for(verdict.decision)
+            record = component + self.record_text(template, request, stamp)
         line = verdict.event.render_encoded(
             (
                 f'"{iso}"',
