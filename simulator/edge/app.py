@@ -207,8 +207,10 @@ async def _serve_lab(
     out_ctx = outbound_context(
         cert=material.cert, key=material.key, chain=material.chain, profile=lab.edge.tls
     )
+    # A seeded lab (rng given) writes the same records on every run: its pid.tid too.
+    pid_tid = None if rng is None else (rng.getrandbits(16), rng.getrandbits(16))
     rng = rng or random.Random()
-    recorder = Recorder(log_dir, console=console, machine=lab.edge.machine)
+    recorder = Recorder(log_dir, console=console, machine=lab.edge.machine, pid_tid=pid_tid)
     recorder.decisions = not quiet
     recorder.debug = debug
     try:

@@ -38,16 +38,13 @@ from simulator.net.sipstream import SipStream
 from simulator.net.tls import TlsStream
 from simulator.policy import Rejection, screen_outbound
 from simulator.sip import (
-    Headers,
     Request,
     Response,
     SipParseError,
-    canonical_name,
     error_response_for,
-    parse_via,
     serialize,
 )
-from simulator.sip.headers import split_top_level
+from simulator.sip.proxy import stamp_via
 from simulator.skype.user import Answer, Leg, SkypeUser
 
 
@@ -74,37 +71,6 @@ def clients_context(server: ssl.SSLContext) -> ssl.SSLContext:
     """Turn a server context into the clients listener's: no client certificate asked."""
     server.verify_mode = ssl.CERT_NONE
     return server
-
-
-def stamp_via(request: Request, *, ip: str, port: int, cid: str) -> Request:
-    """Add what the Edge writes on a received request's top Via (reference §7.1).
-
-    ``ms-received-port`` and ``ms-received-cid`` always; ``received`` when the
-    sent-by host is not the source address (RFC 3261 §18.2.1) or ``rport`` asks
-    for it, with the rport value filled in (RFC 3581 §4).
-    """
-    pairs = list(request.headers.pairs)
-    for i, (name, value) in enumerate(pairs):
-        if canonical_name(name) != "via":
-            continue
-        pieces = split_top_level(value)
-        top = parse_via(pieces[0])[0]
-        params: list[tuple[str, str | None]] = []
-        if top.rport is not None:
-            params += [("rport", str(port)), ("received", ip)]
-        elif top.host.strip("[]") != ip:
-            params.append(("received", ip))
-        params += [("ms-received-port", str(port)), ("ms-received-cid", cid)]
-        stamped = str(top.with_params(*params))
-        pairs[i] = (name, ",".join([stamped, *pieces[1:]]))
-        break
-    return Request(
-        method=request.method,
-        uri=request.uri,
-        headers=Headers(pairs),
-        body=request.body,
-        version=request.version,
-    )
 
 
 async def serve_clients(
@@ -248,7 +214,12 @@ async def _handle_request(
     try:
         # the client left before its answer: the answer is dropped, the event stays
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await _dispatch(edge, user, connector, conn, request)
+            try:
+                await _dispatch(edge, user, connector, conn, request)
+            except SipParseError as exc:
+                # A header kept as raw text (a Contact) can still be malformed when it is
+                # read: 400, as for any unparsable request (the stream's policy).
+                await conn.sip.reject(serialize(request), exc)
     finally:
         if new and not recorder.answered(request):
             recorder.unanswered(

@@ -254,7 +254,7 @@ def _connection(
         cork=True,
         # An ACK ends a transaction (RFC 3261 §17.2.1) or confirms a dialog the user
         # keeps no more state for: never answered nor logged, so never parsed either.
-        drop=lambda raw: raw.startswith(b"ACK "),
+        drop=b"ACK ",
     )
     leg = Leg(
         local=(str(local_addr[0]), int(local_addr[1])),
@@ -337,7 +337,7 @@ async def _new_request(
         recorder.rejected("inbound", request, parties, conn.label)
         await conn.sip.send(serialize(reply))
         return
-    route = edge.route(parties)  # 2. route
+    route = edge.routes.get(parties) or edge.route(parties)  # 2. route (remembered)
     hop = inbound_hop(request, conn.leg.local)
     called = edge.request_user(request.to.uri, request.from_.uri)  # the called user
     try:
@@ -350,10 +350,12 @@ async def _new_request(
     load = edge.partner_load(route, srv, called)
     verdict = _decide(edge, conn, route, srv, hop, called, load)  # 4. decide
     decision = verdict.decision
-    if decision.accepted:  # 5. answer
+    ring = None
+    if decision.accepted:  # 5. answer: the called user's...
         answer = user.new_request(request, conn.leg)
+        messages, ring = answer.messages, answer.ring
         status = answer.status if answer.status is not None else user.status_for(request)
-    else:
+    else:  # ...or the bare refusal
         refusal = build_response(
             request,
             decision.status,
@@ -361,18 +363,18 @@ async def _new_request(
             headers=decision.headers,
             via_params=conn.leg.via_params,
         )
-        answer = Answer(decision.status, (serialize(refusal),))
-        status = decision.status
-    recorder.verdict(  # 6. record
+        messages, status = (serialize(refusal),), decision.status
+    recorder.verdict(  # 6. record what goes on the wire
         verdict,
         request,
         status=status,
         from_text=edge.uri_text(request.from_.uri),
         to_text=edge.uri_text(request.to.uri),
     )
-    await _send(conn, answer)  # 7. send
-    if answer.ring is not None:
-        nursery.start_soon(_ring, user, conn, answer.ring.key, answer.ring.seconds)
+    for message in messages:  # 7. send (the stream flushes the records first)
+        await conn.sip.send(message)
+    if ring is not None:
+        nursery.start_soon(_ring, user, conn, ring.key, ring.seconds)
 
 
 async def _resolve(

@@ -73,6 +73,8 @@ class Recorder:
         stderr: where write failures and internal errors are also reported.
         machine: the Edge machine name of the records (``[machine\\machine]``).
         correlation: the source of the records' correlation ids (the Edge's RNG).
+        pid_tid: the records' "pid.tid" (default: this process and thread; a seeded lab
+            gives fixed ones, so two runs write the same records).
 
     Attributes:
         decisions: False with ``fedsim serve --quiet``: no console line per decision.
@@ -88,12 +90,14 @@ class Recorder:
         stderr: TextIO | None = None,
         machine: str = "sfvedge",
         correlation: Callable[[], int] | None = None,
+        pid_tid: tuple[int, int] | None = None,
         edge_log_path: Path | None = None,
         events_path: Path | None = None,
     ) -> None:
         self.console = console
         self.stderr = stderr if stderr is not None else sys.stderr
         self.machine = machine
+        self.pid, self.tid = pid_tid if pid_tid is not None else (PID, TID)
         self.correlation = correlation or (lambda: int.from_bytes(os.urandom(4), "big"))
         self.decisions = True
         self.debug = False
@@ -145,8 +149,8 @@ class Recorder:
 
     def flush(self) -> None:
         """Put every held record and event on disk."""
-        if self.files.held:
-            self.files.flush(self.now())
+        if self.files.held_lines:
+            self.files.flush(self.now)
 
     @property
     def held(self) -> int:
@@ -203,7 +207,7 @@ class Recorder:
 
     def template(self, record: EdgeLogRecord, peer: str) -> EdgeLogTemplate:
         """A record compiled for one peer (the hot path fills it per request)."""
-        return EdgeLogTemplate(record, machine=self.machine, pid=PID, tid=TID, peer=peer)
+        return EdgeLogTemplate(record, machine=self.machine, pid=self.pid, tid=self.tid, peer=peer)
 
     # -- the console -------------------------------------------------------------------
 
@@ -507,5 +511,5 @@ class Recorder:
 
     def close(self) -> None:
         """Flush and close both files, and say the summary."""
-        self.files.close(self.now())
+        self.files.close(self.now)
         self.say(self.summary())

@@ -441,6 +441,18 @@ def _leg(
     return out
 
 
+def seeded(lab: Lab, part: str) -> random.Random | None:
+    """A random source for one part of a seeded lab (``[edge] seed``), else None (random).
+
+    The Edge, each simulated peer and each call draw from their own generator, each
+    seeded from the lab's seed and its own name, so one part's draws never shift
+    another's: two runs of a seeded lab send the same messages (times and ports aside).
+    """
+    if lab.edge.seed is None:
+        return None
+    return random.Random(f"{lab.edge.seed}/{part}")
+
+
 class _LabRun:
     """One running lab: its addresses, peers and files, and how to place its calls."""
 
@@ -461,7 +473,8 @@ class _LabRun:
         self.edge_names = _cert_names(addresses.edge_cert)
         self.peer_ports = dict(peer_ports or {})
 
-    async def place(self, call: CallSpec) -> _Placed:
+    async def place(self, call: CallSpec, number: int) -> _Placed:
+        rng = seeded(self.lab, f"call-{number}")
         if call.direction == "inbound":
             assert call.via is not None  # the loader requires it
             peer = self.lab.peers[call.via]
@@ -476,6 +489,7 @@ class _LabRun:
                 route=call.route,
                 method=call.method,
                 timeout=CALL_TIMEOUT,
+                rng=rng,
             )
             error = result.tls_error or ("no final response" if result.timed_out else None)
             messages: list[WireMessage] = []
@@ -505,6 +519,7 @@ class _LabRun:
             to_uri=call.to,
             method=call.method,
             timeout=CALL_TIMEOUT,
+            rng=rng,
         )
         port = out.local[1] if out.local is not None else 0
         messages = []
@@ -741,6 +756,7 @@ async def _run_with_crl(
                     ssl_context=ctx,
                     answer=peer.answer,
                     name=name,
+                    rng=seeded(lab, f"peer-{name}"),
                     on_request=partners.recorder(name),
                     on_tls_error=partners.tls_recorder(name),
                 )
@@ -758,7 +774,7 @@ async def _run_with_crl(
                 certs_dir=certs_dir,
                 limits=EDGE_LIMITS,
                 outbound=outbound,
-                rng=None if lab.edge.seed is None else random.Random(lab.edge.seed),
+                rng=seeded(lab, "edge"),
                 crl=crl,
             )
         )
@@ -766,7 +782,7 @@ async def _run_with_crl(
         for number, call in selected:
             t0 = time.monotonic()
             started, tls_mark = dt.datetime.now(dt.UTC), len(partners.tls_errors)
-            placed = await run.place(call)
+            placed = await run.place(call, number)
             got, trace = await run.observe(call, placed, started=started, tls_mark=tls_mark)
             reports.append(
                 CallReport(
