@@ -190,8 +190,8 @@ class Recorder:
         return format_component_record(
             level=component.level,
             machine=self.machine,
-            pid=PID,
-            tid=TID,
+            pid=self.pid,
+            tid=self.tid,
             when=time.time(),
             seq=self.next_seq(),
             text=component.text,
