@@ -28,6 +28,7 @@ from simulator.edge.outbound import Outbound, OutboundLimits
 from simulator.edge.partners import outbound_context
 from simulator.edge.recorder import Recorder
 from simulator.edge.state import EdgeState, Limits, TrustStore
+from simulator.edge.taps import FLUSH_SECONDS, TRACE_LOG
 from simulator.errors import LabError
 from simulator.lab import Lab
 from simulator.lab.files import TlsFiles, tls_files
@@ -56,6 +57,9 @@ class LabAddresses:
     certs_dir: Path
     issued: dict[str, IssuedCert]
     crl: str = ""
+    #: The SIPStack trace and the capture being written, if any.
+    trace: Path | None = None
+    pcap: Path | None = None
 
 
 def edge_settings(lab: Lab) -> EdgeSettings:
@@ -126,6 +130,8 @@ async def serve_lab(
     outbound: OutboundLimits | None = None,
     rng: random.Random | None = None,
     crl: CrlService | None = None,
+    trace: bool = False,
+    pcap: Path | None = None,
     task_status: trio.TaskStatus[LabAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the lab's DNS server and Edge until cancelled; report a :class:`LabAddresses`.
@@ -135,6 +141,8 @@ async def serve_lab(
     the traceback of an internal error on the console (it is always recorded).
     ``crl`` is a CRL service already bound (the runner binds it before issuing the
     peers' certificates); without it the lab's ``[pki] crl_listen`` is bound here.
+    ``trace`` writes ``trace.log`` in ``log_dir`` and ``pcap`` a capture of every SIP
+    message (:mod:`simulator.edge.taps`); both are flushed and closed when it stops.
     """
     if crl is None:
         crl = await open_crl_service(*lab.pki.crl_listen)
@@ -150,6 +158,8 @@ async def serve_lab(
             limits=limits,
             outbound=outbound,
             rng=rng,
+            trace=trace,
+            pcap=pcap,
             task_status=task_status,
         )
     finally:
@@ -170,6 +180,8 @@ async def _serve_lab(
     limits: Limits | None,
     outbound: OutboundLimits | None,
     rng: random.Random | None,
+    trace: bool,
+    pcap: Path | None,
     task_status: trio.TaskStatus[LabAddresses],
 ) -> None:
     issued = issue_pki(lab.certs, certs_dir, now=dt.datetime.now(dt.UTC), crl_url=crl.base)
@@ -214,7 +226,10 @@ async def _serve_lab(
     recorder.decisions = not quiet
     recorder.debug = debug
     try:
+        recorder.start_taps(trace=trace, pcap=pcap, seed=lab.edge.seed)
         async with trio.open_nursery() as nursery:
+            if recorder.taps is not None:  # a quiet lab's last messages reach the files too
+                nursery.start_soon(recorder.taps.flush_every, FLUSH_SECONDS)
             dns_addr = await nursery.start(
                 partial(serve_dns, report=recorder.internal_error), zones, *lab.dns.listen
             )
@@ -264,6 +279,8 @@ async def _serve_lab(
                     certs_dir=certs_dir,
                     issued=issued,
                     crl=crl.base,
+                    trace=log_dir / TRACE_LOG if trace else None,
+                    pcap=pcap,
                 )
             )
     finally:

@@ -33,6 +33,7 @@ import trio
 from simulator.edge.envelope import CLIENT_COPY_ORDER, client_response
 from simulator.edge.outbound import Outbound
 from simulator.edge.state import EdgeState
+from simulator.edge.taps import Tap, tap_for
 from simulator.net import PEER_FAULTS, detach_socket, serve_guarded
 from simulator.net.sipstream import SipStream
 from simulator.net.tls import TlsStream
@@ -57,6 +58,8 @@ class ClientConnection:
     peer_port: int
     cid: str
     leg: Leg
+    #: Its wire tap (trace.log, the capture): None when they are off.
+    tap: Tap | None = None
 
     @property
     def label(self) -> str:
@@ -121,6 +124,7 @@ async def handle_client(
     # The TLS stream owns the socket from here (see net/tls.py for why not trio.SSLStream).
     tls = TlsStream(detach_socket(stream), ssl_context)
     address = f"[{peer_ip}]:{peer_port}" if ":" in peer_ip else f"{peer_ip}:{peer_port}"
+    conn: ClientConnection | None = None
     try:
         with trio.move_on_after(edge.limits.handshake_timeout) as handshake:
             try:
@@ -140,6 +144,8 @@ async def handle_client(
             nursery.cancel_scope.deadline = trio.current_time() + connector.limits.longest_call
     finally:
         await trio.aclose_forcefully(tls)
+        if conn is not None and conn.tap is not None:
+            conn.tap.closed()
 
 
 def _connection(
@@ -151,6 +157,8 @@ def _connection(
     cid: str,
 ) -> ClientConnection:
     label = f"[{peer_ip}]:{peer_port}" if ":" in peer_ip else f"{peer_ip}:{peer_port}"
+    local = (str(local_addr[0]), int(local_addr[1]))
+    tap = tap_for(edge.recorder.taps, "internal", local, (peer_ip, peer_port), label, cid)
 
     def unparsable(raw: bytes, exc: SipParseError) -> bytes | None:
         reply = error_response_for(
@@ -167,13 +175,16 @@ def _connection(
         on_unparsable=unparsable,
         before_send=edge.recorder.flush,
         cork=True,
+        on_wire=tap,
     )
     leg = Leg(
-        local=(str(local_addr[0]), int(local_addr[1])),
+        local=local,
         copy_order=CLIENT_COPY_ORDER,
         notify_via=f"{edge.settings.fqdn}:5061",
     )
-    return ClientConnection(sip=sip, peer_ip=peer_ip, peer_port=peer_port, cid=cid, leg=leg)
+    return ClientConnection(
+        sip=sip, peer_ip=peer_ip, peer_port=peer_port, cid=cid, leg=leg, tap=tap
+    )
 
 
 async def _read_requests(

@@ -21,6 +21,7 @@ from simulator.diagnostics import (
 )
 from simulator.diagnostics.catalogue import parameters_fidelity
 from simulator.policy import Decision
+from simulator.sip import Request
 
 #: The one encoder of every event line (a JSONEncoder built per call costs ~4 us).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -160,6 +161,27 @@ def decision_event(
             "fidelity": decision.windows_event.fidelity,
         }
     return event
+
+
+def render_record(
+    template: EdgeLogTemplate, request: Request, *, stamp: str, seq: int, correlation_id: int
+) -> str:
+    """The Edge log record of ``template`` filled for ``request``."""
+    number, method = request.cseq
+    return template.render(
+        stamp=stamp,
+        seq=seq,
+        correlation_id=correlation_id,
+        start_line=request.start_line,
+        call_id=request.call_id,
+        cseq=f"{number} {method}",
+    )
+
+
+def windows_event_line(decision: Decision) -> str:
+    """The console's line for the decision's Windows event (after its own), or ""."""
+    found = decision.windows_event
+    return "" if found is None else f"\n  event {found.id}: {found.text}"
 
 
 def diagnostics_fidelity(header: str | None) -> dict[str, str | None] | None:

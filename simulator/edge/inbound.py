@@ -56,6 +56,7 @@ import trio
 
 from simulator.edge.eventcodec import Verdict
 from simulator.edge.state import EdgeState, checked_peer
+from simulator.edge.taps import Tap, tap_for
 from simulator.net import detach_socket, serve_guarded
 from simulator.net.sipstream import SipStream
 from simulator.net.tls import TlsStream
@@ -104,6 +105,8 @@ class FederationConnection:
     leg: Leg
     #: The connection's name in events and in the Edge records' ``Peer:``.
     label: str
+    #: Its wire tap (trace.log, the capture): None when they are off.
+    tap: Tap | None = None
     verdicts: dict[VerdictKey, tuple[InboundRoute, SrvLookup | None, Verdict]] = field(
         default_factory=dict
     )
@@ -180,6 +183,7 @@ async def handle_connection(
     cid = edge.next_cid()
     # The TLS stream owns the socket from here (see net/tls.py for why not trio.SSLStream).
     tls = TlsStream(detach_socket(stream), ssl_context)
+    conn: FederationConnection | None = None
     try:
         try:
             with trio.fail_after(edge.limits.handshake_timeout):
@@ -223,6 +227,8 @@ async def handle_connection(
         else:
             edge.per_peer.pop(peer_ip, None)
         await _close(tls)
+        if conn is not None and conn.tap is not None:
+            conn.tap.closed()
 
 
 def _connection(
@@ -236,6 +242,8 @@ def _connection(
 ) -> FederationConnection:
     label = f"{peer.display_name}:{peer_port}"
     recorder = edge.recorder
+    local = (str(local_addr[0]), int(local_addr[1]))
+    tap = tap_for(recorder.taps, "external", local, (peer_ip, peer_port), label, cid)
 
     def unparsable(raw: bytes, exc: SipParseError) -> bytes | None:
         reply = error_response_for(
@@ -255,9 +263,10 @@ def _connection(
         # An ACK ends a transaction (RFC 3261 §17.2.1) or confirms a dialog the user
         # keeps no more state for: never answered nor logged, so never parsed either.
         drop=b"ACK ",
+        on_wire=tap,
     )
     leg = Leg(
-        local=(str(local_addr[0]), int(local_addr[1])),
+        local=local,
         # What the Edge adds to the top Via of every response (reference §7.2).
         via_params=(
             ("received", peer_ip),
@@ -267,7 +276,14 @@ def _connection(
         notify_via=f"{edge.settings.fqdn}:5061",
     )
     return FederationConnection(
-        sip=sip, tls=tls, peer_ip=peer_ip, peer_port=peer_port, peer=peer, leg=leg, label=label
+        sip=sip,
+        tls=tls,
+        peer_ip=peer_ip,
+        peer_port=peer_port,
+        peer=peer,
+        leg=leg,
+        label=label,
+        tap=tap,
     )
 
 

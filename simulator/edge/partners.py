@@ -35,6 +35,7 @@ from pathlib import Path
 import trio
 
 from simulator.edge.state import EdgeState, checked_peer
+from simulator.edge.taps import Tap, tap_for
 from simulator.net import PEER_FAULTS, detach_socket, run_guarded
 from simulator.net.sipstream import SipStream
 from simulator.net.tls import TlsStream
@@ -139,6 +140,8 @@ class PartnerConnection:
     received_any: bool = False
     closed: bool = False
     failure: BaseException | None = None
+    #: Its wire tap (trace.log, the capture): None when they are off.
+    tap: Tap | None = None
 
     @property
     def label(self) -> str:
@@ -289,6 +292,9 @@ class Partners:
         if refusal is not None:
             await trio.aclose_forcefully(tls)
             return refusal
+        ends = (str(local[0]), int(local[1])), (str(attempt["address"]), port)
+        # Named as its events name it: the tls-target and port (the TF_DIAG records' Peer).
+        tap = tap_for(self.edge.recorder.taps, "external", *ends, f"{key[0]}:{key[1]}")
         conn = PartnerConnection(
             key=key,
             address=str(attempt["address"]),
@@ -296,9 +302,11 @@ class Partners:
                 tls,
                 idle_timeout=self.idle_timeout,
                 before_send=self.edge.recorder.flush,
+                on_wire=tap,
             ),
             peer=peer,
-            local=(str(local[0]), int(local[1])),
+            local=ends[0],
+            tap=tap,
         )
         self.connections[key] = conn
         self._start(conn)
@@ -359,3 +367,5 @@ class Partners:
                 del self.connections[conn.key]
             self.ended(conn)
             await trio.aclose_forcefully(conn.sip.stream)
+            if conn.tap is not None:
+                conn.tap.closed()

@@ -29,6 +29,9 @@ leaves (:mod:`simulator.net.sipstream`); events with no reply are flushed at onc
 
 Time has one source, :meth:`Recorder.stamps`: the UTC wall clock, formatted once
 per second (formatting costs more than the rest of an event).
+
+The wire taps (:mod:`simulator.edge.taps`: ``trace.log`` and the capture) are the
+recorder's too, off unless :meth:`Recorder.start_taps`; every record goes to the trace.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from simulator.diagnostics import RESULT_CODES, EdgeLogRecord, EdgeLogTemplate, edge_log_stamp
+from simulator.diagnostics import EdgeLogRecord, EdgeLogTemplate, ResultCode, edge_log_stamp
 from simulator.edge.eventcodec import (
     DECISION_FIELDS,
     EventTemplate,
@@ -52,12 +55,15 @@ from simulator.edge.eventcodec import (
     event_json,
     json_string,
     record_summary,
+    render_record,
+    windows_event_line,
 )
 from simulator.edge.logfiles import LogFiles
+from simulator.edge.taps import TRACE_LOG, WireTaps
 from simulator.net import InternalError
-from simulator.policy import Component, Decision, Rejection, handshake_refused
+from simulator.policy import Decision, Rejection, handshake_refused
 from simulator.sip import Request
-from simulator.trace import format_component_record
+from simulator.trace import COMPONENT_LOCATION
 
 #: The Edge record's "pid.tid": this process, and the thread that runs trio.
 PID = os.getpid() & 0xFFFF
@@ -80,6 +86,7 @@ class Recorder:
         decisions: False with ``fedsim serve --quiet``: no console line per decision.
         debug: True with ``--debug``: an internal error's traceback on the console.
         requests: out-of-dialog requests taken off the wire (for the summary).
+        taps: the trace and capture writers; None (the default) when both are off.
     """
 
     def __init__(
@@ -108,6 +115,7 @@ class Recorder:
         self._seq = 0
         self._stamp_second = -1
         self._stamp_prefixes = ("", "")
+        self.taps: WireTaps | None = None
         self.files = LogFiles(
             log_dir,
             notice=self.notice,
@@ -148,9 +156,11 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
-        """Put every held record and event on disk."""
+        """Put every held record and event on disk (trace.log too, when on)."""
         if self.files.held_lines:
             self.files.flush(self.now)
+            if self.taps is not None:
+                self.taps.flush_trace()
 
     @property
     def held(self) -> int:
@@ -170,40 +180,14 @@ class Recorder:
         return self._seq
 
     def record_text(self, template: EdgeLogTemplate, request: Request, stamp: str) -> str:
-        """One Edge log record of ``template`` for ``request``."""
-        cseq = request.cseq
-        return template.render(
-            stamp=stamp,
-            seq=self.next_seq(),
-            correlation_id=self.correlation(),
-            start_line=request.start_line,
-            call_id=request.call_id,
-            cseq=f"{cseq[0]} {cseq[1]}",
+        """One Edge log record of ``template`` for ``request`` (also in the trace, when on)."""
+        if self.taps is not None:  # the transaction's correlation id; the record in the trace
+            return self.taps.edge_record(
+                template, request, stamp=stamp, seq=self.next_seq(), drawn=self.correlation()
+            )
+        return render_record(
+            template, request, stamp=stamp, seq=self.next_seq(), correlation_id=self.correlation()
         )
-
-    def component_text(self, component: Component) -> str:
-        """The ``TL_ERROR(TF_COMPONENT)`` line that goes before a decision's Edge record.
-
-        The reference shows it before the record it explains (§4.1). It goes to
-        ``edge.log`` and the event; the SIPStack trace (``trace.log``) takes it from here.
-        """
-        return format_component_record(
-            level=component.level,
-            machine=self.machine,
-            pid=self.pid,
-            tid=self.tid,
-            when=time.time(),
-            seq=self.next_seq(),
-            text=component.text,
-            result=None if component.result is None else RESULT_CODES[component.result],
-            location=component.location,
-        )
-
-    def _component_for(self, decision: Decision) -> str:
-        """The decision's component line (numbered before its record, as written), or ""."""
-        if decision.component is None or decision.edge_log is None:
-            return ""
-        return self.component_text(decision.component)
 
     def template(self, record: EdgeLogRecord, peer: str) -> EdgeLogTemplate:
         """A record compiled for one peer (the hot path fills it per request)."""
@@ -298,9 +282,10 @@ class Recorder:
         self._open.discard(id(request))
         stamp, iso = self.stamps()
         record = None
+        if self.taps is not None:  # a component line goes before the record it explains
+            self.taps.decision_component(decision, request)
         if decision.edge_log is not None:
-            component = self._component_for(decision)
-            record = component + self.record_text(
+            record = self.record_text(
                 self.template(decision.edge_log, log_peer or peer), request, stamp
             )
         event = decision_event(
@@ -317,14 +302,8 @@ class Recorder:
         self.write(event, record, hold=True)
         self.say_decision(
             f"{iso[11:19]} {direction:<8} {request.method} {request.from_.uri} -> "
-            f"{request.to.uri}  {decision.rule}  {decision.status}"
+            f"{request.to.uri}  {decision.rule}  {decision.status}{windows_event_line(decision)}"
         )
-        self._say_windows_event(decision)
-
-    def _say_windows_event(self, decision: Decision) -> None:
-        found = decision.windows_event
-        if found is not None:
-            self.say_decision(f"  event {found.id}: {found.text}")
 
     def compile(
         self, decision: Decision, *, direction: str, peer: str, extra: Mapping[str, object]
@@ -355,10 +334,9 @@ class Recorder:
         """
         stamp, iso = self.stamps()
         template = verdict.record
-        record = None
-        if template is not None:
-            component = self._component_for(verdict.decision)
-            record = component + self.record_text(template, request, stamp)
+        if self.taps is not None:  # a component line goes before the record it explains
+            self.taps.decision_component(verdict.decision, request)
+        record = None if template is None else self.record_text(template, request, stamp)
         line = verdict.event.render_encoded(
             (
                 f'"{iso}"',
@@ -373,9 +351,8 @@ class Recorder:
         if self.decisions and self.console is not None:  # format only when shown
             self.say(
                 f"{iso[11:19]} inbound  {request.method} {from_text} -> {to_text}"
-                f"  {verdict.decision.rule}  {status}"
+                f"  {verdict.decision.rule}  {status}{windows_event_line(verdict.decision)}"
             )
-            self._say_windows_event(verdict.decision)
 
     def call_event(
         self,
@@ -452,6 +429,8 @@ class Recorder:
             call_id="-",
             cseq="-",
         )
+        if self.taps is not None:
+            self.taps.record(text)
         event = {
             "time": iso,
             "kind": "tls-handshake-failed",
@@ -500,6 +479,30 @@ class Recorder:
         if self.debug:
             self.say(fault.traceback())
 
+    # -- the wire taps ------------------------------------------------------------------
+
+    def start_taps(self, *, trace: bool, pcap: Path | None, seed: int | None = None) -> None:
+        """Turn on trace.log (in the log directory) and/or the capture ``pcap`` (or FedsimError)."""
+        if trace or pcap is not None:
+            trace_at = self.files.log_dir / TRACE_LOG if trace else None
+            self.taps = WireTaps(
+                trace=trace_at, pcap=pcap, machine=self.machine, pid=self.pid, tid=self.tid,
+                next_seq=self.next_seq, notice=self.notice, seed=seed,
+            )  # fmt: skip
+
+    def component(
+        self,
+        text: str,
+        result: ResultCode | None = None,
+        *,
+        request: Request | None = None,
+        level: str = "TL_ERROR",
+        location: str | None = COMPONENT_LOCATION,
+    ) -> None:
+        """A TF_COMPONENT record in trace.log (:meth:`~simulator.edge.taps.WireTaps.component`)."""
+        if self.taps is not None:
+            self.taps.component(text, result, request=request, level=level, location=location)
+
     # -- the end -----------------------------------------------------------------------
 
     def summary(self) -> str:
@@ -510,6 +513,8 @@ class Recorder:
         )
 
     def close(self) -> None:
-        """Flush and close both files, and say the summary."""
+        """Flush and close every file (the taps' too), and say the summary."""
         self.files.close(self.now)
+        if self.taps is not None:
+            self.taps.close()
         self.say(self.summary())

@@ -10,9 +10,11 @@ Isolation (documented for users in ``scenarios/README.md``):
   and N = 5061 also makes P the port of ``proxy_fqdn`` partners (which the Edge
   reaches on 5061 in production). SRV records with any other port are served
   as written (``fqdn1="vcse.sub.cms.steven.lab:5061"`` stays verbatim);
-- each lab gets its own temporary PKI and log directory (kept with ``--keep-logs``),
-  and its own CRL server on a free loopback port (``[pki] crl_listen`` is moved
-  there too): it is bound first, since the certificates name its URL;
+- each lab gets its own temporary PKI and log directory (kept with ``--keep-logs``,
+  which also writes the Edge's SIPStack trace, ``trace.log``, there; ``--pcap DIR``
+  writes a capture per lab, :func:`capture_name`), and its own CRL server on a free
+  loopback port (``[pki] crl_listen`` is moved there too): it is bound first, since
+  the certificates name its URL;
 - labs run concurrently, at most ``jobs`` at a time, in one trio process.
 
 Timeouts are short (a lab is a test, not a production Edge): DNS 0.5 s with one
@@ -668,10 +670,13 @@ async def run_lab(
     *,
     work_dir: Path,
     pattern: str | None = None,
+    trace: bool = False,
+    pcap: Path | None = None,
 ) -> LabReport:
     """Run one lab in ``work_dir`` (certs/ and logs/ go there) and judge its selected calls.
 
     A lab that cannot start (a port, a certificate file) is reported with ``error``.
+    ``trace`` writes the Edge's ``trace.log`` in its logs/, ``pcap`` a capture there.
     """
     lab = lab_file.lab
     started = time.monotonic()
@@ -695,7 +700,9 @@ async def run_lab(
     facts: LabFacts | None = None
     error: str | None = None
     try:
-        reports, facts = await _run_lab_calls(lab, lab_file.id, selected, work_dir)
+        reports, facts = await _run_lab_calls(
+            lab, lab_file.id, selected, work_dir, sip_trace=trace, pcap=pcap
+        )
     except* FedsimError as group:
         error = str(_first(group))
     except* OSError as group:
@@ -717,13 +724,18 @@ async def _run_lab_calls(
     ident: str,
     selected: Sequence[tuple[int, CallSpec]],
     work_dir: Path,
+    *,
+    sip_trace: bool,
+    pcap: Path | None,
 ) -> tuple[list[CallReport], LabFacts]:
     # The CRL server first: every certificate names its URL. Then the PKI, issued
     # before the peers start (they present these certificates); serve_lab reuses
     # the same files, unchanged, and serves the CRLs on this service.
     crl = await open_crl_service(LOOPBACK, 0)
     try:
-        return await _run_with_crl(lab, ident, selected, work_dir, crl)
+        return await _run_with_crl(
+            lab, ident, selected, work_dir, crl, sip_trace=sip_trace, pcap=pcap
+        )
     finally:
         for listener in crl.listeners:  # closed here too if the lab never started
             with trio.CancelScope(shield=True):
@@ -736,6 +748,9 @@ async def _run_with_crl(
     selected: Sequence[tuple[int, CallSpec]],
     work_dir: Path,
     crl: CrlService,
+    *,
+    sip_trace: bool,
+    pcap: Path | None,
 ) -> tuple[list[CallReport], LabFacts]:
     certs_dir, log_dir = work_dir / "certs", work_dir / "logs"
     now = dt.datetime.now(dt.UTC)
@@ -776,6 +791,8 @@ async def _run_with_crl(
                 outbound=outbound,
                 rng=seeded(lab, "edge"),
                 crl=crl,
+                trace=sip_trace,
+                pcap=pcap,
             )
         )
         run = _LabRun(running, addresses, issued, partners, log_dir, peer_ports)
@@ -832,6 +849,7 @@ async def run_labs(
     jobs: int = 4,
     pattern: str | None = None,
     keep_dir: Path | None = None,
+    pcap_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> list[LabReport]:
     """Run ``labs`` at most ``jobs`` at a time; the reports come back in ``labs`` order.
@@ -841,7 +859,8 @@ async def run_labs(
         jobs: how many labs run at once.
         pattern: ``-k`` selection over "name call-N".
         keep_dir: keep each lab's certs/ and logs/ in ``keep_dir/<id>/`` (else a
-            temporary directory, removed at the end).
+            temporary directory, removed at the end), with the Edge's ``trace.log``.
+        pcap_dir: write each lab's capture there (:func:`capture_name`).
         progress: called with (done, total, names running now) whenever that changes.
     """
     if jobs < 1:
@@ -864,7 +883,13 @@ async def run_labs(
                 running.append(lab_file.id)
                 tick()
                 work = root / lab_file.id
-                results[index] = await run_lab(lab_file, work_dir=work, pattern=pattern)
+                results[index] = await run_lab(
+                    lab_file,
+                    work_dir=work,
+                    pattern=pattern,
+                    trace=keep_dir is not None,
+                    pcap=None if pcap_dir is None else pcap_dir / capture_name(lab_file.id),
+                )
                 running.remove(lab_file.id)
                 done += 1
                 tick()
@@ -875,10 +900,16 @@ async def run_labs(
     return [r for r in results if r is not None]
 
 
+def capture_name(ident: str) -> str:
+    """``seeds--01-acano-srv-parent-domain.pcapng``: one flat file name per lab (as ladders)."""
+    return f"{ident.replace('/', '--')}.pcapng"
+
+
 __all__ = [
     "CALL_TIMEOUT",
     "LabFile",
     "call_label",
+    "capture_name",
     "discover",
     "find_event",
     "find_record",

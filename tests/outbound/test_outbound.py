@@ -55,7 +55,8 @@ async def test_seed_1009_srv_target_in_a_subdomain(outbound_lab: Any) -> None:
         records="""
 _sipfederationtls._tcp.cms.steven.lab. 300 IN SRV 0 0 5061 vcse.sub.cms.steven.lab.
 vcse.sub.cms.steven.lab.               300 IN A   127.0.0.1
-"""
+""",
+        trace=True,
     )
     result = await lab.call("sip:stejanss.space@cms.steven.lab")
     assert [r.status for r in result.responses] == [100, 504]
@@ -75,11 +76,16 @@ vcse.sub.cms.steven.lab.               300 IN A   127.0.0.1
     record = lab.edge_log()
     # cms.steven.lab is not configured: the record bhargavs shows for that case
     # (reference §12): a component line, then Data with reason= (Result-Code not public).
-    assert (
+    # The component line is the SIPStack trace's, just before the record there;
+    # edge.log keeps only the TF_DIAG records.
+    assert "TF_COMPONENT" not in record
+    trace = lab.trace_log()
+    component = trace.index(
         " Exit - domain [cms.steven.lab] is unknown and DNS SRV results did not match anything\n"
-        in record
     )
-    assert "TL_ERROR(TF_COMPONENT)" in record.split("$$begin_record")[0]
+    line_start = trace.rindex("\n", 0, component) + 1
+    assert trace[line_start:].startswith("TL_ERROR(TF_COMPONENT) [sfvedge\\sfvedge]")
+    assert trace.index("TL_WARN(TF_DIAG)", component) > component
     assert "Result-Code: 0x00000000 EMU_UNVERIFIED_DOMAIN_UNKNOWN\n" in record
     assert (
         'Data: domain="cms.steven.lab";fqdn1="vcse.sub.cms.steven.lab:5061";reason="The '
