@@ -31,6 +31,7 @@ from functools import partial
 import trio
 
 from simulator.edge.envelope import CLIENT_COPY_ORDER, client_response
+from simulator.edge.inbound import CLOSE_TIMEOUT
 from simulator.edge.outbound import Outbound
 from simulator.edge.state import EdgeState
 from simulator.edge.taps import Tap, tap_for
@@ -143,7 +144,8 @@ async def handle_client(
             # Requests already taken finish, within the longest a call can take.
             nursery.cancel_scope.deadline = trio.current_time() + connector.limits.longest_call
     finally:
-        await trio.aclose_forcefully(tls)
+        # A close_notify when the client is still there; a reset when it stopped reading.
+        await tls.close_within(CLOSE_TIMEOUT)
         if conn is not None and conn.tap is not None:
             conn.tap.closed()
 

@@ -226,7 +226,8 @@ async def handle_connection(
             edge.per_peer[peer_ip] = left
         else:
             edge.per_peer.pop(peer_ip, None)
-        await _close(tls)
+        # A close_notify when the peer is still there; a reset when it stopped reading.
+        await tls.close_within(CLOSE_TIMEOUT)
         if conn is not None and conn.tap is not None:
             conn.tap.closed()
 
@@ -285,15 +286,6 @@ def _connection(
         label=label,
         tap=tap,
     )
-
-
-async def _close(tls: TlsStream) -> None:
-    """Close with a TLS close_notify when the peer is still there, never hang on it."""
-    with trio.move_on_after(CLOSE_TIMEOUT) as scope:
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await tls.aclose()
-    if scope.cancelled_caught:
-        await trio.aclose_forcefully(tls)
 
 
 async def _serve(

@@ -52,6 +52,8 @@ from simulator.policy import (
 )
 from simulator.sip import FramingError, Request, Response, serialize
 
+#: Seconds a partner connection that ends may take to receive our close_notify.
+CLOSE_TIMEOUT = 1.0
 #: Seconds a partner may leave a send of ours unfinished before its connection is retired.
 PARTNER_SEND_TIMEOUT = 5.0
 _SEND_FAILURES = (trio.BrokenResourceError, trio.ClosedResourceError, OSError, trio.TooSlowError)
@@ -318,19 +320,21 @@ class Partners:
         A TLS send cut short leaves the stream unusable, and the connection is shared
         by every call to that partner: kept, it would fail each later call with 1047.
         So the send is shielded from the calling task's cancellation (a client hanging
-        up mid-send), bounded by :data:`PARTNER_SEND_TIMEOUT`, and on any failure the
-        connection is closed; the next call connects afresh.
+        up mid-send), bounded by :data:`PARTNER_SEND_TIMEOUT` (or the idle timeout, when
+        shorter), and on any failure the connection is closed; the next call connects afresh.
 
         Raises:
             trio.BrokenResourceError: the send failed (``__cause__`` says why).
         """
         try:
-            # One scope: shielded from the caller, with its own deadline.
-            deadline = trio.current_time() + PARTNER_SEND_TIMEOUT
+            # One scope: shielded from the caller, with its own deadline (the idle timeout
+            # when shorter: a partner that takes no data is no livelier than a silent one).
+            patience = min(PARTNER_SEND_TIMEOUT, self.idle_timeout)
+            deadline = trio.current_time() + patience
             with trio.CancelScope(shield=True, deadline=deadline) as scope:
                 await conn.sip.send(serialize(message))
             if scope.cancelled_caught:
-                raise trio.TooSlowError(f"{conn.label} took no data for {PARTNER_SEND_TIMEOUT} s")
+                raise trio.TooSlowError(f"{conn.label} took no data for {patience} s")
         except _SEND_FAILURES as exc:
             self.retire(conn, exc)
             raise trio.BrokenResourceError(f"sending to {conn.label} failed: {exc}") from exc
@@ -347,8 +351,14 @@ class Partners:
         conn.closed = True
         if self.connections.get(conn.key) is conn:
             del self.connections[conn.key]
+        stream = conn.sip.stream
+        if isinstance(stream, TlsStream):
+            # At once, with a reset: a stalled partner would never see a plain close
+            # (its FIN queues behind what it does not read), and a waiting send wakes.
+            stream.reset()
+            return
         assert self._nursery is not None, "Partners.run() is not running"
-        self._nursery.start_soon(trio.aclose_forcefully, conn.sip.stream)
+        self._nursery.start_soon(trio.aclose_forcefully, stream)
 
     async def _read(self, conn: PartnerConnection) -> None:
         """Hand everything the partner sends to the relay until the connection ends."""
@@ -366,6 +376,10 @@ class Partners:
             if self.connections.get(conn.key) is conn:
                 del self.connections[conn.key]
             self.ended(conn)
-            await trio.aclose_forcefully(conn.sip.stream)
+            stream = conn.sip.stream
+            if isinstance(stream, TlsStream):
+                await stream.close_within(CLOSE_TIMEOUT)
+            else:
+                await trio.aclose_forcefully(stream)
             if conn.tap is not None:
                 conn.tap.closed()

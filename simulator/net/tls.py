@@ -22,9 +22,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import struct
 
 import trio
+import trio.lowlevel
 
+#: SO_LINGER on, 0 seconds: close() sends a TCP reset.
+_RESET_LINGER = struct.pack("ii", 1, 0)
 #: Receives that may complete without blocking before one yields to the scheduler.
 FAIR_SHARE = 32
 #: Bytes asked of the socket per read (the largest TLS record is 16 KiB plus overhead).
@@ -174,17 +178,59 @@ class TlsStream(trio.abc.Stream):
             return
         self._closed = True
         try:
-            if not self._broken:
-                with contextlib.suppress(ssl.SSLError, ValueError):
-                    self._ssl.unwrap()  # queues close_notify; the peer's is not awaited
-                with contextlib.suppress(trio.BrokenResourceError):
-                    await self._send_pending()
+            await self._say_goodbye()
         finally:
-            self.socket.close()
+            self._close_socket()
+
+    async def close_within(self, seconds: float) -> None:
+        """Close with a close_notify if the peer takes it within ``seconds``, else reset.
+
+        A peer that stopped reading (our replies sit unsent in the socket) would never
+        see a plain close: its FIN queues behind the bytes the peer does not take.
+        """
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        try:
+            with trio.move_on_after(seconds) as scope:
+                await self._say_goodbye()
+            if scope.cancelled_caught:
+                self._linger_reset()
+        finally:
+            self._close_socket()
+
+    async def _say_goodbye(self) -> None:
+        if not self._broken:
+            with contextlib.suppress(ssl.SSLError, ValueError):
+                self._ssl.unwrap()  # queues close_notify; the peer's is not awaited
+            with contextlib.suppress(trio.BrokenResourceError):
+                await self._send_pending()
 
     def abort(self) -> None:
         """Close at once, no close_notify (the caller may have set SO_LINGER for a reset)."""
         self._closed = True
+        self._close_socket()
+
+    def reset(self) -> None:
+        """Close at once with a TCP reset (see :meth:`close_within` for why)."""
+        self._linger_reset()
+        self.abort()
+
+    def _linger_reset(self) -> None:
+        with contextlib.suppress(OSError):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_LINGER)
+
+    def _close_socket(self) -> None:
+        """Close the socket, first waking any task still waiting on it.
+
+        Another task may be blocked in a send on this socket (a stalled partner
+        whose connection is retired): without notify_closing its wait would stay
+        registered with trio's I/O manager for a file descriptor number the next
+        socket reuses, and that socket's first wait would fail as busy.
+        """
+        if self.socket.fileno() >= 0:
+            trio.lowlevel.notify_closing(self.socket)
         self.socket.close()
 
     # -- the socket ------------------------------------------------------------------------
