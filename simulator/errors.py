@@ -16,7 +16,8 @@ class LabError(FedsimError):
     """A lab file (or a file it names) is wrong.
 
     The message reads ``path:line: [section] key 'name': what is wrong (fix)``
-    so an editor can jump to it.
+    so an editor can jump to it; ``details`` follow on indented lines (what the
+    emulated product itself prints for the fault, e.g. an event's text).
     """
 
     def __init__(
@@ -27,12 +28,14 @@ class LabError(FedsimError):
         line: int | None = None,
         key: str | None = None,
         fix: str | None = None,
+        details: tuple[str, ...] = (),
     ) -> None:
         self.what = what
         self.path = path
         self.line = line
         self.key = key
         self.fix = fix
+        self.details = details
         where = f"{path}:{line}" if line is not None else path
         text = f"{where}: "
         if key:
@@ -40,4 +43,18 @@ class LabError(FedsimError):
         text += what
         if fix:
             text += f" ({fix})"
+        # Lines a product prints for the same fault (event 14517's sentences), indented
+        # under the one error line.
+        text += "".join(f"\n  {line}" for line in details)
         super().__init__(text)
+
+    def with_details(self, *lines: str) -> LabError:
+        """The same error with ``lines`` printed under it."""
+        return LabError(
+            self.what,
+            path=self.path,
+            line=self.line,
+            key=self.key,
+            fix=self.fix,
+            details=(*self.details, *lines),
+        )

@@ -23,10 +23,12 @@ from cryptography.utils import CryptographyDeprecationWarning
 
 from simulator.check.report import AddressLookup
 from simulator.dns.resolver import Resolver
+from simulator.edge.crl import fetch
 from simulator.errors import FedsimError
 from simulator.lab.load import normalize_domain, parse_hostport
 from simulator.pki.errors import PkiError
 from simulator.pki.facts import load_pem_certificates
+from simulator.pki.revocation import distribution_points
 from simulator.policy import SrvLookup, SrvTarget, srv_name
 
 #: Where the system resolver is configured (resolv.conf(5)).
@@ -279,3 +281,19 @@ async def lookup_dns(
         found = await resolver.addresses(host)
         addresses.append(AddressLookup(name=host, outcome=found.outcome, addresses=found.addresses))
     return srv, tuple(addresses)
+
+
+async def fetch_crls(
+    certs: Sequence[x509.Certificate],
+    server: tuple[str, int],
+    *,
+    timeout: float,  # noqa: ASYNC109 (the bound of each fetch, as the Edge's)
+) -> dict[str, bytes | None]:
+    """Fetch every CRL distribution point the certificates name, as the Edge would.
+
+    Host names are resolved with ``server`` (the DNS the check uses); a URL that
+    cannot be fetched maps to None.
+    """
+    resolver = Resolver(server, timeout=timeout, attempts=2, cache=False)
+    urls = dict.fromkeys(url for cert in certs for url in distribution_points(cert))
+    return {url: await fetch(url, resolver, timeout=timeout * 2) for url in urls}

@@ -5,10 +5,14 @@ order, fed with the lab's facts instead of live connections:
 
 * TLS (:mod:`simulator.policy.tls`): the profile's versions against the
   peer's, the peer's certificate against the Edge's trust store with the usage
-  the ``client_eku`` rule asks for, Office 365's public-CA rule;
-* inbound: :func:`screen_inbound`, :func:`inbound_route`, :func:`decide_inbound`,
-  then :func:`user_answer`;
-* outbound: :func:`screen_outbound`, :func:`outbound_route`,
+  the ``client_eku`` rule asks for, Office 365's public-CA rule, what the
+  chain's CRLs say under the ``revocation`` rule;
+* inbound: :func:`screen_inbound`, :func:`inbound_route`, :func:`inbound_hop`,
+  :func:`callback_srv`, the discovered partner's counts
+  (:class:`PartnerCounts`, kept across the lab's calls in order, as the Edge
+  keeps them), :func:`decide_inbound`, then :func:`user_answer`;
+* outbound: :func:`screen_outbound`, :func:`outbound_route` (with the caller's
+  per-user facts),
   :func:`outbound_after_srv`, :func:`outbound_no_address`,
   :func:`outbound_connect_failed`, :func:`outbound_tls_failed`,
   :func:`outbound_check_peer`, :func:`outbound_relay`.
@@ -21,6 +25,7 @@ fails when a prediction and the running Edge differ.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from collections.abc import Mapping
@@ -30,6 +35,7 @@ from cryptography import x509
 
 from simulator.diagnostics import parse_ms_diagnostics
 from simulator.lab import CallSpec, Lab, PeerConfig
+from simulator.lab.model import DEFAULT_USER
 from simulator.peer.requests import CallIds, build_request
 from simulator.peer.skype import build_client_request
 from simulator.pki import facts_from_certificate, verify_chain
@@ -37,13 +43,21 @@ from simulator.policy import (
     HANDSHAKE_FAILED,
     Decision,
     EdgeSettings,
+    LocalUser,
+    PartnerCounts,
+    PartnerLoad,
     PeerCertificate,
     Rejection,
+    RevocationStatus,
     SrvLookup,
     SrvTarget,
+    callback_srv,
     decide_inbound,
+    discovered_partner,
     inbound_handshake_refusal,
+    inbound_hop,
     inbound_route,
+    local_user,
     outbound_after_srv,
     outbound_check_peer,
     outbound_connect_failed,
@@ -51,6 +65,7 @@ from simulator.policy import (
     outbound_relay,
     outbound_route,
     outbound_tls_failed,
+    partner_load,
     screen_inbound,
     screen_outbound,
     user_answer,
@@ -86,6 +101,7 @@ class LabFacts:
     addresses: Mapping[str, tuple[str, tuple[str, ...]]]  # host -> (outcome, addresses)
     trust: Trust
     now: dt.datetime
+    revocation: Mapping[str, RevocationStatus] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,7 +135,12 @@ def _from_decision(decision: Decision, status: int | None = None) -> Prediction:
 
 
 def _peer_cert(
-    leaf: x509.Certificate, facts: LabFacts, usage: str, *, partner: bool = False
+    leaf: x509.Certificate,
+    facts: LabFacts,
+    usage: str,
+    *,
+    partner: bool = False,
+    revocation: RevocationStatus = "unchecked",
 ) -> PeerCertificate:
     """The policy's facts about a certificate, verified as the Edge verifies it."""
     trust = facts.trust
@@ -137,7 +158,33 @@ def _peer_cert(
         names=cert.names_for_matching(),
         chain=verdict.status,
         public_root=verdict.root_is_public,
+        revocation=revocation if verdict.status == "trusted" else "unchecked",
     )
+
+
+def _revocation(settings: EdgeSettings, facts: LabFacts, peer: str) -> RevocationStatus:
+    """What the peer's CRLs say, when the rule looks at them (as ``checked_peer`` does)."""
+    if settings.rules.revocation == "off":
+        return "unchecked"
+    return facts.revocation.get(peer, "unchecked")
+
+
+def _user(
+    lab: Lab, user: str | None, domain: str, peer: tuple[str | None, str] | None
+) -> LocalUser:
+    spec = lab.edge.users.get(user or "", DEFAULT_USER)
+    return local_user(user, domain, federation=spec.federation, contacts=spec.contacts, peer=peer)
+
+
+def predict_calls(lab: Lab, settings: EdgeSettings, facts: LabFacts) -> list[Prediction]:
+    """What the lab's Edge answers each of its calls, placed in order.
+
+    One :class:`PartnerCounts` runs through the calls, as the Edge's counters run
+    through the requests (the lab's calls are assumed to come within a second of
+    each other, as ``fedsim run`` places them).
+    """
+    counts = PartnerCounts()
+    return [predict_call(lab, call, settings, facts, counts=counts) for call in lab.calls]
 
 
 def _refused(why: str) -> Prediction:
@@ -161,14 +208,27 @@ def _edge_trusted_by(peer: str, facts: LabFacts) -> bool:
     return verdict.status == "trusted"
 
 
-def predict_call(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts) -> Prediction:
-    """What the lab's Edge answers ``call`` (see the module docstring)."""
+def predict_call(
+    lab: Lab,
+    call: CallSpec,
+    settings: EdgeSettings,
+    facts: LabFacts,
+    *,
+    counts: PartnerCounts | None = None,
+) -> Prediction:
+    """What the lab's Edge answers ``call`` (see the module docstring).
+
+    ``counts`` carries the discovered partners' counts over from the lab's earlier
+    calls (:func:`predict_calls`); None counts this call alone.
+    """
     if call.direction == "inbound":
-        return _inbound(lab, call, settings, facts)
+        return _inbound(lab, call, settings, facts, counts or PartnerCounts())
     return _outbound(lab, call, settings, facts)
 
 
-def _inbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts) -> Prediction:
+def _inbound(
+    lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts, counts: PartnerCounts
+) -> Prediction:
     assert call.via is not None  # the loader requires it
     peer = lab.peers[call.via]
     version, no_version = version_refusal(tls_versions(lab.edge.tls), tls_versions(peer.tls))
@@ -176,7 +236,12 @@ def _inbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts) 
         return _refused(no_version or "no TLS version in common")
     if peer.trust and not _edge_trusted_by(peer.name, facts):
         return _refused(f"the Expressway-E {peer.name} does not trust the Edge's certificate")
-    cert = _peer_cert(facts.trust.leaves[peer.name], facts, _usage(settings))
+    cert = _peer_cert(
+        facts.trust.leaves[peer.name],
+        facts,
+        _usage(settings),
+        revocation=_revocation(settings, facts, peer.name),
+    )
     refusal = inbound_handshake_refusal(cert, settings)
     if refusal is not None:
         return _refused(refusal)
@@ -187,6 +252,7 @@ def _inbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts) 
         pai=call.pai,
         local=("127.0.0.1", 5061),
         ids=CallIds.generate(random.Random(0)),
+        route=call.route,
     )
     parties = screen_inbound(request, settings)
     if isinstance(parties, Rejection):
@@ -198,11 +264,26 @@ def _inbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts) 
             why=parties.why,
         )
     route = inbound_route(parties, settings)
-    srv = facts.srv.get(route.srv_name) if route.srv_name is not None else None
-    decision = decide_inbound(route, cert, srv, settings)
+    hop = inbound_hop(request, lab.edge.listen)
+    name = callback_srv(route, hop, settings)
+    srv = facts.srv.get(name) if name is not None else None
+    host, user = _host_user(call.to)
+    caller_host, caller_user = _host_user(call.from_)
+    called = _user(lab, user, host, (caller_user, caller_host))
+    load: PartnerLoad = "within"
+    if discovered_partner(route.domain, srv, settings):
+        rules = settings.rules
+        sent, rank = counts.count(
+            route.domain,
+            f"{called.user}@{called.domain}",
+            now=0.0,
+            rate=rules.discovered_rate,
+            contacts=rules.discovered_contacts,
+        )
+        load = partner_load(sent, rank, settings)
+    decision = decide_inbound(route, cert, srv, settings, hop=hop, user=called, load=load)
     if not decision.accepted:
         return _from_decision(decision)
-    host, user = _host_user(call.to)
     status = user_answer(call.method, host, user, settings, lab.edge.answers)
     return _from_decision(decision, status)
 
@@ -240,7 +321,9 @@ def _outbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts)
             status=status, rule="local", ms_diagnostics=None, edge_log=None, why="a local user"
         )
     domain = target.domain
-    route = outbound_route(domain, settings)
+    caller_host, caller_user = _host_user(call.from_)
+    caller = _user(lab, caller_user, caller_host, (user, domain))
+    route = outbound_route(domain, settings, caller=caller)
     if isinstance(route, Decision):
         return _from_decision(route)
     if route.kind == "proxy":
@@ -298,11 +381,17 @@ def _partner(
         return outbound_tls_failed(
             domain, target, settings, reset=False, alert="TLSV1_ALERT_UNKNOWN_CA"
         )
-    cert = _peer_cert(facts.trust.leaves[peer.name], facts, "server", partner=True)
+    cert = _peer_cert(
+        facts.trust.leaves[peer.name],
+        facts,
+        "server",
+        partner=True,
+        revocation=_revocation(settings, facts, peer.name),
+    )
     refusal = outbound_check_peer(domain, target, cert, settings)
     if refusal is not None:
         return refusal
     return peer
 
 
-__all__ = ["LabFacts", "Prediction", "SrvTarget", "Trust", "predict_call"]
+__all__ = ["LabFacts", "Prediction", "SrvTarget", "Trust", "predict_call", "predict_calls"]

@@ -4,6 +4,11 @@ The lab's own DNS server (the code ``fedsim serve`` runs) is started on a free
 loopback port for the time of the check, and every name a call needs is asked
 through :class:`simulator.dns.Resolver` with the Edge's limits, so a timeout, a
 SERVFAIL or an RFC 2782 order is exactly what the running Edge would see.
+
+Revocation: the CRLs of each peer's chain are what ``fedsim serve`` would serve
+(the issued CA's CRL file, for a distribution point under the base URL the PKI
+was issued with), or fetched over HTTP like the Edge does (a certificate's own
+``crl_url``), and judged by :func:`simulator.pki.revocation_status`.
 """
 
 from __future__ import annotations
@@ -18,11 +23,19 @@ from cryptography import x509
 from simulator.check.lab import LabFacts, Trust
 from simulator.dns import Resolver, SrvAnswer, serve_dns
 from simulator.edge.app import lab_zones
+from simulator.edge.crl import fetch
 from simulator.lab import Lab
 from simulator.lab.files import tls_files
 from simulator.lab.settings import edge_settings
-from simulator.pki import IssuedCert, load_pem_certificates
-from simulator.policy import SrvLookup, SrvTarget, srv_name
+from simulator.pki import (
+    IssuedCert,
+    crl_url_for,
+    crl_urls,
+    load_pem_certificates,
+    revocation_status,
+    verify_chain,
+)
+from simulator.policy import RevocationStatus, SrvLookup, SrvTarget, srv_name
 from simulator.sip import SipUri, parse_uri
 
 #: The Edge's DNS limits in ``fedsim run`` (one attempt of 0.5 s): the same answers, fast.
@@ -73,10 +86,59 @@ def _names(lab: Lab) -> set[str]:
     return names
 
 
+def lab_crl_base(lab: Lab) -> str:
+    """The CRL server's base URL for a PKI issued only to be checked (never served)."""
+    host, port = lab.pki.crl_listen
+    return f"http://{host}:{port}"
+
+
+async def _revocation(
+    trust: Trust,
+    issued: dict[str, IssuedCert],
+    crl_base: str | None,
+    resolver: Resolver,
+    now: dt.datetime,
+) -> dict[str, RevocationStatus]:
+    """What the CRLs say about each peer's chain, as the Edge would find it."""
+    served: dict[str, bytes] = {}
+    if crl_base is not None:
+        for name, cert in issued.items():
+            if cert.crl_path is not None:
+                served[crl_url_for(crl_base, name)] = cert.crl_path.read_bytes()
+    out: dict[str, RevocationStatus] = {}
+    for name, leaf in trust.leaves.items():
+        verdict = verify_chain(
+            leaf,
+            trust.intermediates,
+            trust.roots,
+            now=now,
+            public_roots=trust.public_roots,
+            usage="any",
+        )
+        if verdict.status != "trusted":
+            out[name] = "unchecked"
+            continue
+        fetched: dict[str, bytes | None] = {}
+        for url in crl_urls(verdict.path):
+            fetched[url] = served[url] if url in served else await fetch(url, resolver)
+        out[name] = revocation_status(verdict.path, fetched, now=now)
+    return out
+
+
 async def gather_lab_facts(
-    lab: Lab, issued: dict[str, IssuedCert], *, now: dt.datetime, rng: random.Random | None = None
+    lab: Lab,
+    issued: dict[str, IssuedCert],
+    *,
+    now: dt.datetime,
+    rng: random.Random | None = None,
+    crl_base: str | None = None,
 ) -> LabFacts:
-    """Serve the lab's zones on a free port and resolve what its calls need."""
+    """Serve the lab's zones on a free port and resolve what its calls need.
+
+    ``crl_base`` is the CRL server URL the PKI was issued with (its CRLs are read
+    from the issued files, not served).
+    """
+    trust = lab_trust(lab, issued)
     zones = lab_zones(lab)
     srv: dict[str, SrvAnswer] = {}
     addresses: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -97,6 +159,7 @@ async def gather_lab_facts(
         for name in sorted(hosts):
             found = await resolver.addresses(name)
             addresses[name] = (found.outcome, tuple(found.addresses))
+        revocation = await _revocation(trust, issued, crl_base, resolver, now)
         nursery.cancel_scope.cancel()
 
     lookups = {
@@ -112,7 +175,7 @@ async def gather_lab_facts(
         )
         for name, answer in srv.items()
     }
-    return LabFacts(srv=lookups, addresses=addresses, trust=lab_trust(lab, issued), now=now)
+    return LabFacts(srv=lookups, addresses=addresses, trust=trust, now=now, revocation=revocation)
 
 
-__all__ = ["gather_lab_facts", "lab_trust"]
+__all__ = ["gather_lab_facts", "lab_crl_base", "lab_trust"]

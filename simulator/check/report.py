@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +28,7 @@ from simulator.pki.facts import (
     facts_from_certificate,
     verify_chain,
 )
+from simulator.pki.revocation import revocation_status
 from simulator.policy import (
     DEFAULT_PROFILE,
     Decision,
@@ -35,6 +37,7 @@ from simulator.policy import (
     Parties,
     PeerCertificate,
     ProfileName,
+    RevocationStatus,
     SrvLookup,
     SrvTarget,
     client_usage,
@@ -49,6 +52,7 @@ from simulator.policy import (
     outbound_no_address,
     outbound_route,
     profile,
+    revocation_refusal,
     srv_name,
 )
 from simulator.policy.facts import Chain
@@ -111,6 +115,8 @@ class CheckFacts:
         roots: private CAs the Edge trusts (imported into its Trusted Root store).
         public_roots: the public CAs (the system store, or ``--public-trust``).
         trust_source: one line naming where ``roots`` and ``public_roots`` came from.
+        crls: what each CRL distribution point of the certificates served (None:
+            could not be fetched), for rule 8.
     """
 
     domain: str
@@ -124,6 +130,7 @@ class CheckFacts:
     roots: tuple[x509.Certificate, ...] = ()
     public_roots: tuple[x509.Certificate, ...] = ()
     trust_source: str
+    crls: Mapping[str, bytes | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if normalise_domain(self.srv.name) != srv_name(self.domain):
@@ -296,15 +303,9 @@ def build_report(facts: CheckFacts, options: CheckOptions, *, now: dt.datetime) 
         _rule_chain(ctx),
         _rule_validity(ctx),
         _rule_eku(ctx),
+        _rule_revocation(ctx),
     )
-    settings = EdgeSettings(
-        fqdn=options.edge_fqdn,
-        domains=(options.skype_domain,),
-        hosted=options.hosted,
-        rules=options.rules,
-        profile=options.profile,
-        server_header=profile(options.profile).server_header,
-    )
+    settings = _settings(options)
     peer = _peer(ctx)
     answers = tuple(
         _inbound(ctx, settings, peer) if d == "inbound" else _outbound(ctx, settings, peer)
@@ -369,7 +370,16 @@ def _peer(ctx: _Ctx) -> PeerCertificate:
         names=ctx.cert.names_for_matching(),
         chain=chain,
         public_root=path.root_is_public,
+        revocation=_revocation(ctx),
     )
+
+
+def _revocation(ctx: _Ctx) -> RevocationStatus:
+    """What the chain's CRLs say, as the Edge's rule looks at them ("unchecked" when off)."""
+    at_now = ctx.chains.now
+    if ctx.options.rules.revocation == "off" or at_now.status != "trusted":
+        return "unchecked"
+    return revocation_status(at_now.path, ctx.facts.crls, now=ctx.now)
 
 
 # --- the rules ------------------------------------------------------------------------
@@ -632,6 +642,52 @@ def _rule_eku(ctx: _Ctx) -> RuleResult:
         status=status,
         applies=ctx.options.directions,
         evidence=tuple(lines),
+    )
+
+
+_REVOCATION_WORDS: dict[RevocationStatus, str] = {
+    "good": "no certificate of the chain is on its issuer's CRL",
+    "revoked": "a certificate of the chain is REVOKED (CRYPT_E_REVOKED)",
+    "offline": "a CRL could not be fetched or read (CRYPT_E_REVOCATION_OFFLINE)",
+    "no-cdp": "a certificate names no CRL distribution point (CRYPT_E_NO_REVOCATION_CHECK)",
+    "unchecked": "not checked",
+}
+
+
+def _rule_revocation(ctx: _Ctx) -> RuleResult:
+    mode = ctx.options.rules.revocation
+    lines = [
+        f"rule revocation = {mode} (KeepCrlsUpToDateForPeers; what the Edge does with an "
+        "unreachable CRL is unverified)"
+    ]
+    for url, data in ctx.facts.crls.items():
+        lines.append(f"CRL {url}: {'fetched' if data is not None else 'could not be fetched'}")
+    status: Status = "skip"
+    if mode != "off" and ctx.chains.now.status == "trusted":
+        found = _revocation(ctx)
+        lines.append(_REVOCATION_WORDS[found])
+        refused = revocation_refusal(_peer(ctx), _settings(ctx.options))
+        status = "fail" if refused else ("pass" if found == "good" else "warn")
+    elif mode != "off":
+        lines.append("needs a trusted chain (rule 5)")
+    return RuleResult(
+        number=8,
+        key="revocation",
+        title="no certificate of the chain is revoked (its CRLs can be fetched)",
+        status=status,
+        applies=DIRECTIONS,
+        evidence=tuple(lines),
+    )
+
+
+def _settings(options: CheckOptions) -> EdgeSettings:
+    return EdgeSettings(
+        fqdn=options.edge_fqdn,
+        domains=(options.skype_domain,),
+        hosted=options.hosted,
+        rules=options.rules,
+        profile=options.profile,
+        server_header=profile(options.profile).server_header,
     )
 
 

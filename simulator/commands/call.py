@@ -104,6 +104,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     target.add_argument("--from", dest="from_uri", metavar="URI", help="caller (From)")
     target.add_argument("--to", dest="to_uri", metavar="URI", help="callee (Request-URI, To)")
     target.add_argument("--pai", metavar="URI", help="P-Asserted-Identity")
+    target.add_argument(
+        "--route",
+        metavar="ROUTE",
+        help="a Route header to send, e.g. '<sip:elsewhere.lab;lr>' (the Edge refuses one "
+        "that does not name it: SIPPROXY_E_ROUTING)",
+    )
     target.add_argument("--method", choices=METHODS, default="INVITE", help="default: INVITE")
     target.add_argument("--no-hangup", action="store_true", help="after a 200, send ACK but no BYE")
     target.add_argument(
@@ -219,6 +225,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         "from_uri": from_uri,
         "to_uri": to_uri,
         "pai": pai,
+        "route": args.route,
         "method": args.method,
         "hang_up": not args.no_hangup,
         "timeout": args.timeout,

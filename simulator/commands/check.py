@@ -22,14 +22,15 @@ from pathlib import Path
 import trio
 
 from simulator.check.gather import (
+    fetch_crls,
     lookup_dns,
     parse_dns_server,
     read_certificate,
     read_trust,
     system_dns_server,
 )
-from simulator.check.lab import predict_call
-from simulator.check.labfacts import gather_lab_facts
+from simulator.check.lab import predict_calls
+from simulator.check.labfacts import gather_lab_facts, lab_crl_base
 from simulator.check.render import render_json, render_text
 from simulator.check.report import DIRECTIONS, CheckFacts, CheckOptions, Direction, build_report
 from simulator.errors import FedsimError
@@ -233,9 +234,12 @@ def run_lab(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else lab.edge.seed
     rng = random.Random(seed) if seed is not None else None
     settings = edge_settings(lab)
+    base = lab_crl_base(lab)
     with tempfile.TemporaryDirectory(prefix="fedsim-check-") as work:
-        issued = issue_pki(lab.certs, Path(work), now=now)
-        facts = trio.run(functools.partial(gather_lab_facts, lab, issued, now=now, rng=rng))
+        issued = issue_pki(lab.certs, Path(work), now=now, crl_url=base)
+        facts = trio.run(
+            functools.partial(gather_lab_facts, lab, issued, now=now, rng=rng, crl_base=base)
+        )
     product = profile(lab.edge.profile)
     out = [
         f"lab {lab.name}: {product.title} (profile {lab.edge.profile}), TLS {lab.edge.tls}, "
@@ -243,8 +247,8 @@ def run_lab(args: argparse.Namespace) -> int:
         "rules: " + ", ".join(f"{k}={getattr(settings.rules, k)}" for k in RULE_NAMES),
     ]
     failed = 0
-    for number, call in enumerate(lab.calls, start=1):
-        p = predict_call(lab, call, settings, facts)
+    predictions = predict_calls(lab, settings, facts)
+    for number, (call, p) in enumerate(zip(lab.calls, predictions, strict=True), start=1):
         status = "refused at the TLS handshake" if p.status is None else str(p.status)
         diag = "" if p.ms_diagnostics is None else f" ms-diagnostics {p.ms_diagnostics}"
         expect = call.expect
@@ -283,6 +287,13 @@ def run(args: argparse.Namespace) -> int:
     srv, addresses = trio.run(
         functools.partial(lookup_dns, domain, server, query_timeout=args.timeout)
     )
+    crls: dict[str, bytes | None] = {}
+    if options.rules.revocation != "off":
+        crls = trio.run(
+            functools.partial(
+                fetch_crls, (cert.leaf, *cert.intermediates), server, timeout=args.timeout
+            )
+        )
     host, port = server
     facts = CheckFacts(
         domain=domain,
@@ -296,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
         roots=trust.roots,
         public_roots=trust.public_roots,
         trust_source=trust.source,
+        crls=crls,
     )
     report = build_report(facts, options, now=dt.datetime.now(dt.UTC))
     sys.stdout.write(render_json(report) if args.json else render_text(report))

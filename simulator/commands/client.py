@@ -19,6 +19,7 @@ from typing import TextIO
 import trio
 
 from simulator.commands.call import decode_diagnostics
+from simulator.diagnostics.catalogue import SFB_NOT_FEDERATED, TEAMS_NOT_SET_UP
 from simulator.errors import FedsimError
 from simulator.lab import builtin_lab, load_lab, parse_hostport
 from simulator.peer.skype import METHODS, SkypeCallResult, build_client_request, skype_call
@@ -102,8 +103,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _plan(args: argparse.Namespace) -> tuple[tuple[str, int], Path, str | None]:
-    """(Edge clients address, CA file, server name); every bad input is a FedsimError."""
+def _plan(args: argparse.Namespace) -> tuple[tuple[str, int], Path, str | None, str | None]:
+    """(Edge clients address, CA file, server name, the lab's profile or None).
+
+    Every bad input is a FedsimError.
+    """
     if args.timeout is None or not args.timeout > 0:
         raise FedsimError(f"--timeout {args.timeout}: must be a positive number of seconds")
     if args.expect_status is not None and not 100 <= args.expect_status <= 699:
@@ -127,7 +131,7 @@ def _plan(args: argparse.Namespace) -> tuple[tuple[str, int], Path, str | None]:
         if edge[1] == 0:
             raise FedsimError(f"--edge {args.edge!r}: port 0 cannot be called")
     if args.ca is not None and args.lab is None and edge is not None:
-        return edge, args.ca, args.server_name
+        return edge, args.ca, args.server_name, None
     lab = load_lab(args.lab) if args.lab is not None else builtin_lab()
     ca = args.ca
     if ca is None:
@@ -138,12 +142,12 @@ def _plan(args: argparse.Namespace) -> tuple[tuple[str, int], Path, str | None]:
             )
         issued = issue_pki(lab.certs, args.certs_dir, now=dt.datetime.now(dt.UTC))
         ca = issued[lab.edge.cert].root_path
-    return edge or lab.edge.clients, ca, args.server_name or lab.edge.fqdn
+    return edge or lab.edge.clients, ca, args.server_name or lab.edge.fqdn, lab.edge.profile
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fedsim client``; return the exit status."""
-    edge, ca, server_name = _plan(args)
+    edge, ca, server_name, product = _plan(args)
     context = client_context(trust=[ca], check_hostname=server_name is not None)
 
     async def main() -> SkypeCallResult:
@@ -160,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
     result = trio.run(main)
-    report(result, out=sys.stdout, show_messages=args.show_messages)
+    report(result, out=sys.stdout, show_messages=args.show_messages, profile=product)
     if result.final is None:
         return 1
     if args.expect_status is not None and result.final.status != args.expect_status:
@@ -177,8 +181,30 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in text.split("\n"))
 
 
-def report(result: SkypeCallResult, *, out: TextIO, show_messages: bool) -> None:
-    """Print the exchange: start lines (or whole messages), the final response, its diagnostics."""
+def user_reads(response: Response, to_uri: str, profile: str | None) -> list[str]:
+    """What the calling user reads for a refusal the clients put in words (field cases §2d).
+
+    403 + 1002 (the user may not federate, or the domain is not federated with the
+    tenant): a Teams user (profile office365) and a Skype for Business user read
+    different sentences; with no lab known, both are shown.
+    """
+    diagnostics = response.headers.get("ms-diagnostics") or ""
+    if response.status != 403 or not diagnostics.strip().startswith("1002"):
+        return []
+    lines = []
+    if profile in (None, "office365"):
+        lines.append(f"a Teams user reads: {TEAMS_NOT_SET_UP}")
+    if profile != "office365":
+        target = to_uri.split(":", 1)[-1]
+        lines.append(f"a Skype for Business user reads: {SFB_NOT_FEDERATED.format(uri=target)}")
+    return lines
+
+
+def report(
+    result: SkypeCallResult, *, out: TextIO, show_messages: bool, profile: str | None = None
+) -> None:
+    """Print the exchange: start lines (or whole messages), the final response, its diagnostics,
+    and what the calling user reads."""
 
     def say(line: str = "") -> None:
         print(line, file=out)
@@ -191,6 +217,8 @@ def report(result: SkypeCallResult, *, out: TextIO, show_messages: bool) -> None
         if response is result.final:
             say(_indent(_text(response), "< "))
             decode_diagnostics(response, say)
+            for line in user_reads(response, str(result.request.uri), profile):
+                say(line)
         else:
             show(response, "< ")
     for extra in (result.ack, result.bye):

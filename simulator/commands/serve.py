@@ -22,6 +22,7 @@ from simulator.errors import FedsimError
 from simulator.lab import Lab, builtin_lab, load_lab, parse_host_port, with_overrides
 from simulator.net import stderr_reporter
 from simulator.pki import use_keylog
+from simulator.policy import RULE_NAMES, rule_value, with_rules
 from simulator.run.runner import LabSession
 from simulator.ui.exercise import find_exercise
 from simulator.ui.live import LiveCalls
@@ -34,6 +35,8 @@ examples:
   fedsim serve --listen 0.0.0.0:5061 --dns-listen 0.0.0.0:53
                                              let a real Expressway-E use fedsim as its
                                              federation partner and DNS server
+  fedsim serve --rule discovered_rate=1000   a load test from a discovered partner
+                                             (the Edge's default is 20 messages/s)
   fedsim serve --trace --pcap logs/lab.pcapng --keylog logs/keys.log
                                              the SIPStack trace (logs/trace.log), a capture
                                              of every SIP message, the TLS key log
@@ -68,6 +71,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--listen", help="federation listener HOST:PORT (overrides [edge] listen)")
     parser.add_argument("--clients", help="client listener HOST:PORT (overrides [edge] clients)")
     parser.add_argument("--dns-listen", help="DNS server HOST:PORT (overrides [dns] listen)")
+    parser.add_argument(
+        "--crl-listen",
+        help="CRL server HOST:PORT (overrides [pki] crl_listen; default: a free port)",
+    )
+    parser.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"set one [edge.rules] rule (repeatable): {', '.join(RULE_NAMES)}",
+    )
     parser.add_argument(
         "--quiet",
         action="store_true",
@@ -133,7 +147,7 @@ def _port(text: str) -> int:
 def load(args: argparse.Namespace) -> Lab:
     """The lab named on the command line (or the built-in one) with CLI overrides applied."""
     lab = load_lab(args.lab) if args.lab is not None else builtin_lab()
-    return with_overrides(
+    lab = with_overrides(
         lab,
         listen=parse_host_port(args.listen, what="--listen") if args.listen else None,
         clients=parse_host_port(args.clients, what="--clients") if args.clients else None,
@@ -141,6 +155,23 @@ def load(args: argparse.Namespace) -> Lab:
         if args.dns_listen
         else None,
     )
+    crl = getattr(args, "crl_listen", None)
+    if crl:
+        pki = dataclasses.replace(lab.pki, crl_listen=parse_host_port(crl, what="--crl-listen"))
+        lab = dataclasses.replace(lab, pki=pki)
+    changes: dict[str, object] = {}
+    for item in getattr(args, "rule", []):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise FedsimError(f"--rule {item!r}: write KEY=VALUE, e.g. --rule discovered_rate=1000")
+        try:
+            changes[key.strip()] = rule_value(key.strip(), value)
+        except ValueError as exc:
+            raise FedsimError(f"--rule: {exc}") from None
+    if changes:
+        edge = dataclasses.replace(lab.edge, rules=with_rules(lab.edge.rules, changes))
+        lab = dataclasses.replace(lab, edge=edge)
+    return lab
 
 
 def _ui_address(text: str) -> tuple[str, int] | None:
@@ -402,6 +433,8 @@ def banner(
         f"  lab DNS     {_hostport(addresses.dns)}  (UDP and TCP, authoritative)",
         f"  Edge cert   {addresses.edge_cert}",
     ]
+    if addresses.crl:
+        lines.append(f"  CRLs        {addresses.crl}/<CA>.crl  (HTTP; every lab certificate's CDP)")
     if addresses.edge_ca is not None:
         lines.append(f"  trust       {addresses.edge_ca}  (import this CA on the Expressway-E)")
     logs = [addresses.log_dir / "edge.log", addresses.log_dir / "events.jsonl"]

@@ -112,6 +112,9 @@ class ResultCode:
         severity: the log's ``Severity:`` (also selects TL_WARN/TL_ERROR).
         fidelity: "verbatim" for codes seen in a log, "inferred" for markers.
         meaning / causes / fix / source: as for :class:`DiagnosticCode`.
+        hex_known: False for a Microsoft symbol seen without its value
+            (``SIPPROXY_E_EPROUTING_MSG_INVALID_EXT_SPLIT_DOMAIN``): it then carries the
+            synthetic ``0x00000000`` rather than an invented value.
     """
 
     hex: str
@@ -123,6 +126,7 @@ class ResultCode:
     causes: tuple[str, ...]
     fix: str
     source: str
+    hex_known: bool = True
 
     def __post_init__(self) -> None:
         if not _HEX.fullmatch(self.hex):
@@ -133,11 +137,66 @@ class ResultCode:
         if synthetic and (self.hex != UNVERIFIED_HEX or self.fidelity == "verbatim"):
             # Reference §4.2: "Do not synthesise new hex values".
             raise ValueError(f"{self.symbol}: markers carry {UNVERIFIED_HEX} and are not verbatim")
-        if not synthetic and self.hex == UNVERIFIED_HEX:
-            raise ValueError(f"{self.symbol}: {UNVERIFIED_HEX} is reserved for EMU_UNVERIFIED_*")
+        if not synthetic and (self.hex == UNVERIFIED_HEX) == self.hex_known:
+            raise ValueError(
+                f"{self.symbol}: {UNVERIFIED_HEX} is for EMU_UNVERIFIED_* markers and for "
+                "Microsoft symbols whose value is unknown (hex_known=False)"
+            )
+        if not self.hex_known and self.fidelity == "verbatim":
+            raise ValueError(f"{self.symbol}: a code without its value is not verbatim")
         if "\n" in self.text or not self.text:
             raise ValueError(f"{self.symbol}: text must be one non-empty line")
         _check_explanations(self.symbol, self.meaning, self.causes, self.fix)
+
+
+# ---------------------------------------------------------------------------
+# Verbatim strings of the Edge's other artefacts (field cases, reference §4.1, §12)
+# ---------------------------------------------------------------------------
+
+#: Reference §4.1 (V, MS support "Test-CsFederatedPartner fails"): the component line of
+#: a request whose first Route does not match the connection it arrived on.
+ROUTE_UNTRUSTED_COMPONENT = "Exit - route headers from untrusted source."
+#: Reference §4.1 (V): where that component line is written from.
+ROUTE_COMPONENT_LOCATION = "SIPStack,CSIPRequest::GetNextHopByRouteHeader:SIPRequest.cpp(2440)"
+#: Reference §12 (V, bhargavs 2013; field cases C6): the component line of an outbound
+#: request for a domain that is not configured and whose SRV matches nothing. The
+#: source's WordPress page shows an en dash; the reference quotes a hyphen.
+DOMAIN_UNKNOWN_COMPONENT = (
+    "Exit - domain [{domain}] is unknown and DNS SRV results did not match anything"
+)
+#: Reference §12 (V): the Data reason= of that record.
+DOMAIN_UNKNOWN_REASON = (
+    "The domain of the message is not configured and does not appear to belong to a "
+    "federated partner"
+)
+#: Reference §12 (V, OCS management pack): event 14508's text.
+EVENT_14508 = (
+    "At least one discovered peer has exceeded the number of internal users they can contact."
+)
+#: Field cases C7 (V, confusedamused 2013): event 14517's two sentences; the source
+#: elides the FQDN as ``[...]``, fedsim puts it between the brackets.
+EVENT_14517 = (
+    "The server configuration validation mechanism detected some serious problems.",
+    "The server at FQDN [{fqdn}] is configured as both type 'allowed partner server' and "
+    "type 'IM service provider' .",
+)
+#: Field cases C10 (V): the summary= of 1017.
+SPLIT_DOMAIN_SUMMARY = (
+    "Domain type analysis indicates that the ms-split-domain-info header in the message is "
+    "the wrong type"
+)
+#: Field cases §2d (V): what a Teams user reads when the two organisations do not federate.
+TEAMS_NOT_SET_UP = (
+    "We can't set up the conversation because your organizations are not set up to talk to "
+    "each other."
+)
+#: Field cases §2d / C13 (V): what a Skype for Business client shows for 1002 (and for a
+#: domain that is not federated); ``{uri}`` is the called address.
+SFB_NOT_FEDERATED = (
+    "This message was not delivered to {uri} because the address is outside your "
+    "organization and is not federated with your company, or the address is incorrect. "
+    "Please contact your support team with this information."
+)
 
 
 # ---------------------------------------------------------------------------
@@ -150,6 +209,84 @@ _FIX_MS_DOCS = (
 )
 
 _DIAGNOSTIC_CODES: tuple[DiagnosticCode, ...] = (
+    DiagnosticCode(
+        code=2,
+        reason="See response code and reason phrase.",
+        spec_reason=None,
+        status=None,
+        fidelity="verbatim",
+        meaning=(
+            "A Microsoft tool (Test-CsFederatedPartner, a UCMA application) saw a response "
+            "without ms-diagnostics: UCMA fills in ErrorCode=2 and points at the SIP status."
+        ),
+        causes=(
+            "The Edge answered a bare 504 (diagnostics do not cross federation), or the partner "
+            "answered without diagnostics.",
+        ),
+        fix=(
+            "Read the status (504: a DNS or certificate fault of the partner, see the Edge log "
+            "record) and the Edge's own log for the real cause."
+        ),
+        source="Lync 2013 Test-CsFederatedPartner doc (field cases C16, §2a)",
+    ),
+    DiagnosticCode(
+        code=21,
+        reason=(
+            "Call failed to establish due to a media connectivity failure where one endpoint "
+            "is of unknown type"
+        ),
+        spec_reason=None,
+        status=None,
+        fidelity="verbatim",
+        meaning="The client could not establish media (ICE) with the other end (client-generated).",
+        causes=("No TURN relay or blocked UDP between the two media endpoints.",),
+        fix="Deploy TURN on the Expressway-E with matching credentials, and open the media ports.",
+        source=(
+            "tieto/sipe src/purple/purple-media.c comment (ms-client-diagnostics; field cases §2a)"
+        ),
+    ),
+    DiagnosticCode(
+        code=2165,
+        reason=(
+            "Contact subscription is not allowed as the user's contact list has migrated to "
+            "Exchange."
+        ),
+        spec_reason=None,
+        status=488,
+        status_fidelity="verbatim",
+        fidelity="verbatim",
+        meaning=(
+            "The user's contact list lives in Exchange (unified contact store), not on the pool."
+        ),
+        causes=("The client subscribed to its contact list after the migration to Exchange.",),
+        fix="Nothing to fix on the federation side; the client reads its contacts from Exchange.",
+        source="MS-PRES spec example (field cases §2a)",
+    ),
+    DiagnosticCode(
+        code=13008,
+        reason="Diagnostic headers removed for privacy.",
+        spec_reason="Diagnostic headers removed for privacy.",
+        status=None,
+        fidelity="verbatim",
+        meaning=(
+            "A server removed the ms-diagnostics headers before the message left the "
+            "organisation (the privacy boundary: ms-diagnostics do not cross it)."
+        ),
+        causes=("The message crossed a federation or external boundary.",),
+        fix="Look at the logs on the side that generated the error; its diagnostics stayed there.",
+        source="[OCER] (field cases §2a)",
+    ),
+    DiagnosticCode(
+        code=21002,
+        reason="Attendees cannot share in this conference",
+        spec_reason=None,
+        status=None,
+        fidelity="verbatim",
+        meaning="The Skype meeting refuses content sharing from an attendee (CMS dual-homed).",
+        causes=("The CMS participant joined the Skype for Business meeting as an attendee.",),
+        fix="Make the CMS participant a presenter in the Skype for Business meeting.",
+        source="Cisco TAC CMS note (field cases C22)",
+    ),
     DiagnosticCode(
         code=1000,
         reason="Final handshake failed.",
@@ -181,13 +318,19 @@ _DIAGNOSTIC_CODES: tuple[DiagnosticCode, ...] = (
         status_fidelity="verbatim",
         fidelity="verbatim",
         meaning=(
-            "The Skype user's own policy forbids federation; the front end refuses before "
-            "the Edge is involved."
+            "The caller may not federate with that domain: its own policy forbids federation "
+            "(the front end refuses before the Edge is involved), or an Office 365 tenant's "
+            "federation settings do not allow the domain."
         ),
-        causes=("The user's ExternalAccessPolicy has EnableFederationAccess set to False.",),
+        causes=(
+            "The user's ExternalAccessPolicy has EnableFederationAccess set to False.",
+            "Office 365: the tenant's AllowedDomains list does not name the domain (any entry "
+            "ends open federation), the domain is blocked, or AllowFederatedUsers is False.",
+        ),
         fix=(
             "Grant the user an external access policy with EnableFederationAccess True "
-            "(Grant-CsExternalAccessPolicy); nothing on the Expressway side is at fault."
+            "(Grant-CsExternalAccessPolicy), or allow the domain in the tenant "
+            "(Set-CsTenantFederationConfiguration); nothing on the Expressway side is at fault."
         ),
         source="[OCER]; MS support articles (403 Forbidden + 1002)",
     ),
@@ -717,6 +860,247 @@ _RESULT_CODES: tuple[ResultCode, ...] = (
         ),
         fix="Send the request without the Route header, or from a trusted internal server.",
         source="MS support 'Test-CsFederatedPartner fails'",
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="SIPPROXY_E_EPROUTING_MSG_INVALID_EXT_SPLIT_DOMAIN",
+        text=(
+            "fedsim: a message from an external server is for a split (shared address space) "
+            "domain, and that server is no shared-address-space hosting provider (real Edge "
+            "text and value unknown)"
+        ),
+        severity="warning",
+        fidelity="inferred",
+        hex_known=False,
+        meaning=(
+            "The Edge received, from an external server, a message whose domain is one of its "
+            "own SIP domains (a split domain), but that server is not a hosting provider that "
+            "shares the address space."
+        ),
+        causes=(
+            "Hybrid: call queues or auto attendants of Skype for Business Online reach the "
+            "on-premises Edge from sipfed.resources.lync.com without a hosting provider for it.",
+            "A partner sends with one of this Edge's own domains in From (spoofed or mis-set).",
+        ),
+        fix=(
+            "Add the provider: New-CsHostingProvider -Identity SFBOnlineResources -ProxyFqdn "
+            "sipfed.resources.lync.com -Enabled $true -EnabledSharedAddressSpace $true "
+            "-HostsOCSUsers $true -VerificationLevel AlwaysVerifiable -IsLocal $false "
+            "([[edge.hosting_providers]] with shared_address_space = true in a lab)."
+        ),
+        source=(
+            "MS support 'Call Queue Agent transfers to other tenant users fail' (field cases "
+            "C11): the symbol only; hex and text not shown"
+        ),
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="EMU_UNVERIFIED_DOMAIN_UNKNOWN",
+        text=(
+            "fedsim: the domain of the message is not configured and its DNS SRV results "
+            "match nothing (real Edge code and text unknown)"
+        ),
+        severity="warning",
+        fidelity="inferred",
+        meaning=(
+            "Outbound: the called domain is neither an allowed partner nor reached through a "
+            "hosting provider, and its SRV record points outside the domain, so the Edge has "
+            "nowhere it may send the request (Data reason= is Microsoft's own wording)."
+        ),
+        causes=(
+            "The SRV target is in another domain: a hosting provider's edge "
+            "(sipfed.online.lync.com for push.lync.com or an Office 365 tenant) without a "
+            "hosting provider entry for it.",
+            "The partner's SRV record points at a host outside its domain (sub- or parent domain).",
+        ),
+        fix=(
+            "If fqdn1 is a hosting provider's edge, add it (New-CsHostingProvider, or "
+            "[[edge.hosting_providers]]) or add the domain as an allowed partner with that "
+            "proxy; otherwise fix the partner's SRV to point at <host>.<domain>."
+        ),
+        source=(
+            "bhargavs.com 2013-03-28 (field cases C6; reference §12): component line and Data "
+            "reason verbatim, Result-Code not shown"
+        ),
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="EMU_UNVERIFIED_USER_NOT_FEDERATED",
+        text=(
+            "fedsim: the Skype user's external access policy does not allow federation "
+            "(real Edge text unknown)"
+        ),
+        severity="warning",
+        fidelity="inferred",
+        meaning=(
+            "The Skype user on this side may not talk to federated partners "
+            "(ExternalAccessPolicy EnableFederationAccess False): 403 with 1002."
+        ),
+        causes=("The user's external access policy has EnableFederationAccess set to False.",),
+        fix=(
+            "Grant-CsExternalAccessPolicy with EnableFederationAccess $true (a lab: remove "
+            "federation = false from the user in [edge] users)."
+        ),
+        source=_EMU_SOURCE,
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="EMU_UNVERIFIED_DISCOVERED_RATE",
+        text=("fedsim: a discovered partner exceeded its message rate (real Edge text unknown)"),
+        severity="warning",
+        fidelity="inferred",
+        meaning=(
+            "A discovered (open federation) partner sent more messages per second than "
+            "DiscoveredPartnerStandardRate allows (20 by default)."
+        ),
+        causes=(
+            "Heavy traffic from a partner found by DNS SRV discovery rather than listed as "
+            "allowed.",
+        ),
+        fix=(
+            "Add the partner as an allowed domain (New-CsAllowedDomain): allowed partners "
+            "are not throttled."
+        ),
+        source=_EMU_SOURCE,
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="EMU_UNVERIFIED_DISCOVERED_CONTACTS",
+        text=(
+            "fedsim: a discovered partner exceeded the internal users it may contact "
+            "(real Edge text unknown)"
+        ),
+        severity="warning",
+        fidelity="inferred",
+        meaning=(
+            "A discovered partner tried to reach more distinct internal users than "
+            "MaxContactsPerDiscoveredPartner allows (1000 by default); event 14508."
+        ),
+        causes=("A partner found by discovery contacts many users (or enumerates them).",),
+        fix="Add the partner as an allowed domain (New-CsAllowedDomain) to lift the limit.",
+        source=_EMU_SOURCE,
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="EMU_UNVERIFIED_NOT_A_CONTACT",
+        text=(
+            "fedsim: an unverified message for a user whose contacts do not include the "
+            "sender (real Edge text unknown)"
+        ),
+        severity="warning",
+        fidelity="inferred",
+        meaning=(
+            "The message counts as unverified (a tenant that treats discovered partners as "
+            "unverified, or a hosting provider set AlwaysUnverifiable), and unverified "
+            "messages reach only users who have the sender in their contacts."
+        ),
+        causes=(
+            "TreatDiscoveredPartnersAsUnverified is True on the tenant.",
+            "The hosting provider's VerificationLevel is AlwaysUnverifiable.",
+        ),
+        fix=(
+            "Add the sender to the user's contacts, add the domain to the allowed list, or "
+            "set TreatDiscoveredPartnersAsUnverified $false / VerificationLevel "
+            "AlwaysVerifiable."
+        ),
+        source=_EMU_SOURCE,
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="EMU_UNVERIFIED_TENANT_FEDERATION_DISABLED",
+        text="fedsim: the tenant does not allow federated users (real service text unknown)",
+        severity="warning",
+        fidelity="inferred",
+        meaning="The Teams tenant has AllowFederatedUsers off: no external domain federates.",
+        causes=("Set-CsTenantFederationConfiguration -AllowFederatedUsers $false.",),
+        fix="Set-CsTenantFederationConfiguration -AllowFederatedUsers $true.",
+        source=_EMU_SOURCE,
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="EMU_UNVERIFIED_TENANT_BLOCKED_DOMAIN",
+        text="fedsim: the tenant blocks this domain (real service text unknown)",
+        severity="warning",
+        fidelity="inferred",
+        meaning="The domain is on the tenant's BlockedDomains list (federation is open).",
+        causes=("The domain (or, with BlockAllSubdomains, a parent) is blocked.",),
+        fix="Remove the domain from BlockedDomains (Set-CsTenantFederationConfiguration).",
+        source=_EMU_SOURCE,
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="EMU_UNVERIFIED_TENANT_DOMAIN_NOT_ALLOWED",
+        text="fedsim: the tenant's allowed list does not name this domain (real text unknown)",
+        severity="warning",
+        fidelity="inferred",
+        meaning=(
+            "The tenant has an allowed-domain list, which turns open federation off: only the "
+            "listed domains federate."
+        ),
+        causes=(
+            "AllowedDomains lists other domains (adding any allowed domain ends open federation).",
+        ),
+        fix=(
+            "Add the domain to AllowedDomains, or go back to open federation: "
+            "Set-CsTenantFederationConfiguration -AllowedDomains "
+            "(New-CsEdgeAllowAllKnownDomains)."
+        ),
+        source=_EMU_SOURCE,
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="EMU_UNVERIFIED_SPLIT_DOMAIN_TYPE",
+        text=(
+            "fedsim: the shared-address-space message is for a domain this deployment does "
+            "not have (real Edge text unknown)"
+        ),
+        severity="warning",
+        fidelity="inferred",
+        meaning=(
+            "A shared-address-space hosting provider sent a message for a domain missing from "
+            "this deployment's topology: 1017, summary about the ms-split-domain-info type."
+        ),
+        causes=(
+            "The SIP domain points to Office 365 (split domain) but is missing from the "
+            "on-premises topology.",
+        ),
+        fix="Add the SIP domain to the on-premises topology ([edge] domains in a lab).",
+        source=_EMU_SOURCE,
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="EMU_UNVERIFIED_CERT_REVOKED",
+        text="fedsim: the peer's certificate is revoked (real Edge text unknown)",
+        severity="error",
+        fidelity="inferred",
+        meaning="A certificate of the peer's chain is on its issuer's CRL (CRYPT_E_REVOKED).",
+        causes=("The CA revoked the Expressway-E certificate (or its intermediate).",),
+        fix="Issue a new certificate to the Expressway-E and install it.",
+        source=_EMU_SOURCE,
+    ),
+    ResultCode(
+        hex=UNVERIFIED_HEX,
+        symbol="EMU_UNVERIFIED_CRL_OFFLINE",
+        text=(
+            "fedsim: the revocation of the peer's certificate could not be checked "
+            "(real Edge text unknown)"
+        ),
+        severity="error",
+        fidelity="inferred",
+        meaning=(
+            "The CRL named by the certificate's CRL distribution point could not be fetched "
+            "or read (CRYPT_E_REVOCATION_OFFLINE), or the certificate names none "
+            "(CRYPT_E_NO_REVOCATION_CHECK), and the Edge requires the check."
+        ),
+        causes=(
+            "The Edge cannot reach the CA's CRL over HTTP (TCP 80 blocked outbound).",
+            "The certificate has no CRL distribution point.",
+        ),
+        fix=(
+            "Let the Edge reach the CDP URL (outbound TCP 80), publish the CRL, or reissue "
+            "the certificate with a CDP."
+        ),
+        source=_EMU_SOURCE,
     ),
     ResultCode(
         hex=UNVERIFIED_HEX,

@@ -28,7 +28,7 @@ _SPACES = re.compile(r"\s+")
 # Blanks that contain a line break (or a tab): what a PDF or a terminal made of one space.
 _BROKEN_SPACES = re.compile(r"[ \t]*[\r\n\t][\s]*")
 _NAME_BREAK = re.compile(r"[ \t]*\r?\n\s*")
-_HEADER_NAME = re.compile(r"(?i)\s*ms-diagnostics(?:-public)?\s*:\s*")
+_HEADER_NAME = re.compile(r"(?i)\s*ms-(?:client-)?diagnostics(?:-public)?\s*:\s*")
 _ERROR_ID = re.compile(r"\s*(?P<code>[0-9]+)(?:\.(?P<sub>[0-9]+))?\s*")
 # After the last parameter a flattened paste may continue with the next header.
 _NEXT_HEADER = re.compile(r"\s+[A-Za-z][-A-Za-z0-9]*\s*:")
@@ -272,15 +272,22 @@ def parse_ms_diagnostics(text: str) -> MsDiagnostics:
 
 
 def find_ms_diagnostics(text: str) -> list[MsDiagnostics]:
-    """Find and parse every ``ms-diagnostics[-public]:`` header in a pasted message or log."""
-    found: list[MsDiagnostics] = []
-    for match in re.finditer(r"(?i)ms-diagnostics(?:-public)?\s*:", text):
+    """Find and parse every ``ms-diagnostics[-public]:`` (or ``ms-client-diagnostics:``)
+    header in a pasted message or log."""
+    return [found for found, _start, _end in find_ms_diagnostics_spans(text)]
+
+
+def find_ms_diagnostics_spans(text: str) -> list[tuple[MsDiagnostics, int, int]]:
+    """:func:`find_ms_diagnostics`, with where each header starts and ends in ``text``."""
+    found: list[tuple[MsDiagnostics, int, int]] = []
+    for match in re.finditer(r"(?i)ms-(?:client-)?diagnostics(?:-public)?\s*:", text):
         following = text[match.start() :]
         error_id = _ERROR_ID.match(following, match.end() - match.start())
         if error_id is None:
             continue
         pairs_end = _parse_params(following, error_id.end(), whole=following)[1]
-        found.append(parse_ms_diagnostics(following[:pairs_end]))
+        parsed = parse_ms_diagnostics(following[:pairs_end])
+        found.append((parsed, match.start(), match.start() + pairs_end))
     return found
 
 

@@ -1,9 +1,11 @@
 """Wire a lab into running servers: lab PKI, lab DNS, the Edge's two listeners.
 
 :func:`serve_lab` is what ``fedsim serve`` (and the scenario runner) runs: it
-issues the lab's certificates, loads its zones, starts the DNS server, the
-Edge's federation listener, its clients listener and the outbound connector in
-one nursery and reports every bound address through ``task_status``.
+binds the CRL server (the certificates name its URL), issues the lab's
+certificates and their CAs' CRLs, loads its zones, starts the DNS server, the
+CRL server, the Edge's federation listener, its clients listener and the
+outbound connector in one nursery and reports every bound address through
+``task_status``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cryptography import x509
 from simulator.dns import Record, Resolver, ZoneSet, load_zone_file, parse_zone_text, serve_dns
 from simulator.dns.server import IDLE_TIMEOUT as DNS_IDLE_TIMEOUT
 from simulator.edge.clients import clients_context, serve_clients
+from simulator.edge.crl import CrlFetcher, CrlService, open_crl_service, serve_crls
 from simulator.edge.inbound import serve_federation
 from simulator.edge.observers import Observer, Watch
 from simulator.edge.outbound import Outbound, OutboundLimits
@@ -38,6 +41,7 @@ from simulator.pki import (
     load_pem_certificates,
     server_context,
 )
+from simulator.pki.lab import file_stem
 from simulator.policy import EdgeSettings
 from simulator.skype.user import SkypeUser
 
@@ -54,6 +58,7 @@ class LabAddresses:
     log_dir: Path
     certs_dir: Path
     issued: dict[str, IssuedCert]
+    crl: str = ""
     #: The SIPStack trace and the capture being written, if any.
     trace: Path | None = None
     pcap: Path | None = None
@@ -90,6 +95,22 @@ def _load_all(paths: Sequence[Path]) -> list[x509.Certificate]:
     return certs
 
 
+def crl_store(issued: dict[str, IssuedCert]) -> dict[str, bytes]:
+    """The CRL server's content: ``/<ca stem>.crl`` -> the CA's DER CRL."""
+    store: dict[str, bytes] = {}
+    for name, cert in issued.items():
+        if cert.crl_path is not None:
+            try:
+                store[f"/{file_stem(name)}.crl"] = cert.crl_path.read_bytes()
+            except OSError as exc:
+                raise LabError(
+                    f"cannot read the CRL of {name}: {exc.strerror}",
+                    path=str(cert.crl_path),
+                    fix="check the certificates directory",
+                ) from None
+    return store
+
+
 def trust_store(lab: Lab, material: TlsFiles, issued: dict[str, IssuedCert]) -> TrustStore:
     """The Edge's trust anchors, which of them are 'public', and every lab CA for paths."""
     roots = _load_all(material.trust)
@@ -110,6 +131,7 @@ async def serve_lab(
     limits: Limits | None = None,
     outbound: OutboundLimits | None = None,
     rng: random.Random | None = None,
+    crl: CrlService | None = None,
     trace: bool = False,
     pcap: Path | None = None,
     observe: Observer | None = None,
@@ -124,10 +146,57 @@ async def serve_lab(
     ``outbound`` sets the outbound connector's timeouts (and the port of
     ``proxy_fqdn`` partners); ``limits`` those of the listeners. ``debug`` shows
     the traceback of an internal error on the console (it is always recorded).
+    ``crl`` is a CRL service already bound (the runner binds it before issuing the
+    peers' certificates); without it the lab's ``[pki] crl_listen`` is bound here.
     ``trace`` writes ``trace.log`` in ``log_dir`` and ``pcap`` a capture of every SIP
     message (:mod:`simulator.edge.taps`); both are flushed and closed when it stops.
     """
-    issued = issue_pki(lab.certs, certs_dir, now=dt.datetime.now(dt.UTC))
+    if crl is None:
+        crl = await open_crl_service(*lab.pki.crl_listen)
+    try:
+        await _serve_lab(
+            lab,
+            crl,
+            log_dir=log_dir,
+            certs_dir=certs_dir,
+            console=console,
+            quiet=quiet,
+            debug=debug,
+            limits=limits,
+            outbound=outbound,
+            rng=rng,
+            trace=trace,
+            pcap=pcap,
+            observe=observe,
+            watch=watch,
+            task_status=task_status,
+        )
+    finally:
+        for listener in crl.listeners:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(listener)
+
+
+async def _serve_lab(
+    lab: Lab,
+    crl: CrlService,
+    *,
+    log_dir: Path,
+    certs_dir: Path,
+    console: Callable[[str], None] | None,
+    quiet: bool,
+    debug: bool,
+    limits: Limits | None,
+    outbound: OutboundLimits | None,
+    rng: random.Random | None,
+    trace: bool,
+    pcap: Path | None,
+    observe: Observer | None,
+    watch: Watch | None,
+    task_status: trio.TaskStatus[LabAddresses],
+) -> None:
+    issued = issue_pki(lab.certs, certs_dir, now=dt.datetime.now(dt.UTC), crl_url=crl.base)
+    crl.store.update(crl_store(issued))
     zones = lab_zones(lab)
     material = tls_files(lab.edge.cert, lab.edge.trust, issued)
     # Office 365 (hosted) accepts only publicly trusted CAs (reference §5.4, [CISCO]):
@@ -182,20 +251,24 @@ async def serve_lab(
                 zones,
                 *lab.dns.listen,
             )
+            await nursery.start(partial(serve_crls, crl, report=recorder.internal_error))
             resolver_target = lab.edge.dns if lab.edge.dns is not None else dns_addr
+            resolver = Resolver(
+                resolver_target,
+                timeout=limits.dns_timeout,
+                attempts=limits.dns_attempts,
+                rng=rng,
+            )
             edge = EdgeState(
                 settings=settings,
                 users=lab.edge.answers,
-                resolver=Resolver(
-                    resolver_target,
-                    timeout=limits.dns_timeout,
-                    attempts=limits.dns_attempts,
-                    rng=rng,
-                ),
+                resolver=resolver,
                 trust=trust_store(lab, material, issued),
                 recorder=recorder,
                 limits=limits,
                 rng=rng,
+                crls=CrlFetcher(resolver),
+                lab_users=lab.edge.users,
             )
             # One emulated Skype user answers for both directions.
             user = SkypeUser(edge.settings, edge.users, rng=rng, ring_seconds=limits.ring_seconds)
@@ -222,6 +295,7 @@ async def serve_lab(
                     log_dir=log_dir,
                     certs_dir=certs_dir,
                     issued=issued,
+                    crl=crl.base,
                     trace=log_dir / TRACE_LOG if trace else None,
                     pcap=pcap,
                 )

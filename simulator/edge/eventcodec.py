@@ -136,7 +136,7 @@ def decision_event(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"event extra is not JSON-serialisable: {exc}") from exc
     log = decision.edge_log
-    return {
+    event: dict[str, object] = {
         "time": time,
         "kind": "decision",
         "direction": direction,
@@ -158,6 +158,42 @@ def decision_event(
         "edge_log": None if log is None else record_summary(log),
         "extra": dict(extra),
     }
+    # What a few decisions also write: a TF_COMPONENT line, a Windows event.
+    if decision.component is not None:
+        event["component"] = {
+            "text": decision.component.text,
+            "location": decision.component.location,
+            "result": decision.component.result,
+            "fidelity": decision.component.fidelity,
+        }
+    if decision.windows_event is not None:
+        event["windows_event"] = {
+            "id": decision.windows_event.id,
+            "text": decision.windows_event.text,
+            "fidelity": decision.windows_event.fidelity,
+        }
+    return event
+
+
+def render_record(
+    template: EdgeLogTemplate, request: Request, *, stamp: str, seq: int, correlation_id: int
+) -> str:
+    """The Edge log record of ``template`` filled for ``request``."""
+    number, method = request.cseq
+    return template.render(
+        stamp=stamp,
+        seq=seq,
+        correlation_id=correlation_id,
+        start_line=request.start_line,
+        call_id=request.call_id,
+        cseq=f"{number} {method}",
+    )
+
+
+def windows_event_line(decision: Decision) -> str:
+    """The console's line for the decision's Windows event (after its own), or ""."""
+    found = decision.windows_event
+    return "" if found is None else f"\n  event {found.id}: {found.text}"
 
 
 def diagnostics_fidelity(header: str | None) -> dict[str, str | None] | None:

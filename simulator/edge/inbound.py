@@ -9,7 +9,9 @@ deadline, and a refused one (no certificate, an untrusted chain, a TLS version
 the profile does not speak) ends in a TCP reset, as Microsoft's Edge does
 (reference §6: the far side reports 10054), with a ``tls-handshake-failed``
 event and an inferred Edge record. The peer's certificate is turned into the
-policy's facts once per connection.
+policy's facts once per connection; when the rule ``revocation`` asks for it,
+the chain's CRLs are fetched then (OpenSSL fetches none), and a revoked (or,
+under "hard", unverifiable) certificate is refused the same way.
 
 Then one :class:`~simulator.net.sipstream.SipStream` carries the connection
 (framing, pongs, bad input, the idle deadline, corking: see its module). Every
@@ -17,12 +19,16 @@ out-of-dialog request goes through :func:`_new_request`, top to bottom:
 
 1. **screen** it (:func:`simulator.policy.screen_inbound`): URIs that cannot name
    a federated domain are answered 416/400/481 at once;
-2. **route** it: the caller's domain and SRV name, remembered per caller;
+2. **route** it: the caller's domain and SRV name, remembered per caller; the
+   first Route header (:class:`~simulator.policy.Hop`) and the called user's
+   per-user facts (:class:`~simulator.policy.LocalUser`, remembered per pair);
 3. **resolve** the callback SRV (kept while the DNS answer holds; when the DNS
-   server must be asked, the replies already corked leave first);
+   server must be asked, the replies already corked leave first); a discovered
+   partner's request is counted (:meth:`EdgeState.partner_load`);
 4. **decide** (:func:`simulator.policy.decide_inbound`): a pure function of
-   (route, peer certificate, SRV answer, settings), so the verdict is cached on
-   the connection under exactly those, with its event and record compiled once;
+   (route, peer certificate, SRV answer, settings, hop, user, load), so the
+   verdict is cached on the connection under exactly those (the peer and the
+   settings are the connection's), with its event and record compiled once;
 5. **answer**: the bare refusal, or the called Skype user's answer
    (:class:`simulator.skype.user.SkypeUser`), built before anything is recorded
    so the event says what goes on the wire;
@@ -49,18 +55,24 @@ from functools import partial
 import trio
 
 from simulator.edge.eventcodec import Verdict
-from simulator.edge.state import EdgeState, peer_certificate
+from simulator.edge.state import EdgeState, checked_peer
 from simulator.edge.taps import Tap, tap_for
 from simulator.net import detach_socket, serve_guarded
 from simulator.net.sipstream import SipStream
 from simulator.net.tls import TlsStream
 from simulator.policy import (
+    Hop,
     InboundRoute,
+    LocalUser,
+    PartnerLoad,
     PeerCertificate,
     Rejection,
     SrvLookup,
+    callback_srv,
     client_usage,
     decide_inbound,
+    inbound_hop,
+    revocation_refusal,
     screen_inbound,
 )
 from simulator.sip import (
@@ -73,8 +85,10 @@ from simulator.sip import (
 )
 from simulator.skype.user import Answer, Leg, SkypeUser
 
-#: Verdicts remembered per connection (one per route and SRV answer).
+#: Verdicts remembered per connection (one per decision's arguments).
 MAX_VERDICTS = 256
+#: What a verdict is cached under: route and SRV answer by identity, then hop, user, load.
+VerdictKey = tuple[int, int, Hop | None, LocalUser, PartnerLoad]
 #: Seconds a closing connection may take to send its close_notify.
 CLOSE_TIMEOUT = 1.0
 
@@ -93,7 +107,7 @@ class FederationConnection:
     label: str
     #: Its wire tap (trace.log, the capture): None when they are off.
     tap: Tap | None = None
-    verdicts: dict[tuple[int, int], tuple[InboundRoute, SrvLookup | None, Verdict]] = field(
+    verdicts: dict[VerdictKey, tuple[InboundRoute, SrvLookup | None, Verdict]] = field(
         default_factory=dict
     )
 
@@ -188,9 +202,18 @@ async def handle_connection(
             edge.recorder.tls_failure(address, "no client certificate")
             await trio.aclose_forcefully(tls)
             return
-        peer = peer_certificate(
-            der, edge.trust, now=dt.datetime.now(dt.UTC), usage=client_usage(edge.settings)
+        peer = await checked_peer(
+            der, edge, now=dt.datetime.now(dt.UTC), usage=client_usage(edge.settings)
         )
+        revoked = revocation_refusal(peer, edge.settings)
+        if revoked is not None:
+            # Schannel checks revocation while it builds the chain: the peer is refused
+            # as at the handshake (reference 1.2, §6; the form is unverified).
+            _rule, _symbol, schannel, what = revoked
+            edge.recorder.tls_failure(address, f"the certificate {what} ({schannel})")
+            _reset(tls.socket)
+            tls.abort()
+            return
         conn = _connection(edge, tls, peer, peer_ip, peer_port, local_addr, cid)
         async with trio.open_nursery() as nursery:  # ringing tasks live as long as the connection
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
@@ -323,14 +346,17 @@ async def _new_request(
         await conn.sip.send(serialize(reply))
         return
     route = edge.routes.get(parties) or edge.route(parties)  # 2. route (remembered)
+    hop = inbound_hop(request, conn.leg.local)
+    called = edge.request_user(request.to.uri, request.from_.uri)  # the called user
     try:
-        srv = await _resolve(edge, conn, route)  # 3. resolve
+        srv = await _resolve(edge, conn, callback_srv(route, hop, edge.settings))  # 3. resolve
     except trio.Cancelled:
         # Shutdown (or the connection's end) caught the request mid-lookup: it still
         # gets its event line, so events never fall behind accepted requests.
         recorder.unanswered("inbound", request, conn.label, "the Edge stopped before deciding")
         raise
-    verdict = _decide(edge, conn, route, srv)  # 4. decide
+    load = edge.partner_load(route, srv, called)
+    verdict = _decide(edge, conn, route, srv, hop, called, load)  # 4. decide
     decision = verdict.decision
     ring = None
     if decision.accepted:  # 5. answer: the called user's...
@@ -360,10 +386,9 @@ async def _new_request(
 
 
 async def _resolve(
-    edge: EdgeState, conn: FederationConnection, route: InboundRoute
+    edge: EdgeState, conn: FederationConnection, name: str | None
 ) -> SrvLookup | None:
-    """The callback SRV lookup the route needs (None when it needs none)."""
-    name = route.srv_name
+    """The callback SRV lookup the decision needs (None when it needs none)."""
     if name is None:
         return None
     lookups = edge.lookups
@@ -377,22 +402,31 @@ async def _resolve(
 
 
 def _decide(
-    edge: EdgeState, conn: FederationConnection, route: InboundRoute, srv: SrvLookup | None
+    edge: EdgeState,
+    conn: FederationConnection,
+    route: InboundRoute,
+    srv: SrvLookup | None,
+    hop: Hop | None,
+    user: LocalUser,
+    load: PartnerLoad,
 ) -> Verdict:
-    """The verdict for (route, this peer, srv, settings), compiled once per connection.
+    """The verdict for (route, this peer, srv, settings, hop, user, load), compiled once.
 
-    Keyed by the route's and the lookup's identity (the entry keeps both alive, so
-    the ids stay theirs): SrvLookup's generated hash walks every target.
+    Keyed by exactly the decision's arguments: the route's and the lookup's identity
+    (the entry keeps both alive, so the ids stay theirs; SrvLookup's generated hash
+    walks every target), the hop, the called user and the load by value; the peer and
+    the settings are the connection's own. A verdict is never reused for another user.
     """
-    key = (id(route), id(srv))
+    key: VerdictKey = (id(route), id(srv), hop, user, load)
     entry = conn.verdicts.get(key)
     if entry is not None and entry[0] is route and entry[1] is srv:
         return entry[2]
-    decision = decide_inbound(route, conn.peer, srv, edge.settings)
+    decision = decide_inbound(route, conn.peer, srv, edge.settings, hop=hop, user=user, load=load)
     extra = {
         "peer_address": f"{conn.peer_ip}:{conn.peer_port}",
         "cert_names": list(conn.peer.names),
         "chain": conn.peer.chain,
+        "revocation": conn.peer.revocation,
         "srv": None
         if srv is None
         else {

@@ -3,8 +3,9 @@
 Reference §2.1 (O3-O11), §6 and §7.1, in Microsoft's order, each step a pure
 decision from :mod:`simulator.policy.outbound` fed with facts gathered here:
 
-1. policy and route (:func:`~simulator.policy.outbound_route`): blocked / off /
-   not allowed answer 403; an allowed partner with ``proxy_fqdn`` is reached
+1. policy and route (:func:`~simulator.policy.outbound_route`): a caller without
+   federation access gets 403 + 1002; blocked / off / not allowed answer 403 (a
+   tenant's with 1002); an allowed partner with ``proxy_fqdn`` is reached
    directly (no SRV), anyone else through ``_sipfederationtls._tcp.<domain>``;
 2. the SRV lookup (:func:`~simulator.policy.outbound_after_srv`: 1008, 1009);
 3. a checked partner connection for the first usable target
@@ -140,7 +141,8 @@ class Outbound:
             await client.send(
                 client_response(edge, request, 100, to_tag=None, headers=self._server())
             )
-        route = outbound_route(domain, edge.settings)
+        caller = edge.request_user(request.from_.uri, request.to.uri)
+        route = outbound_route(domain, edge.settings, caller=caller)
         if isinstance(route, Decision):
             await self._refuse(client, request, route, facts, peer=None)
             return

@@ -5,7 +5,8 @@ Reference §2.1 steps O7-O10 and §6, each a pure decision from
 A/AAAA (1014), the TCP connect with a bounded timeout (refused and timed out
 told apart, 1046), the TLS handshake presenting the Edge's certificate (a reset
 or an alert is 1047), then the partner's certificate: its chain verified
-against the Edge's trust store and its names against the tls-target (1010).
+against the Edge's trust store, its CRLs when the rule ``revocation`` asks for
+them, and its names against the tls-target (1010).
 
 Why the TLS layer does not verify the partner itself: OpenSSL would abort the
 handshake on an untrusted or expired chain without showing us the
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import trio
 
-from simulator.edge.state import EdgeState, peer_certificate
+from simulator.edge.state import EdgeState, checked_peer
 from simulator.edge.taps import Tap, tap_for
 from simulator.net import PEER_FAULTS, detach_socket, run_guarded
 from simulator.net.sipstream import SipStream
@@ -284,8 +285,9 @@ class Partners:
         if not der:  # an anonymous cipher suite: nothing to trust
             await trio.aclose_forcefully(tls)
             return outbound_tls_failed(domain, target, settings, reset=False, alert=None)
-        peer = peer_certificate(der, self.edge.trust, now=dt.datetime.now(dt.UTC), usage="server")
+        peer = await checked_peer(der, self.edge, now=dt.datetime.now(dt.UTC), usage="server")
         attempt["cert_names"] = list(peer.names)
+        attempt["revocation"] = peer.revocation
         attempt["cert_name"] = peer.display_name
         attempt["chain"] = peer.chain
         refusal = outbound_check_peer(domain, target, peer, settings)

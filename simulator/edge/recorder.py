@@ -57,7 +57,9 @@ from simulator.edge.eventcodec import (
     event_json,
     json_string,
     record_summary,
+    render_record,
     request_fields,
+    windows_event_line,
 )
 from simulator.edge.logfiles import LogFiles
 from simulator.edge.observers import Observer, Observers, Watch
@@ -186,14 +188,8 @@ class Recorder:
             return self.taps.edge_record(
                 template, request, stamp=stamp, seq=self.next_seq(), drawn=self.correlation()
             )
-        cseq = request.cseq
-        return template.render(
-            stamp=stamp,
-            seq=self.next_seq(),
-            correlation_id=self.correlation(),
-            start_line=request.start_line,
-            call_id=request.call_id,
-            cseq=f"{cseq[0]} {cseq[1]}",
+        return render_record(
+            template, request, stamp=stamp, seq=self.next_seq(), correlation_id=self.correlation()
         )
 
     def template(self, record: EdgeLogRecord, peer: str) -> EdgeLogTemplate:
@@ -284,6 +280,8 @@ class Recorder:
         self._open.discard(id(request))
         stamp, iso = self.stamps()
         record = None
+        if self.taps is not None:  # a component line goes before the record it explains
+            self.taps.decision_component(decision, request)
         if decision.edge_log is not None:
             record = self.record_text(
                 self.template(decision.edge_log, log_peer or peer), request, stamp
@@ -302,7 +300,7 @@ class Recorder:
         self.write(event, record, hold=True)
         self.say_decision(
             f"{iso[11:19]} {direction:<8} {request.method} {request.from_.uri} -> "
-            f"{request.to.uri}  {decision.rule}  {decision.status}"
+            f"{request.to.uri}  {decision.rule}  {decision.status}{windows_event_line(decision)}"
         )
 
     def compile(
@@ -334,6 +332,8 @@ class Recorder:
         """
         stamp, iso = self.stamps()
         template = verdict.record
+        if self.taps is not None:  # a component line goes before the record it explains
+            self.taps.decision_component(verdict.decision, request)
         record = None if template is None else self.record_text(template, request, stamp)
         line = verdict.event.render_encoded(
             (
@@ -351,7 +351,7 @@ class Recorder:
         if self.decisions and self.console is not None:  # format only when shown
             self.say(
                 f"{iso[11:19]} inbound  {request.method} {from_text} -> {to_text}"
-                f"  {verdict.decision.rule}  {status}"
+                f"  {verdict.decision.rule}  {status}{windows_event_line(verdict.decision)}"
             )
 
     def call_event(
@@ -490,7 +490,7 @@ class Recorder:
         *,
         request: Request | None = None,
         level: str = "TL_ERROR",
-        location: str = COMPONENT_LOCATION,
+        location: str | None = COMPONENT_LOCATION,
     ) -> None:
         """A TF_COMPONENT record in trace.log (:meth:`~simulator.edge.taps.WireTaps.component`)."""
         if self.taps is not None:

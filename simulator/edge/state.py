@@ -8,6 +8,7 @@ resolver it carries; its caches are keyed by exactly what they remember.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from collections import OrderedDict
@@ -16,21 +17,31 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, TypeVar
 
+import trio
 from cryptography import x509
 
 from simulator.dns import Resolver
+from simulator.edge.crl import CrlFetcher
 from simulator.edge.lookups import SrvLookups
 from simulator.edge.recorder import Recorder
+from simulator.lab.model import DEFAULT_USER, UserSpec
 from simulator.net import InternalError
 from simulator.pki import facts_from_der, verify_chain
 from simulator.policy import (
     EdgeSettings,
     InboundRoute,
+    LocalUser,
     Parties,
+    PartnerCounts,
+    PartnerLoad,
     PeerCertificate,
+    SrvLookup,
+    discovered_partner,
     inbound_route,
+    local_user,
+    partner_load,
 )
-from simulator.sip import StreamFramer
+from simulator.sip import SipUri, StreamFramer
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -91,6 +102,35 @@ def peer_certificate(
     "server" for a partner the Edge calls out to, "any" for a partner calling in when
     the lab's ``client_eku`` rule ignores the EKU (:func:`simulator.policy.client_usage`).
     """
+    return peer_facts(der, trust, now=now, usage=usage)[0]
+
+
+async def checked_peer(
+    der: bytes,
+    edge: EdgeState,
+    *,
+    now: dt.datetime,
+    usage: Literal["client", "server", "any"],
+) -> PeerCertificate:
+    """:func:`peer_certificate`, with what the chain's CRLs say when the rule asks for it.
+
+    The CRLs are fetched (or taken from the Edge's cache) only for a trusted chain
+    and a ``revocation`` rule other than "off" (reference 1.2, §6).
+    """
+    peer, path = peer_facts(der, edge.trust, now=now, usage=usage)
+    if edge.settings.rules.revocation == "off" or not path or edge.crls is None:
+        return peer
+    return dataclasses.replace(peer, revocation=await edge.crls.status(path, now=now))
+
+
+def peer_facts(
+    der: bytes,
+    trust: TrustStore,
+    *,
+    now: dt.datetime,
+    usage: Literal["client", "server", "any"] = "client",
+) -> tuple[PeerCertificate, tuple[x509.Certificate, ...]]:
+    """The policy's facts about a peer certificate, and the chain built (empty unless trusted)."""
     facts = facts_from_der(der)
     leaf = x509.load_der_x509_certificate(der)
     verdict = verify_chain(
@@ -101,12 +141,13 @@ def peer_certificate(
         public_roots=trust.public_roots,
         usage=usage,
     )
-    return PeerCertificate(
+    peer = PeerCertificate(
         display_name=facts.display_name(),
         names=facts.names_for_matching(),
         chain=verdict.status,
         public_root=verdict.root_is_public,
     )
+    return peer, verdict.path
 
 
 def remember(table: OrderedDict[K, V], key: K, value: V) -> None:
@@ -128,6 +169,8 @@ class EdgeState:
         trust: the CAs the Edge trusts.
         recorder: the one writer of events and Edge log records.
         rng: every random choice of the Edge (tags, branches, correlation ids).
+        crls: the Edge's CRL fetcher (None: revocation is never checked).
+        lab_users: the lab's users (``[edge] users``): federation, contacts.
     """
 
     settings: EdgeSettings
@@ -137,7 +180,14 @@ class EdgeState:
     recorder: Recorder
     limits: Limits = field(default_factory=Limits)
     rng: random.Random = field(default_factory=random.Random)
+    crls: CrlFetcher | None = None
+    lab_users: Mapping[str, UserSpec] = field(default_factory=dict)
     lookups: SrvLookups = field(init=False)
+    #: What each discovered partner did (the rules discovered_rate/_contacts judge it).
+    counters: PartnerCounts = field(default_factory=PartnerCounts)
+    _local_users: OrderedDict[tuple[str, str, str, str], LocalUser] = field(
+        default_factory=OrderedDict
+    )
     #: Open federation connections, in all and per source IP (entries removed at 0).
     connections: int = 0
     per_peer: dict[str, int] = field(default_factory=dict)
@@ -170,6 +220,50 @@ class EdgeState:
             route = inbound_route(parties, self.settings)
             remember(self.routes, parties, route)
         return route
+
+    def local_user(
+        self, user: str | None, domain: str, peer_user: str | None, peer_domain: str
+    ) -> LocalUser:
+        """The per-user facts of our user ``user@domain`` facing ``peer_user@peer_domain``.
+
+        Remembered, so the same pair gives the same object (the verdict cache hashes it).
+        """
+        key = (user or "", domain, peer_user or "", peer_domain)
+        found = self._local_users.get(key)
+        if found is None:
+            spec = self.lab_users.get(user or "", DEFAULT_USER)
+            found = local_user(
+                user,
+                domain,
+                federation=spec.federation,
+                contacts=spec.contacts,
+                peer=(peer_user, peer_domain),
+            )
+            remember(self._local_users, key, found)
+        return found
+
+    def request_user(self, ours: object, theirs: object) -> LocalUser:
+        """:meth:`local_user` for our user's URI ``ours`` facing the other party's ``theirs``."""
+        mine = (ours.user, ours.host.lower()) if isinstance(ours, SipUri) else (None, "")
+        if isinstance(theirs, SipUri):
+            return self.local_user(*mine, theirs.user, theirs.host.lower())
+        return self.local_user(*mine, None, "")
+
+    def partner_load(
+        self, route: InboundRoute, srv: SrvLookup | None, user: LocalUser
+    ) -> PartnerLoad:
+        """Count a discovered partner's request and say where it stands (else "within")."""
+        if not discovered_partner(route.domain, srv, self.settings):
+            return "within"
+        rules = self.settings.rules
+        sent, rank = self.counters.count(
+            route.domain,
+            f"{user.user}@{user.domain}",
+            now=trio.current_time(),
+            rate=rules.discovered_rate,
+            contacts=rules.discovered_contacts,
+        )
+        return partner_load(sent, rank, self.settings)
 
     def uri_text(self, uri: object) -> str:
         """``str(uri)``, remembered: the same partner URIs come back on every call."""

@@ -43,8 +43,9 @@ from typing import TextIO
 
 import trio
 
-from simulator.diagnostics import EdgeLogTemplate, ResultCode
+from simulator.diagnostics import RESULT_CODES, EdgeLogTemplate, ResultCode
 from simulator.errors import FedsimError
+from simulator.policy import Decision
 from simulator.sip import Request
 from simulator.trace import (
     Side,
@@ -348,7 +349,7 @@ class WireTaps:
         *,
         request: Request | None,
         level: str,
-        location: str,
+        location: str | None,
     ) -> None:
         """A ``TF_COMPONENT`` record (reference §4.1): the component's ``Exit - ...`` line
         and, with ``result``, the diagnostic block the reference shows after it
@@ -381,6 +382,16 @@ class WireTaps:
                 diagnostic=block,
             )
         )
+
+    def decision_component(self, decision: Decision, request: Request) -> None:
+        """The TF_COMPONENT record of a decision that carries one (policy's
+        :class:`~simulator.policy.Component`), written just before its TF_DIAG record."""
+        found = decision.component
+        if found is not None:
+            result = None if found.result is None else RESULT_CODES[found.result]
+            self.component(
+                found.text, result, request=request, level=found.level, location=found.location
+            )
 
     def closed(self, connection: str, when: float) -> None:
         """A connection ended (the capture's FINs)."""

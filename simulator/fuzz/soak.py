@@ -52,6 +52,9 @@ __all__ = ["SoakResult", "main", "run_soak"]
 
 STOPPED = re.compile(r"^fedsim: stopped: (\d+) requests, (\d+) events, (\d+) unwritten", re.M)
 IO_TIMEOUT = 10.0
+#: The discovered-partner rate the soak's Edge allows (the default, 20/s, is a real
+#: Edge's and would answer most good requests 503).
+SOAK_RATE = 1_000_000
 #: The traffic mix, drawn uniformly (OPTIONS twice as often). The ``c``-kinds go to
 #: the clients port: a local user, an outbound call refused after DNS (1009), an
 #: unroutable Request-URI (484), a mutated INVITE, a client that goes away abruptly.
@@ -374,6 +377,8 @@ def _conduct(seconds: float, workers: int, work: Path, result: SoakResult) -> No
         "--listen", "127.0.0.1:0", "--clients", "127.0.0.1:0",
         "--dns-listen", "127.0.0.1:0",
         "--log-dir", str(work / "logs"), "--certs-dir", str(work / "certs"),
+        # steven.lab is a discovered partner: its 20 messages/s would throttle the soak.
+        "--rule", f"discovered_rate={SOAK_RATE}",
     ]  # fmt: skip
     server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     children: list[subprocess.Popen[bytes]] = []

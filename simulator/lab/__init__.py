@@ -26,6 +26,7 @@ from simulator.lab.model import (
     HostPort,
     Lab,
     PeerConfig,
+    PkiConfig,
     TrustRef,
     UserSpec,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "Lab",
     "Locator",
     "PeerConfig",
+    "PkiConfig",
     "TrustRef",
     "UserSpec",
     "builtin_lab",

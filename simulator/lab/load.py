@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
+from simulator.diagnostics.catalogue import EVENT_14517
 from simulator.errors import FedsimError, LabError
 from simulator.lab.locate import KeyPath, Locator
 from simulator.lab.model import (
@@ -45,14 +46,22 @@ from simulator.lab.model import (
     HostPort,
     Lab,
     PeerConfig,
+    PkiConfig,
     TrustRef,
     UserSpec,
 )
 from simulator.pki.spec import EKU_NAMES, CertSpec, KeyType, Validity
+from simulator.policy.facts import (
+    VERIFICATION_LEVELS,
+    HostingProvider,
+    TenantSettings,
+    Verification,
+)
 from simulator.policy.profiles import (
     DEFAULT_PROFILE,
     PROFILE_NAMES,
     RULE_NAMES,
+    RULE_RANGES,
     RULE_VALUES,
     EdgeRules,
     ProfileName,
@@ -68,7 +77,7 @@ USER_KEYS = ("answer", "federation", "presence", "contacts")
 #: The packaged seed lab (the Cisco note's lab), also a template users can copy.
 SEED_LAB_RESOURCE: Final = "seed.toml"
 
-_TOP_KEYS = ("name", "summary", "edge", "dns", "certs", "peers", "calls", "exercise")
+_TOP_KEYS = ("name", "summary", "edge", "dns", "pki", "certs", "peers", "calls", "exercise")
 _EXERCISE_KEYS = ("task", "hints", "calls")
 _EDGE_KEYS = (
     "fqdn",
@@ -90,7 +99,22 @@ _EDGE_KEYS = (
     "profile",
     "seed",
     "rules",
+    "hosting_providers",
+    "tenant",
 )
+#: ``[[edge.hosting_providers]]`` keys (``New-CsHostingProvider``'s parameters).
+_PROVIDER_KEYS = ("name", "proxy_fqdn", "verification", "shared_address_space", "enabled")
+#: ``[edge.tenant]`` keys (``Set-CsTenantFederationConfiguration``'s parameters).
+_TENANT_KEYS = (
+    "allow_federated_users",
+    "allowed_domains",
+    "blocked_domains",
+    "block_all_subdomains",
+    "treat_discovered_as_unverified",
+)
+_PKI_KEYS = ("crl_listen",)
+#: A CRL distribution point fedsim can fetch: http://host[:port]/path.
+_CRL_URL_RE = re.compile(r"http://[A-Za-z0-9._-]+(?::\d{1,5})?/[!-~]*")
 #: ``[edge.rules]`` keys: one per open behaviour (simulator.policy.profiles).
 _RULE_KEYS: tuple[str, ...] = RULE_NAMES
 #: Largest ``[edge] seed`` (Python's Random takes any int; TOML integers are 64-bit).
@@ -108,10 +132,12 @@ _CERT_KEYS = (
     "not_before",
     "not_after",
     "key_type",
+    "revoked",
+    "crl_url",
 )
 _CERT_FILE_KEYS = ("cert", "key", "chain")
 _PEER_KEYS = ("cert", "trust", "answer", "listen", "tls", "require_client_cert")
-_CALL_KEYS = ("direction", "via", "from", "to", "pai", "method", "expect")
+_CALL_KEYS = ("direction", "via", "from", "to", "pai", "route", "method", "expect")
 _EXPECT_KEYS = (
     "status",
     "edge_log",
@@ -122,6 +148,8 @@ _EXPECT_KEYS = (
     "edge_log_data",
     "peer_headers",
     "tls",
+    "component",
+    "windows_event",
 )
 _VALIDITIES: tuple[Validity, ...] = ("valid", "expired", "not-yet-valid")
 _KEY_TYPES: tuple[KeyType, ...] = ("ecdsa", "rsa")
@@ -576,7 +604,8 @@ class _Loader:
         self.certs(top)
         edge = self.edge(top)
         dns = self.dns(top)
-        self.check_addresses(edge, dns)
+        pki = self.pki(top)
+        self.check_addresses(edge, dns, pki)
         peers = self.peers(top)
         calls = self.calls(top, peers)
         exercise = self.exercise(top, calls)
@@ -586,19 +615,21 @@ class _Loader:
             summary=summary,
             edge=edge,
             dns=dns,
+            pki=pki,
             certs=tuple(self.cert_specs.values()),
             peers=FrozenMap(peers),
             calls=calls,
             exercise=exercise,
         )
 
-    def check_addresses(self, edge: EdgeConfig, dns: DnsConfig) -> None:
+    def check_addresses(self, edge: EdgeConfig, dns: DnsConfig, pki: PkiConfig) -> None:
         """Refuse two listeners on one fixed TCP address (port 0 is always free)."""
         taken: dict[HostPort, str] = {}
         for path, label, addr in (
             (("edge", "listen"), "[edge] key 'listen'", edge.listen),
             (("edge", "clients"), "[edge] key 'clients'", edge.clients),
             (("dns", "listen"), "[dns] key 'listen'", dns.listen),
+            (("pki", "crl_listen"), "[pki] key 'crl_listen'", pki.crl_listen),
         ):
             if addr[1] != 0 and addr in taken:
                 raise self.error(
@@ -704,6 +735,24 @@ class _Loader:
         if not_before and not_after and not_before >= not_after:
             raise t.error("not_after", "must be later than not_before")
         key_type = t.choice("key_type", _KEY_TYPES, "ecdsa")
+        revoked = t.boolean("revoked", False)
+        if revoked and issuer is None:
+            raise t.error(
+                "revoked",
+                "a root (a certificate without issuer) has no CRL to be listed on",
+                fix="revoke a certificate its CA issued, or omit revoked",
+            )
+        crl_url = t.string("crl_url", None, example='"http://127.0.0.1:1/lab-root.crl"')
+        if crl_url is not None and not _CRL_URL_RE.fullmatch(crl_url):
+            raise t.error(
+                "crl_url",
+                f"{crl_url!r} is not an http:// URL",
+                fix='write crl_url = "http://host:port/ca.crl" (the Edge fetches CRLs over HTTP)',
+            )
+        if crl_url is not None and issuer is None:
+            raise t.error(
+                "crl_url", "a root names no CRL distribution point", fix="omit crl_url here"
+            )
         spec = CertSpec(
             name=name,
             ca=ca,
@@ -715,6 +764,8 @@ class _Loader:
             not_before=not_before,
             not_after=not_after,
             key_type=key_type,
+            revoked=revoked,
+            crl_url=crl_url,
         )
         # Absent eku keeps CertSpec's default (serverAuth + clientAuth).
         return spec if eku_list is None else replace(spec, eku=tuple(eku_list))
@@ -870,6 +921,8 @@ class _Loader:
         allowed = self.allowed(t, blocked)
         name: ProfileName = t.choice("profile", PROFILE_NAMES, DEFAULT_PROFILE)
         product = profile(name)
+        providers = self.hosting_providers(t, allowed)
+        tenant = self.tenant(t, name)
         return EdgeConfig(
             fqdn=fqdn,
             domains=domains,
@@ -890,6 +943,8 @@ class _Loader:
             profile=name,
             rules=self.rules(t, product.rules),
             seed=self.seed(t),
+            hosting_providers=providers,
+            tenant=tenant,
         )
 
     def rules(self, t: _Table, defaults: EdgeRules) -> EdgeRules:
@@ -900,9 +955,14 @@ class _Loader:
         if value is not None:
             r = _Table(self, ("edge", "rules"), "[edge.rules]", value, _RULE_KEYS)
             for key in value:
+                if key in RULE_RANGES:
+                    changes[key] = self.rule_number(r, key)
+                    continue
                 options = RULE_VALUES[key]
                 if isinstance(options[0], bool):
                     changes[key] = r.boolean(key, False)
+                elif isinstance(options[0], int):
+                    changes[key] = self.rule_status(r, key, cast(tuple[int, ...], options))
                 else:
                     changes[key] = r.choice(key, cast(tuple[str, ...], options), "")
             if old is not None and "domain_source" in changes and changes["domain_source"] != old:
@@ -914,6 +974,125 @@ class _Loader:
         if old is not None:
             changes.setdefault("domain_source", old)
         return with_rules(defaults, changes)
+
+    def rule_number(self, r: _Table, key: str) -> int:
+        """A whole-number rule (``discovered_rate = 20``) within its bounds."""
+        low, high = RULE_RANGES[key]
+        value = r.get(key)
+        if not _is_int(value) or not low <= cast(int, value) <= high:
+            raise r.error(
+                key,
+                f"expected a whole number from {low} to {high}, got {value!r}",
+                fix=f"write {key} = {EdgeRules.__dataclass_fields__[key].default}",
+            )
+        return cast(int, value)
+
+    def rule_status(self, r: _Table, key: str, options: tuple[int, ...]) -> int:
+        """A rule that takes one of a few SIP statuses (``discovered_refusal = 503``)."""
+        value = r.get(key)
+        if not _is_int(value) or value not in options:
+            shown = ", ".join(str(o) for o in options)
+            raise r.error(
+                key, f"{value!r} is not one of {shown}", fix=f"write {key} = {options[0]}"
+            )
+        return cast(int, value)
+
+    def hosting_providers(
+        self, t: _Table, allowed: tuple[AllowedPartner, ...]
+    ) -> tuple[HostingProvider, ...]:
+        """``[[edge.hosting_providers]]``; one FQDN both pinned and a provider stops the lab."""
+        example = '[{ name = "Office365", proxy_fqdn = "sipfed.online.lync.com" }]'
+        value = t.get("hosting_providers")
+        if value is _MISSING:
+            return ()
+        if not isinstance(value, list):
+            raise t.wrong_type("hosting_providers", "a list of provider tables", value, example)
+        providers: list[HostingProvider] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise t.error(
+                    "hosting_providers",
+                    f"item {i + 1}: expected a table, got {_describe(item)}",
+                    fix='write [[edge.hosting_providers]] then proxy_fqdn = "..."',
+                    sub=(i,),
+                )
+            p = _Table(
+                self,
+                ("edge", "hosting_providers", i),
+                f"[[edge.hosting_providers]] #{i + 1}",
+                item,
+                _PROVIDER_KEYS,
+            )
+            fqdn = p.domain(
+                "proxy_fqdn",
+                p.required("proxy_fqdn", '"sipfed.online.lync.com"'),
+                example='"sipfed.online.lync.com"',
+            )
+            name = p.string("name", fqdn, example='"Office365"')
+            if any(q.proxy_fqdn == fqdn for q in providers):
+                raise p.error("proxy_fqdn", f"{fqdn!r} is a hosting provider twice")
+            if any(q.name == name for q in providers):
+                raise p.error("name", f"{name!r} names two hosting providers")
+            pinned = next((a for a in allowed if a.proxy_fqdn == fqdn), None)
+            if pinned is not None:
+                # Field cases C7: the Access Edge service refuses to start (event 14517).
+                raise p.error(
+                    "proxy_fqdn",
+                    f"{fqdn} is also the proxy_fqdn of the allowed partner {pinned.domain}: an "
+                    "Access Edge with one server both an allowed partner server and a hosting "
+                    "provider does not start",
+                    fix=f"remove proxy_fqdn from the [[edge.allowed]] entry of {pinned.domain} "
+                    "and keep the hosting provider",
+                ).with_details("Event 14517: " + EVENT_14517[0], EVENT_14517[1].format(fqdn=fqdn))
+            verification: Verification = p.choice(
+                "verification", VERIFICATION_LEVELS, "AlwaysVerifiable"
+            )
+            providers.append(
+                HostingProvider(
+                    name=name,
+                    proxy_fqdn=fqdn,
+                    verification=verification,
+                    shared_address_space=cast(bool, p.boolean("shared_address_space", False)),
+                    enabled=cast(bool, p.boolean("enabled", True)),
+                )
+            )
+        return tuple(providers)
+
+    def tenant(self, t: _Table, name: ProfileName) -> TenantSettings | None:
+        """``[edge.tenant]``: the Office 365 tenant's federation, instead of the Edge's lists."""
+        value = t.table("tenant", example="{ allowed_domains = [] }")
+        if value is None:
+            return None
+        if name != "office365":
+            raise t.error(
+                "tenant",
+                f"the tenant's federation settings belong to Office 365, not profile {name!r}",
+                fix='set [edge] profile = "office365", or use federation/allowed/blocked',
+            )
+        for key in ("federation", "allowed", "blocked"):
+            if t.has(key):
+                raise t.error(
+                    key,
+                    "with [edge.tenant] the tenant's lists decide",
+                    fix="use [edge.tenant] allow_federated_users, allowed_domains, "
+                    "blocked_domains instead",
+                )
+        r = _Table(self, ("edge", "tenant"), "[edge.tenant]", value, _TENANT_KEYS)
+        return TenantSettings(
+            allow_federated_users=cast(bool, r.boolean("allow_federated_users", True)),
+            allowed_domains=r.domain_list("allowed_domains", example='["steven.lab"]') or (),
+            blocked_domains=r.domain_list("blocked_domains", example='["blocked.lab"]') or (),
+            block_all_subdomains=cast(bool, r.boolean("block_all_subdomains", False)),
+            treat_discovered_as_unverified=cast(
+                bool, r.boolean("treat_discovered_as_unverified", False)
+            ),
+        )
+
+    def pki(self, top: _Table) -> PkiConfig:
+        t = self.section(top, "pki", _PKI_KEYS, '{ crl_listen = "127.0.0.1:8081" }')
+        return PkiConfig(
+            crl_listen=t.hostport("crl_listen", ("127.0.0.1", 0), example='"127.0.0.1:8081"')
+        )
 
     def seed(self, t: _Table) -> int | None:
         value = t.get("seed")
@@ -1181,6 +1360,15 @@ class _Loader:
         from_ = self.sip_uri(t, "from", required=True)
         to = self.sip_uri(t, "to", required=True)
         pai = self.sip_uri(t, "pai", required=False)
+        route = t.string("route", None, example='"<sip:sip.skype.lab;lr>"')
+        if route is not None and any(c in route for c in "\r\n"):
+            raise t.error("route", "a Route header is one line", fix='write route = "<sip:...;lr>"')
+        if route is not None and direction != "inbound":
+            raise t.error(
+                "route",
+                "only an inbound call (the Expressway-E's request) carries a Route here",
+                fix="remove route, or make the call inbound",
+            )
         method = t.string("method", "INVITE", example='"INVITE"')
         if not _METHOD_RE.fullmatch(method):
             raise t.error(
@@ -1192,6 +1380,7 @@ class _Loader:
             from_=cast(str, from_),
             to=cast(str, to),
             pai=pai,
+            route=route,
             method=method,
             expect=self.expect(t),
             line=self.locator.line(t.path),
@@ -1268,7 +1457,18 @@ class _Loader:
                         fix=f'write {pk} = "{pv}"',
                         sub=(pk,),
                     )
+        event = e.get("windows_event")
+        if event is not _MISSING and (not _is_int(event) or not 0 < cast(int, event) < 65536):
+            raise e.error(
+                "windows_event",
+                f"expected a Windows event id, got {event!r}",
+                fix="write expect.windows_event = 14508",
+            )
         return Expect(
+            component=e.string(
+                "component", None, example='"Exit - route headers from untrusted source."'
+            ),
+            windows_event=None if event is _MISSING else cast(int, event),
             edge_log_data=self.string_table(e, "edge_log_data", '{ domain = "acano.steven.lab" }'),
             peer_headers=self.string_table(e, "peer_headers", '{ Server = "RTC/6.0" }') or {},
             tls=e.choice("tls", TLS_EXPECTATIONS, None),

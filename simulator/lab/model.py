@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from simulator.pki.spec import CertSpec
+from simulator.policy.facts import HostingProvider, TenantSettings
 from simulator.policy.profiles import DEFAULT_PROFILE, EdgeRules, ProfileName
 
 K = TypeVar("K")
@@ -135,6 +136,26 @@ class UserSpec:
     contacts: tuple[str, ...] = ()
 
 
+#: An unlisted user: answers 200, may federate, online, no contacts.
+DEFAULT_USER = UserSpec()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PkiConfig:
+    """The lab PKI's services (``[pki]``).
+
+    Attributes:
+        crl_listen: where fedsim serves the lab CAs' CRLs over HTTP; the lab's
+            certificates name ``http://<crl_listen>/<ca>.crl`` as their CRL
+            distribution point. Port 0 (the default) takes a free port.
+    """
+
+    crl_listen: HostPort = ("127.0.0.1", 0)
+
+    def __post_init__(self) -> None:
+        _check_port("crl_listen", self.crl_listen)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EdgeConfig:
     """The emulated Access Edge: its names, ports, certificate and federation policy.
@@ -160,6 +181,8 @@ class EdgeConfig:
         profile: the emulated product (``[edge] profile``).
         rules: the open behaviours: the profile's defaults, then ``[edge.rules]``.
         seed: the seed of every random choice (``[edge] seed``); None = random.
+        hosting_providers: ``[[edge.hosting_providers]]`` (``New-CsHostingProvider``).
+        tenant: ``[edge.tenant]``, the Office 365 tenant's federation (profile office365).
     """
 
     fqdn: str
@@ -180,6 +203,8 @@ class EdgeConfig:
     profile: ProfileName = DEFAULT_PROFILE
     rules: EdgeRules = field(default_factory=EdgeRules)
     seed: int | None = None
+    hosting_providers: tuple[HostingProvider, ...] = ()
+    tenant: TenantSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.domains:
@@ -200,6 +225,10 @@ class EdgeConfig:
     def domain_source(self) -> DomainSource:
         """Which header names the inbound caller's domain (``rules.domain_source``)."""
         return self.rules.domain_source
+
+    def user(self, name: str) -> UserSpec:
+        """The lab's settings of user ``name`` (an unlisted user gets the defaults)."""
+        return self.users.get(name) or DEFAULT_USER
 
     def answer_for(self, user: str) -> int:
         """The SIP status user ``user`` of this Edge answers with (200 unless listed)."""
@@ -273,6 +302,9 @@ class Expect:
             ``Via.<param>`` names a parameter of the top Via).
         tls: "refused-at-handshake", or the protocol version the caller's TLS
             connection negotiated ("TLSv1.2").
+        component: the text of the TF_COMPONENT line the Edge wrote with the
+            decision (``Exit - route headers from untrusted source.``).
+        windows_event: the id of the Windows event the Edge wrote (14508).
     """
 
     status: int | None = None
@@ -284,6 +316,8 @@ class Expect:
     edge_log_data: Mapping[str, str] | None = None
     peer_headers: Mapping[str, str] = field(default_factory=FrozenMap)
     tls: TlsExpectation | None = None
+    component: str | None = None
+    windows_event: int | None = None
 
     def __post_init__(self) -> None:
         _check_status("status", self.status)
@@ -302,8 +336,9 @@ class CallSpec:
     """One ``[[calls]]`` entry: a request to place and what it must produce.
 
     ``via`` names the peer that places an inbound call (required for inbound).
-    ``from_`` is the lab file's ``from`` key. ``line`` is where the entry starts
-    in the lab file, for reports.
+    ``from_`` is the lab file's ``from`` key. ``route`` is a Route header the
+    peer sends (inbound). ``line`` is where the entry starts in the lab file, for
+    reports.
     """
 
     direction: Direction
@@ -311,6 +346,7 @@ class CallSpec:
     from_: str
     to: str
     pai: str | None = None
+    route: str | None = None
     method: str = "INVITE"
     expect: Expect
     line: int = 0
@@ -348,6 +384,7 @@ class Lab:
     summary: str = ""
     edge: EdgeConfig
     dns: DnsConfig = field(default_factory=DnsConfig)
+    pki: PkiConfig = field(default_factory=PkiConfig)
     certs: tuple[CertSpec, ...] = ()
     peers: Mapping[str, PeerConfig] = field(default_factory=FrozenMap)
     calls: tuple[CallSpec, ...] = ()

@@ -32,6 +32,8 @@ def settings_from_config(edge: EdgeConfig) -> EdgeSettings:
         rules=edge.rules,
         server_header=edge.server_header,
         profile=edge.profile,
+        hosting_providers=edge.hosting_providers,
+        tenant=edge.tenant,
     )
 
 

@@ -100,6 +100,7 @@ def build_request(
     pai: str | None,
     local: tuple[str, int] | None,
     ids: CallIds,
+    route: str | None = None,
 ) -> Request:
     """The out-of-dialog request an Expressway-E sends to a federated Edge.
 
@@ -111,6 +112,8 @@ def build_request(
         local: our (ip, port) on the connection, for Via and Contact; None when
             the connection was never made (the request is then only reported).
         ids: the call's random identifiers.
+        route: a Route header field to send (RFC 3261 §8.1.1.1: a pre-existing route
+            set), e.g. ``<sip:sip.skype.lab;lr>``; None sends none.
 
     Raises:
         FedsimError: a method we do not send, or a URI that is not a SIP URI.
@@ -121,6 +124,10 @@ def build_request(
     check_sip_uri("to URI", to_uri)
     if pai is not None:
         check_sip_uri("P-Asserted-Identity", pai)
+    if route is not None and (not route.strip() or any(c in route for c in "\r\n")):
+        raise FedsimError(
+            f"Route {route!r} must be one non-empty line, e.g. <sip:sip.skype.lab;lr>"
+        )
     sent_by = UNCONNECTED_HOST if local is None else _hostport(*local)
     media_host = "0.0.0.0" if local is None else local[0]
     caller = parse_uri(from_uri)
@@ -128,6 +135,7 @@ def build_request(
     pairs: list[tuple[str, str]] = [
         ("Via", f"SIP/2.0/TLS {sent_by};branch={ids.branch}"),
         ("Max-Forwards", MAX_FORWARDS),
+        *((("Route", route),) if route is not None else ()),
         ("From", f"<{from_uri}>;tag={ids.from_tag}"),
         ("To", f"<{to_uri}>"),
         ("Call-ID", ids.call_id),

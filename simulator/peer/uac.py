@@ -115,6 +115,7 @@ async def place_call(
     from_uri: str,
     to_uri: str,
     pai: str | None = None,
+    route: str | None = None,
     method: str = "INVITE",
     hang_up: bool = True,
     timeout: float = 10.0,  # noqa: ASYNC109 (the contract: one bound for the whole call)
@@ -130,6 +131,7 @@ async def place_call(
         from_uri: caller (From, Contact user).
         to_uri: callee (Request-URI, To).
         pai: P-Asserted-Identity, when the caller's domain should come from it.
+        route: a Route header to send (an Expressway with a pre-loaded route).
         method: INVITE, MESSAGE or OPTIONS.
         hang_up: after a 200 to INVITE, send BYE and wait for its answer.
         timeout: seconds for the whole exchange (connect, handshake, answer, BYE).
@@ -152,7 +154,13 @@ async def place_call(
 
     def build(local: tuple[str, int] | None) -> Request:
         return requests.build_request(
-            method=method, from_uri=from_uri, to_uri=to_uri, pai=pai, local=local, ids=ids
+            method=method,
+            from_uri=from_uri,
+            to_uri=to_uri,
+            pai=pai,
+            local=local,
+            ids=ids,
+            route=route,
         )
 
     # Validates the inputs before any I/O, and stands in the result if we never connect.

@@ -23,7 +23,13 @@ from simulator.pki.facts import (
     matches_name,
     verify_chain,
 )
-from simulator.pki.lab import IssuedCert, issue_pki, read_lab_specs
+from simulator.pki.lab import IssuedCert, crl_url_for, issue_pki, read_lab_specs
+from simulator.pki.revocation import (
+    crl_urls,
+    distribution_points,
+    load_crl,
+    revocation_status,
+)
 from simulator.pki.spec import EKU_NAMES, CertSpec, KeyType, Validity
 
 __all__ = [
@@ -39,15 +45,20 @@ __all__ = [
     "TlsProfile",
     "Validity",
     "client_context",
+    "crl_url_for",
+    "crl_urls",
+    "distribution_points",
     "enable_keylog",
     "facts_from_certificate",
     "facts_from_der",
     "issue_pki",
     "key_matches_certificate",
+    "load_crl",
     "load_pem_certificates",
     "matches_name",
     "open_keylog",
     "read_lab_specs",
+    "revocation_status",
     "server_context",
     "use_keylog",
     "verify_chain",

@@ -202,12 +202,15 @@ class ChainVerdict:
             not); for a chain that stops at a CA neither sent nor trusted, that
             CA's name; None when the leaf itself failed or the chain is broken.
         root_is_public: the root reached is one of the public roots.
+        path: the chain built, leaf first and the trusted root last (only for a
+            "trusted" verdict: what a revocation check walks).
     """
 
     status: ChainStatus
     detail: str
     root_subject: str | None
     root_is_public: bool
+    path: tuple[x509.Certificate, ...] = ()
 
     def __post_init__(self) -> None:
         if self.root_is_public and self.root_subject is None:
@@ -354,6 +357,7 @@ def verify_chain(
         detail=f"{_label(leaf)} chains to the trusted root {_label(root)}{kind}",
         root_subject=root_subject,
         root_is_public=is_public,
+        path=tuple(path),
     )
 
 

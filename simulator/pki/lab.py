@@ -11,16 +11,21 @@ trustme's (SKI/AKI, critical BasicConstraints and KeyUsage) so the files look
 like trustme's to OpenSSL.
 
 Files go to ``<out_dir>/<stem>.crt``, ``.key`` (mode 0600 from creation) and
-``.chain.pem`` (leaf then intermediates, no root). ``<out_dir>/fedsim-pki.json``
-records each certificate's spec and the fingerprint of what was issued, so a
-rerun with the same specs reuses the files (``fedsim serve`` restarts fast and
-peers keep trusting the same CA) and a changed spec re-issues that certificate
-and everything below it.
+``.chain.pem`` (leaf then intermediates, no root); each CA also gets
+``<stem>.crl`` (DER): the CRL that lists the certificates it issued with
+``revoked = true``. Given a CRL server's base URL, every certificate a lab CA
+issues carries a CRL distribution point, ``<base>/<issuer stem>.crl`` (or its
+spec's own ``crl_url``), the way a Lync Edge certificate must (reference 1.9).
+``<out_dir>/fedsim-pki.json`` records each certificate's spec and the
+fingerprint of what was issued, so a rerun with the same specs reuses the files
+(``fedsim serve`` restarts fast and peers keep trusting the same CA) and a
+changed spec re-issues that certificate and everything below it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -59,6 +64,9 @@ NOT_YET_VALID_WINDOW = (dt.timedelta(days=1), dt.timedelta(days=366))
 
 #: Organisation put in lab CA subjects, so nobody mistakes them for real CAs.
 CA_ORGANIZATION = "fedsim lab PKI"
+#: A CRL is valid from an hour ago (clocks differ) for a week.
+CRL_BACKDATE = dt.timedelta(hours=1)
+CRL_LIFETIME = dt.timedelta(days=7)
 #: Characters kept in file stems; anything else becomes "_".
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -84,6 +92,8 @@ class IssuedCert:
             ``cert_path`` for a root or a self-signed leaf): what a peer trusts.
         is_ca: True for a root or intermediate CA.
         public: True when the root stands for a publicly trusted CA.
+        crl_path: a CA's CRL (DER), None for a leaf.
+        cdp: the CRL distribution point the certificate names, if any.
     """
 
     name: str
@@ -93,6 +103,8 @@ class IssuedCert:
     root_path: Path
     is_ca: bool
     public: bool
+    crl_path: Path | None = None
+    cdp: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -114,8 +126,17 @@ def file_stem(name: str) -> str:
     return stem or "_"
 
 
+def crl_url_for(base: str, issuer: str) -> str:
+    """The URL of CA ``issuer``'s CRL on the CRL server at ``base`` (``http://host:port``)."""
+    return f"{base.rstrip('/')}/{file_stem(issuer)}.crl"
+
+
 def issue_pki(
-    specs: Sequence[CertSpec], out_dir: Path, *, now: dt.datetime
+    specs: Sequence[CertSpec],
+    out_dir: Path,
+    *,
+    now: dt.datetime,
+    crl_url: str | None = None,
 ) -> dict[str, IssuedCert]:
     """Issue (or reuse) every certificate of ``specs`` into ``out_dir``.
 
@@ -132,6 +153,11 @@ def issue_pki(
         specs: the lab's certificates.
         out_dir: the directory to write to (created if missing).
         now: the reference time for "valid", "expired" and "not-yet-valid".
+        crl_url: the base URL of the CRL server (``http://127.0.0.1:8081``): every
+            certificate a lab CA issues names its issuer's CRL there. None: the
+            distribution points of certificates issued earlier are kept as they
+            are (a command that only needs the files, beside a running lab, does
+            not re-issue them), and new ones name none unless their spec does.
 
     Returns:
         The issued certificates by lab name.
@@ -160,9 +186,66 @@ def issue_pki(
     done: dict[str, _Issued] = {}
     for spec in ordered:
         issuer = done[spec.issuer] if spec.issuer is not None else None
-        done[spec.name] = _issue_one(spec, issuer, out_dir, index, now)
+        done[spec.name] = _issue_one(spec, issuer, out_dir, index, now, crl_url)
     _write_index(out_dir, index)
-    return {name: item.issued for name, item in done.items()}
+    out: dict[str, IssuedCert] = {}
+    for name, item in done.items():
+        issued = item.issued
+        if issued.is_ca:
+            revoked = [
+                other.cert
+                for other in done.values()
+                if other.spec.issuer == name and other.spec.revoked
+            ]
+            path = out_dir / f"{file_stem(name)}.crl"
+            if not _crl_still_holds(path, item, revoked, now):
+                _write_public(path, _build_crl(item, revoked, now))
+            issued = dataclasses.replace(issued, crl_path=path)
+        out[name] = issued
+    return out
+
+
+def _crl_still_holds(
+    path: Path, ca: _Issued, revoked: Sequence[x509.Certificate], now: dt.datetime
+) -> bool:
+    """Whether the CRL on disk is this CA's, lists exactly ``revoked`` and stays valid a while.
+
+    A rerun then leaves the file as it is (an ECDSA signature differs every time).
+    """
+    try:
+        crl = x509.load_der_x509_crl(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    if crl.issuer != ca.cert.subject or not crl.is_signature_valid(ca.key.public_key()):
+        return False
+    next_update = crl.next_update_utc
+    if next_update is None or next_update < now + CRL_LIFETIME / 2:
+        return False
+    return {r.serial_number for r in crl} == {c.serial_number for c in revoked}
+
+
+def _build_crl(ca: _Issued, revoked: Sequence[x509.Certificate], now: dt.datetime) -> bytes:
+    """CA ``ca``'s CRL listing ``revoked`` (RFC 5280 §5: CRL number and AKI), DER."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - CRL_BACKDATE)
+        .next_update(now + CRL_LIFETIME)
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+    )
+    for cert in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(now - CRL_BACKDATE)
+            .build()
+        )
+    crl = builder.sign(private_key=ca.key, algorithm=hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.DER)
 
 
 def read_lab_specs(out_dir: Path) -> dict[str, CertSpec]:
@@ -276,6 +359,7 @@ class _Issued:
     key: PrivateKey
     chain: tuple[x509.Certificate, ...]  # this certificate and its intermediates
     root_public: bool
+    spec: CertSpec
 
 
 def _issue_one(
@@ -284,6 +368,7 @@ def _issue_one(
     out_dir: Path,
     index: dict[str, Any],
     now: dt.datetime,
+    crl_url: str | None,
 ) -> _Issued:
     stem = file_stem(spec.name)
     cert_path = out_dir / f"{stem}.crt"
@@ -291,15 +376,24 @@ def _issue_one(
     chain_path = out_dir / f"{stem}.chain.pem"
     spec_json = _spec_to_json(spec)
     issuer_sha = _sha256(issuer.cert) if issuer is not None else None
+    # The distribution point it should name; "strict" when that is decided here.
+    cdp = spec.crl_url
+    if cdp is None and crl_url is not None and spec.issuer is not None:
+        cdp = crl_url_for(crl_url, spec.issuer)
+    strict = spec.crl_url is not None or crl_url is not None
+    entry = index.get(spec.name)
 
-    reused = _maybe_reuse(
-        spec, index.get(spec.name), spec_json, issuer_sha, cert_path, key_path, now
-    )
+    reused = None
+    if not strict or (isinstance(entry, dict) and entry.get("cdp") == cdp):
+        reused = _maybe_reuse(spec, entry, spec_json, issuer_sha, cert_path, key_path, now)
     if reused is not None:
         cert, key = reused
+        assert isinstance(entry, dict)  # _maybe_reuse accepts only an index entry
+        entry["spec"] = spec_json  # keeps ``revoked`` up to date
+        cdp = entry.get("cdp")
     else:
         key = _generate_key(spec)
-        cert = _build_cert(spec, key, issuer, now)
+        cert = _build_cert(spec, key, issuer, now, cdp)
         _write_private(key_path, _key_pem(key))
         _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         index[spec.name] = {
@@ -307,6 +401,7 @@ def _issue_one(
             "spec": spec_json,
             "issuer_sha256": issuer_sha,
             "sha256": _sha256(cert),
+            "cdp": cdp,
         }
 
     if issuer is None:
@@ -328,8 +423,11 @@ def _issue_one(
         root_path=root_path,
         is_ca=spec.ca,
         public=root_public,
+        cdp=cdp if isinstance(cdp, str) else None,
     )
-    return _Issued(issued=issued, cert=cert, key=key, chain=chain, root_public=root_public)
+    return _Issued(
+        issued=issued, cert=cert, key=key, chain=chain, root_public=root_public, spec=spec
+    )
 
 
 def _maybe_reuse(
@@ -341,8 +439,14 @@ def _maybe_reuse(
     key_path: Path,
     now: dt.datetime,
 ) -> tuple[x509.Certificate, PrivateKey] | None:
-    """Return the existing certificate and key when they still answer ``spec`` at ``now``."""
-    if not isinstance(entry, dict) or entry.get("spec") != spec_json:
+    """Return the existing certificate and key when they still answer ``spec`` at ``now``.
+
+    Revoking a certificate changes its issuer's CRL, not the certificate: ``revoked``
+    is not compared.
+    """
+    if not isinstance(entry, dict) or not isinstance(entry.get("spec"), dict):
+        return None
+    if _without_revoked(entry["spec"]) != _without_revoked(spec_json):
         return None
     if entry.get("issuer_sha256") != issuer_sha:
         return None  # the issuer was re-issued: its old signature would not verify
@@ -358,6 +462,10 @@ def _maybe_reuse(
     if not _window_still_holds(spec, cert, now):
         return None
     return cert, key
+
+
+def _without_revoked(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k != "revoked"}
 
 
 def _window_still_holds(spec: CertSpec, cert: x509.Certificate, now: dt.datetime) -> bool:
@@ -378,10 +486,10 @@ def _window_still_holds(spec: CertSpec, cert: x509.Certificate, now: dt.datetime
 
 
 def _build_cert(
-    spec: CertSpec, key: PrivateKey, issuer: _Issued | None, now: dt.datetime
+    spec: CertSpec, key: PrivateKey, issuer: _Issued | None, now: dt.datetime, cdp: str | None
 ) -> x509.Certificate:
     try:
-        return _build_cert_unchecked(spec, key, issuer, now)
+        return _build_cert_unchecked(spec, key, issuer, now, cdp)
     except ValueError as exc:
         # cryptography refuses e.g. a CN over 64 characters or a non-ASCII DNS name.
         raise PkiError(
@@ -392,7 +500,7 @@ def _build_cert(
 
 
 def _build_cert_unchecked(
-    spec: CertSpec, key: PrivateKey, issuer: _Issued | None, now: dt.datetime
+    spec: CertSpec, key: PrivateKey, issuer: _Issued | None, now: dt.datetime, cdp: str | None
 ) -> x509.Certificate:
     not_before, not_after = spec_window(spec, now)
     subject = _subject(spec)
@@ -425,6 +533,15 @@ def _build_cert_unchecked(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
         )
+    if cdp is not None:
+        # RFC 5280 §4.2.1.13: one distribution point, its full name the CRL's URL.
+        point = x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(cdp)],
+            relative_name=None,
+            reasons=None,
+            crl_issuer=None,
+        )
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
     if sans:
         # RFC 5280 §4.2.1.6: the SAN extension is critical when the subject is empty.
         builder = builder.add_extension(
@@ -595,6 +712,8 @@ def _spec_to_json(spec: CertSpec) -> dict[str, Any]:
         "not_before": None if spec.not_before is None else _utc(spec.not_before).isoformat(),
         "not_after": None if spec.not_after is None else _utc(spec.not_after).isoformat(),
         "key_type": spec.key_type,
+        "revoked": spec.revoked,
+        "crl_url": spec.crl_url,
     }
 
 
@@ -612,6 +731,8 @@ def _spec_from_json(name: str, data: Any, out_dir: Path) -> CertSpec:
             not_before=_parse_time(data["not_before"]),
             not_after=_parse_time(data["not_after"]),
             key_type=data["key_type"],
+            revoked=bool(data.get("revoked", False)),
+            crl_url=data.get("crl_url"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PkiError(

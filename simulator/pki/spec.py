@@ -37,6 +37,9 @@ class CertSpec:
             certificate is unusable now; "valid" is the default.
         not_before / not_after: explicit window (UTC); override ``validity``.
         key_type: "ecdsa" (P-256, cheap handshakes, the default) or "rsa" (2048).
+        revoked: the issuer lists it on its CRL (a root cannot be revoked).
+        crl_url: the CRL distribution point written in it; None: the issuer's CRL
+            on fedsim's own CRL server (``[pki] crl_listen``), when there is one.
     """
 
     name: str
@@ -50,3 +53,5 @@ class CertSpec:
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
     key_type: KeyType = "ecdsa"
+    revoked: bool = False
+    crl_url: str | None = None

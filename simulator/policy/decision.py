@@ -15,6 +15,45 @@ SERVER_HEADER = "Server"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Component:
+    """A ``TL_ERROR(TF_COMPONENT)`` trace line the Edge writes with a decision (reference §4.1).
+
+    Attributes:
+        text: what the component says, e.g. ``Exit - route headers from untrusted source.``
+        location: ``SIPStack,<Class>::<Method>:<file>.cpp(<line>)`` when known, else None.
+        result: the Result-Code symbol printed after the text (``Result 0xC3E93C5E(...)``),
+            or None when the source shows none.
+        level: ``TL_ERROR``, ``TL_WARN`` or ``TL_INFO``.
+        fidelity: how far the line is Microsoft's ("verbatim" text, or labelled).
+    """
+
+    text: str
+    location: str | None
+    result: str | None
+    level: str = "TL_ERROR"
+    fidelity: Fidelity = "verbatim"
+
+    def __post_init__(self) -> None:
+        if not self.text or "\n" in self.text:
+            raise ValueError("a component line's text is one non-empty line")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowsEvent:
+    """A Windows event the Edge would write to its event log with a decision.
+
+    Attributes:
+        id: the event id (14508...).
+        text: the event's text.
+        fidelity: "verbatim" when the text is the documented one for this case.
+    """
+
+    id: int
+    text: str
+    fidelity: Fidelity = "verbatim"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
     """What the Edge does with one request, and the rule that decided it.
 
@@ -32,6 +71,8 @@ class Decision:
         fidelity: how far the wire answer (status + headers) is known to match the
             real Edge's; the log record has its own ``edge_log.fidelity``.
         explanation: one sentence for consoles and events.
+        component: a TF_COMPONENT line that goes with the Edge log record, if any.
+        windows_event: a Windows event the Edge writes with the decision, if any.
     """
 
     rule: str
@@ -43,6 +84,8 @@ class Decision:
     edge_log: EdgeLogRecord | None
     fidelity: Fidelity
     explanation: str
+    component: Component | None = None
+    windows_event: WindowsEvent | None = None
 
     def __post_init__(self) -> None:
         if not _RULE.fullmatch(self.rule):

@@ -18,6 +18,27 @@ Federation = Literal["discovery", "allowlist", "off"]
 DomainSource = Literal["pai", "from"]
 SrvOutcome = Literal["ok", "nxdomain", "nodata", "servfail", "refused", "timeout"]
 Chain = Literal["trusted", "untrusted-root", "expired", "not-yet-valid", "wrong-usage", "bad-chain"]
+#: What the CRLs of a peer's chain say: "unchecked" (rule off, or not looked at),
+#: "good", "revoked", "offline" (a CRL could not be fetched or read), "no-cdp" (a
+#: certificate names no CRL distribution point).
+RevocationStatus = Literal["unchecked", "good", "revoked", "offline", "no-cdp"]
+REVOCATION_STATUSES: tuple[RevocationStatus, ...] = (
+    "unchecked",
+    "good",
+    "revoked",
+    "offline",
+    "no-cdp",
+)
+#: ``New-CsHostingProvider -VerificationLevel`` (reference §5.3).
+Verification = Literal["AlwaysVerifiable", "AlwaysUnverifiable", "UseSourceVerification"]
+VERIFICATION_LEVELS: tuple[Verification, ...] = (
+    "AlwaysVerifiable",
+    "AlwaysUnverifiable",
+    "UseSourceVerification",
+)
+#: Where a discovered partner stands against its limits (rules ``discovered_rate``
+#: and ``discovered_contacts``): "within", or which limit this request exceeds.
+PartnerLoad = Literal["within", "rate", "contacts"]
 
 #: Service name of the federation SRV record (reference §1.4).
 SRV_SERVICE = "_sipfederationtls._tcp"
@@ -68,6 +89,140 @@ class AllowedDomain:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HostingProvider:
+    """A hosting provider (``New-CsHostingProvider``, reference §5.4), e.g. Office 365.
+
+    Attributes:
+        name: its Identity ("Office365", "SFBOnlineResources").
+        proxy_fqdn: the provider's Access Edge (``sipfed.online.lync.com``): a
+            domain whose SRV points there is routed to it without the same-domain
+            rule, and its certificate must name it.
+        verification: ``AlwaysVerifiable`` (every message verified),
+            ``AlwaysUnverifiable`` (only the called user's contacts get through) or
+            ``UseSourceVerification`` (the provider's own mark decides).
+        shared_address_space: the provider hosts users of this Edge's own SIP
+            domains (split domain, ``-EnabledSharedAddressSpace``).
+        enabled: a disabled provider is ignored.
+    """
+
+    name: str
+    proxy_fqdn: str
+    verification: Verification = "AlwaysVerifiable"
+    shared_address_space: bool = False
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name or "\n" in self.name:
+            raise ValueError("a hosting provider needs a one-line name")
+        _check_hostname("hosting provider proxy_fqdn", self.proxy_fqdn)
+        if self.verification not in VERIFICATION_LEVELS:
+            raise ValueError(f"verification must be one of {VERIFICATION_LEVELS}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantSettings:
+    """An Office 365 / Teams tenant's federation (``Set-CsTenantFederationConfiguration``).
+
+    Attributes:
+        allow_federated_users: the master switch (``AllowFederatedUsers``).
+        allowed_domains: ``AllowedDomains`` as a list: any entry turns open
+            federation off, and only these domains federate.
+        blocked_domains: ``BlockedDomains``: honoured only while federation is open.
+        block_all_subdomains: a blocked domain also blocks its sub-domains.
+        treat_discovered_as_unverified: ``TreatDiscoveredPartnersAsUnverified``:
+            messages from an open-federation partner reach only users who have the
+            sender in their contacts.
+    """
+
+    allow_federated_users: bool = True
+    allowed_domains: tuple[str, ...] = ()
+    blocked_domains: tuple[str, ...] = ()
+    block_all_subdomains: bool = False
+    treat_discovered_as_unverified: bool = False
+
+    def __post_init__(self) -> None:
+        for domain in (*self.allowed_domains, *self.blocked_domains):
+            _check_hostname("tenant domain", domain)
+
+    @property
+    def open(self) -> bool:
+        """Open federation: no allowed list (every domain not blocked federates)."""
+        return not self.allowed_domains
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalUser:
+    """The Skype user on this Edge's side of a request, as the per-user rules see it.
+
+    Inbound it is the called user, outbound the caller.
+
+    Attributes:
+        user: the URI's user part ("" when it has none).
+        domain: the URI's domain (lower-case).
+        federation: ``ExternalAccessPolicy.EnableFederationAccess`` (``users = { carol =
+            { federation = false } }``).
+        knows_peer: the federated party is on the user's contact list.
+    """
+
+    user: str
+    domain: str
+    federation: bool = True
+    knows_peer: bool = False
+
+
+def local_user(
+    user: str | None,
+    domain: str,
+    *,
+    federation: bool,
+    contacts: tuple[str, ...],
+    peer: tuple[str | None, str] | None,
+) -> LocalUser:
+    """Build the :class:`LocalUser` facts from the lab's user and the other party.
+
+    Args:
+        user / domain: our user's URI parts.
+        federation: the user's ``federation`` setting.
+        contacts: the user's contact list (SIP URIs; user@domain compared, case-insensitively).
+        peer: the federated party's (user, domain), if known.
+    """
+    knows = False
+    if peer is not None and contacts:
+        wanted = _address(peer[0], peer[1])
+        knows = any(_contact_address(c) == wanted for c in contacts)
+    return LocalUser(
+        user=user or "", domain=normalise_domain(domain), federation=federation, knows_peer=knows
+    )
+
+
+def _address(user: str | None, domain: str) -> str:
+    return f"{(user or '').lower()}@{normalise_domain(domain)}"
+
+
+def _contact_address(uri: str) -> str:
+    text = uri.strip()
+    scheme, sep, rest = text.partition(":")
+    if sep and scheme.lower() in ("sip", "sips"):
+        text = rest
+    text = text.split(";", 1)[0].split(">", 1)[0]
+    user, at, host = text.rpartition("@")
+    return _address(user if at else None, host.split(":", 1)[0])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hop:
+    """The first Route of an inbound request and the connection it arrived on (reference 4.1).
+
+    Attributes:
+        route: the first Route header field value, as received.
+        local: the Edge's (address, port) on that connection.
+    """
+
+    route: str
+    local: tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EdgeSettings:
     """How the emulated Access Edge is configured (lab file ``[edge]``).
 
@@ -85,6 +240,10 @@ class EdgeSettings:
             inbound caller's domain comes from.
         server_header: the ``Server:`` value of every Edge response (reference §7.3).
         profile: the emulated product (``[edge] profile``), for events and reports.
+        hosting_providers: ``New-CsHostingProvider`` entries (reference §5.4).
+        tenant: the Office 365 tenant's federation settings (profile office365,
+            ``[edge.tenant]``); when set it replaces ``federation``, ``blocked`` and
+            ``allowed``.
     """
 
     fqdn: str
@@ -96,6 +255,8 @@ class EdgeSettings:
     rules: EdgeRules = field(default_factory=EdgeRules)
     server_header: str = "RTC/6.0"
     profile: ProfileName = DEFAULT_PROFILE
+    hosting_providers: tuple[HostingProvider, ...] = ()
+    tenant: TenantSettings | None = None
 
     def __post_init__(self) -> None:
         _check_hostname("edge fqdn", self.fqdn)
@@ -115,11 +276,32 @@ class EdgeSettings:
             raise ValueError(f"on both the allowed and the blocked list: {sorted(both)}")
         if not self.server_header or "\n" in self.server_header:
             raise ValueError("server_header must be one non-empty line")
+        fqdns = [normalise_domain(p.proxy_fqdn) for p in self.hosting_providers]
+        if len(set(fqdns)) != len(fqdns):
+            raise ValueError("two hosting providers share one proxy_fqdn")
+        pinned = {normalise_domain(a.proxy_fqdn) for a in self.allowed if a.proxy_fqdn}
+        if both := pinned & set(fqdns):
+            # Event 14517 (field cases C7): the Access Edge service does not start.
+            raise ValueError(
+                f"both an allowed partner server and a hosting provider: {sorted(both)}"
+            )
 
     @property
     def domain_source(self) -> DomainSource:
         """Where the inbound caller's domain comes from (``rules.domain_source``)."""
         return self.rules.domain_source
+
+    def provider(self, fqdn: str) -> HostingProvider | None:
+        """The enabled hosting provider whose proxy_fqdn is ``fqdn``, if any."""
+        wanted = normalise_domain(fqdn)
+        return next(
+            (
+                p
+                for p in self.hosting_providers
+                if p.enabled and normalise_domain(p.proxy_fqdn) == wanted
+            ),
+            None,
+        )
 
     def allowed_entry(self, domain: str) -> AllowedDomain | None:
         """The allowed-list entry for exactly ``domain`` (case-insensitive), if any."""
@@ -193,12 +375,14 @@ class PeerCertificate:
             certificate has no DNS SAN ([CISCO]; see :func:`names_for_matching`).
         chain: the outcome of chain validation against the Edge's trust store.
         public_root: the chain ends at a publicly trusted root (Office 365 rule).
+        revocation: what the CRLs of the chain said (rule ``revocation``).
     """
 
     display_name: str
     names: tuple[str, ...]
     chain: Chain
     public_root: bool
+    revocation: RevocationStatus = "unchecked"
 
     def __post_init__(self) -> None:
         if not self.display_name or "\n" in self.display_name:
@@ -212,6 +396,8 @@ class PeerCertificate:
             "bad-chain",
         ):
             raise ValueError(f"unknown chain outcome {self.chain!r}")
+        if self.revocation not in REVOCATION_STATUSES:
+            raise ValueError(f"unknown revocation status {self.revocation!r}")
 
     @classmethod
     def from_subject(

@@ -3,13 +3,16 @@
 Reference §2.1 (steps O1-O11), §6 and §7.1. The I/O layer calls these pure
 steps in order and stops at the first Decision:
 
-1. :func:`outbound_route` - policy (O2/O3), then ProxyFqdn or SRV (O4);
+1. :func:`outbound_route` - the caller's own policy (O1: 1002), the Edge's or the
+   tenant's policy (O2/O3), then ProxyFqdn or SRV (O4);
 2. :func:`outbound_after_srv` - 1008 when the SRV lookup fails (O5), 1009 when no
-   target is in the exact domain (O6), else the usable targets;
+   target is in the exact domain nor a hosting provider's edge (O6), else the
+   usable targets;
 3. :func:`outbound_no_address` - 1014 when a target has no address (O7);
 4. :func:`outbound_connect_failed` - 1046 when TCP fails (O8, unverified);
 5. :func:`outbound_tls_failed` - 1047 when TLS fails (O9);
-6. :func:`outbound_check_peer` - 1010 when the partner's certificate is refused (O10);
+6. :func:`outbound_check_peer` - 1010 when the partner's certificate is refused,
+   revocation included (O10);
 7. :func:`outbound_relay` - 1034 added to a partner's error without diagnostics (O11).
 
 Every refusal answers the client with ``ms-diagnostics`` then ``Server: RTC/6.0``
@@ -22,6 +25,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from simulator.diagnostics.catalogue import (
+    DOMAIN_UNKNOWN_COMPONENT,
+    DOMAIN_UNKNOWN_REASON,
     RESULT_CODES,
     TLS_ALERT_HRESULTS,
     WINSOCK_CODES,
@@ -30,16 +35,18 @@ from simulator.diagnostics.catalogue import (
     hresult,
 )
 from simulator.diagnostics.format import EdgeLogRecord
-from simulator.policy.decision import SERVER_HEADER, Decision
+from simulator.policy.decision import SERVER_HEADER, Component, Decision
 from simulator.policy.facts import (
     FEDERATION_PORT,
     EdgeSettings,
+    LocalUser,
     PeerCertificate,
     SrvLookup,
     SrvTarget,
     normalise_domain,
 )
-from simulator.policy.inbound import CERT_MISMATCH_INFO
+from simulator.policy.inbound import CERT_MISMATCH_INFO, revocation_refusal
+from simulator.policy.partners import provider_targets, tenant_refusal
 from simulator.policy.rules import (
     FORBIDDEN,
     TIMEOUT,
@@ -96,6 +103,7 @@ def _refuse(
     fidelity: Fidelity,
     log_fidelity: Fidelity | None = None,
     explanation: str,
+    component: Component | None = None,
 ) -> Decision:
     result = RESULT_CODES[symbol]
     headers = (diagnostics,) if diagnostics is not None else ()
@@ -109,13 +117,43 @@ def _refuse(
         edge_log=EdgeLogRecord(result=result, data=data, fidelity=log_fidelity or result.fidelity),
         fidelity=fidelity,
         explanation=explanation,
+        component=component,
     )
 
 
-def outbound_route(target_domain: str, settings: EdgeSettings) -> Decision | Route:
-    """Apply the Edge's federation policy and choose how to reach ``target_domain``.
+#: A tenant's refusal: (rule, EMU code, why). The client gets 403 + 1002 for each
+#: (field cases C13: "domain not on the allowed list or not set up for federation").
+_TENANT_REFUSALS: dict[str, tuple[str, str, str]] = {
+    "off": (
+        "tenant-federation-off",
+        "EMU_UNVERIFIED_TENANT_FEDERATION_DISABLED",
+        "the tenant does not allow federated users",
+    ),
+    "blocked": (
+        "tenant-blocked-domain",
+        "EMU_UNVERIFIED_TENANT_BLOCKED_DOMAIN",
+        "the tenant blocks the domain",
+    ),
+    "not-allowed": (
+        "tenant-domain-not-allowed",
+        "EMU_UNVERIFIED_TENANT_DOMAIN_NOT_ALLOWED",
+        "the tenant's allowed list does not name the domain (any allowed domain ends open "
+        "federation)",
+    ),
+}
 
-    Refusals (all unverified on the wire, reference §2.1 O2/O3, §9 S11):
+
+def outbound_route(
+    target_domain: str, settings: EdgeSettings, *, caller: LocalUser | None = None
+) -> Decision | Route:
+    """Apply the caller's and the Edge's policy and choose how to reach ``target_domain``.
+
+    The caller's ExternalAccessPolicy comes first (reference §2.1 O1, evaluated on
+    the Front End): without federation access the client gets the verbatim
+    ``403 Forbidden`` + ``1002;reason="From URI not authorized to communicate with
+    federated partners"``. A tenant (profile office365) refuses with the same 1002
+    (field cases C13; its use for each tenant setting is inferred). The on-premises
+    Edge's refusals are unverified on the wire (reference §2.1 O2/O3, §9 S11):
     federation off answers ``403`` with 1027 (the FE's verified "Cannot route this
     type of SIP request to or from federated partners"; its status is unknown);
     blocked and not-allowed domains answer a bare ``403`` because no Microsoft
@@ -126,6 +164,40 @@ def outbound_route(target_domain: str, settings: EdgeSettings) -> Decision | Rou
         server, else ``Route("srv", "_sipfederationtls._tcp.<domain>")``.
     """
     domain = normalise_domain(target_domain)
+    if caller is not None and not caller.federation:
+        who = f"{caller.user}@{caller.domain}"
+        return _refuse(
+            rule="user-federation-off",
+            status=FORBIDDEN,
+            domain=domain,
+            settings=settings,
+            diagnostics=_diagnostics(1002, (), settings),
+            symbol="EMU_UNVERIFIED_USER_NOT_FEDERATED",
+            data=(("user", who), ("domain", domain)),
+            fidelity="verbatim",
+            explanation=(
+                f"{who}'s external access policy does not allow federation "
+                "(EnableFederationAccess False): 403 with 1002, before the Edge is asked."
+            ),
+        )
+    if (tenant := tenant_refusal(domain, settings)) is not None:
+        rule, symbol, why = _TENANT_REFUSALS[tenant[0]]
+        return _refuse(
+            rule=rule,
+            status=FORBIDDEN,
+            domain=domain,
+            settings=settings,
+            diagnostics=_diagnostics(1002, (), settings),
+            symbol=symbol,
+            data=(("domain", domain), *((("blocked", tenant[1]),) if tenant[1] else ())),
+            fidelity="inferred",
+            explanation=(
+                f"{why}, so the request to {domain} is refused with 403 + 1002 (the form "
+                "Office 365 gives its users; which tenant setting gives it is inferred)."
+            ),
+        )
+    if settings.tenant is not None:
+        return Route(kind="srv", name=srv_name(domain))
     if settings.federation == "off":
         return _refuse(
             rule="federation-off",
@@ -211,24 +283,57 @@ def outbound_after_srv(
                 "nowhere to send the request (504 + 1008)."
             ),
         )
-    good = targets_in_domain(srv.targets, d, settings)
+    usable = {
+        *targets_in_domain(srv.targets, d, settings),
+        *provider_targets(srv.targets, settings),
+    }
+    good = tuple(t for t in srv.targets if t in usable)
     if good:
         return good
     equal = any(normalise_domain(t.target) == d for t in srv.targets)
     one = len(srv.targets) == 1
     names = ", ".join(t.render() for t in srv.targets)
     note = "; a target equal to the domain itself is unverified" if equal else ""
+    params = (("domain", d), *fqdn_params(srv.targets))
+    fidelity: Fidelity = "unverified" if equal else ("verbatim" if one else "inferred")
+    diagnostics = _diagnostics(1009, params, settings)
+    if settings.allowed_entry(d) is None:
+        # Reference §12 (bhargavs, field cases C6): a domain neither allowed nor a
+        # hosting provider's: Data reason= and the component line are verbatim, the
+        # Result-Code is not public.
+        return _refuse(
+            rule="srv-not-in-domain",
+            status=TIMEOUT,
+            domain=d,
+            settings=settings,
+            diagnostics=diagnostics,
+            symbol="EMU_UNVERIFIED_DOMAIN_UNKNOWN",
+            data=(*params, ("reason", DOMAIN_UNKNOWN_REASON)),
+            fidelity=fidelity,
+            log_fidelity="inferred",
+            explanation=(
+                f"{d} is not configured (no allowed entry), and {expected} points to {names}: "
+                f"no target is a host directly in {d}{note} nor a hosting provider's edge "
+                "(504 + 1009; a provider such as sipfed.online.lync.com needs "
+                "New-CsHostingProvider)."
+            ),
+            component=Component(
+                text=DOMAIN_UNKNOWN_COMPONENT.format(domain=d),
+                location=None,
+                result=None,
+            ),
+        )
     return _refuse(
         rule="srv-not-in-domain",
         status=TIMEOUT,
         domain=d,
         settings=settings,
-        diagnostics=_diagnostics(1009, (("domain", d), *fqdn_params(srv.targets)), settings),
+        diagnostics=diagnostics,
         symbol="SIPPROXY_E_EPROUTING_MSG_ALLOWED_DOMAIN_NO_SRV_MATCH",
-        data=(("domain", d), *fqdn_params(srv.targets)),
+        data=params,
         # [CISCO] shows fqdn1 only; fqdn2... is inferred; the log of this direction is
         # inferred (reference §9 S2).
-        fidelity="unverified" if equal else ("verbatim" if one else "inferred"),
+        fidelity=fidelity,
         log_fidelity="inferred",
         explanation=(
             f"{expected} points to {names}, and no target is a host directly in {d}{note} "
@@ -390,12 +495,14 @@ def outbound_check_peer(
 ) -> Decision | None:
     """Validate the partner's server certificate (reference §2.1 O10, §6).
 
-    Chain faults are checked before the name, as Windows' SSL chain policy does
-    (inferred); a hosted Edge refuses any non-public root. A name mismatch gives
-    the verbatim [CISCO] 1010 (``ErrorType``, ``tls-target``, ``PeerServer``,
-    ``HRESULT="0x80090322(SEC_E_WRONG_PRINCIPAL)"``). Other faults give 1010 with
-    the matching HRESULT and no ``ErrorType``: Microsoft's text for them was never
-    captured (reference §10.3) and fedsim does not invent it.
+    Chain faults, then revocation (rule ``revocation``: ``CRYPT_E_REVOKED``, or
+    ``CRYPT_E_REVOCATION_OFFLINE`` under "hard"), are checked before the name, as
+    Windows' SSL chain policy does (inferred); a hosted Edge refuses any non-public
+    root. A name mismatch gives the verbatim [CISCO] 1010 (``ErrorType``,
+    ``tls-target``, ``PeerServer``, ``HRESULT="0x80090322(SEC_E_WRONG_PRINCIPAL)"``).
+    Other faults give 1010 with the matching HRESULT and no ``ErrorType``:
+    Microsoft's text for them was never captured (reference §10.3) and fedsim does
+    not invent it.
 
     Returns:
         A ``504`` + 1010 refusal, or None when the certificate is acceptable.
@@ -427,8 +534,37 @@ def outbound_check_peer(
                 f"(1010 with {schannel}; inferred)."
             ),
         )
-    if certificate_names(peer.names, target, settings):
-        return None
+    revoked = revocation_refusal(peer, settings)
+    if revoked is None:
+        if certificate_names(peer.names, target, settings):
+            return None
+        return _wrong_principal(d, target, peer, settings)
+    # Revocation is part of the chain, which Windows builds before the name is checked.
+    rule, symbol, schannel, what = revoked
+    params = (
+        ("tls-target", target),
+        ("PeerServer", peer.display_name),
+        ("HRESULT", hresult(schannel)),
+    )
+    return _refuse(
+        rule=rule,
+        status=TIMEOUT,
+        domain=d,
+        settings=settings,
+        diagnostics=_diagnostics(1010, params, settings),
+        symbol=symbol,
+        data=(("tls-target", target), ("certName", peer.display_name)),
+        fidelity="inferred",
+        explanation=(
+            f"The certificate of {target} ({peer.display_name}) {what} (1010 with {schannel}; "
+            "inferred)."
+        ),
+    )
+
+
+def _wrong_principal(
+    d: str, target: str, peer: PeerCertificate, settings: EdgeSettings
+) -> Decision:
     mismatch = (
         ("ErrorType", WRONG_PRINCIPAL_ERROR_TYPE),
         ("tls-target", target),

@@ -27,6 +27,7 @@ ProfileName = Literal["sfb2015", "sfb2019", "sfbse", "office365"]
 TlsVersion = Literal["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 ClientEku = Literal["require", "ignore"]
 DomainSource = Literal["pai", "from"]
+Revocation = Literal["off", "soft", "hard"]
 
 PROFILE_NAMES: tuple[ProfileName, ...] = ("sfb2015", "sfb2019", "sfbse", "office365")
 DEFAULT_PROFILE: ProfileName = "sfb2015"
@@ -74,6 +75,15 @@ class EdgeRules:
             (``Set-CsDiagnosticHeaderConfiguration -SendToExternalNetworks``).
         domain_source: the inbound caller's domain comes from P-Asserted-Identity
             when present ("pai"), or always from From ("from").
+        revocation: how the Edge checks the CRLs of peer certificates
+            (``KeepCrlsUpToDateForPeers``): "off" never; "soft" refuses a revoked
+            certificate and accepts one whose CRL cannot be fetched; "hard" refuses both.
+        discovered_rate: messages per second a discovered partner may send
+            (``DiscoveredPartnerStandardRate``); allowed partners are exempt.
+        discovered_contacts: distinct internal users a discovered partner may
+            contact (``MaxContactsPerDiscoveredPartner``).
+        discovered_refusal: the status a discovered partner over either limit gets
+            (what Microsoft sends is not public).
     """
 
     client_eku: ClientEku = "require"
@@ -82,15 +92,43 @@ class EdgeRules:
     block_subdomains: bool = True
     send_diagnostics_to_partners: bool = False
     domain_source: DomainSource = "pai"
+    revocation: Revocation = "soft"
+    discovered_rate: int = 20
+    discovered_contacts: int = 1000
+    discovered_refusal: int = 503
 
     def __post_init__(self) -> None:
         if self.client_eku not in ("require", "ignore"):
             raise ValueError(f"client_eku must be require or ignore, not {self.client_eku!r}")
         if self.domain_source not in ("pai", "from"):
             raise ValueError(f"domain_source must be pai or from, not {self.domain_source!r}")
+        if self.revocation not in ("off", "soft", "hard"):
+            raise ValueError(f"revocation must be off, soft or hard, not {self.revocation!r}")
         for f in fields(self):
-            if f.type == "bool" and not isinstance(getattr(self, f.name), bool):
+            value = getattr(self, f.name)
+            if f.type == "bool" and not isinstance(value, bool):
                 raise ValueError(f"{f.name} must be true or false")
+            if f.type == "int":
+                low, high = RULE_RANGES.get(f.name, (0, 0))
+                if f.name in RULE_RANGES and not (
+                    isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+                ):
+                    raise ValueError(f"{f.name} must be a whole number from {low} to {high}")
+        if self.discovered_refusal not in DISCOVERED_REFUSALS:
+            raise ValueError(
+                f"discovered_refusal must be one of {DISCOVERED_REFUSALS}, "
+                f"not {self.discovered_refusal!r}"
+            )
+
+
+#: Statuses a discovered partner over its limits may be answered with (rule
+#: ``discovered_refusal``): 503 (overload, RFC 3261 §21.5.4), 403, 480 or 504.
+DISCOVERED_REFUSALS: tuple[int, ...] = (503, 403, 480, 504)
+#: Rules that take a whole number, and its bounds.
+RULE_RANGES: dict[str, tuple[int, int]] = {
+    "discovered_rate": (1, 1_000_000),
+    "discovered_contacts": (1, 10_000_000),
+}
 
 
 #: Rule names, in the order the README and ``fedsim check`` list them.
@@ -103,6 +141,8 @@ RULE_VALUES: dict[str, tuple[object, ...]] = {
     "block_subdomains": (False, True),
     "send_diagnostics_to_partners": (False, True),
     "domain_source": ("pai", "from"),
+    "revocation": ("off", "soft", "hard"),
+    "discovered_refusal": DISCOVERED_REFUSALS,
 }
 
 #: What each rule means, one line (README, ``fedsim check --rule``).
@@ -113,6 +153,10 @@ RULE_MEANINGS: dict[str, str] = {
     "block_subdomains": "a blocked domain also blocks its sub-domains (suffix match)",
     "send_diagnostics_to_partners": "inbound refusals carry ms-diagnostics to the federated peer",
     "domain_source": "the inbound caller's domain: P-Asserted-Identity, else From (pai)",
+    "revocation": "peer certificates' CRLs: off, soft (revoked refused) or hard (also unreachable)",
+    "discovered_rate": "messages per second a discovered partner may send (20)",
+    "discovered_contacts": "distinct internal users a discovered partner may contact (1000)",
+    "discovered_refusal": "the status a discovered partner over a limit gets (not public)",
 }
 
 
@@ -300,6 +344,34 @@ _ON_PREM_RULES: dict[str, Sourced] = {
     "domain_source": Sourced(
         tag="U", source="reference §2.2 I2: [CISCO] names From/PAI without a precedence"
     ),
+    "revocation": Sourced(
+        tag="U",
+        source=(
+            "[PS] Set-CsAccessEdgeConfiguration KeepCrlsUpToDateForPeers True (D: the Edge "
+            "checks peers' CRLs, reference 1.2, §6); what it does when a CRL cannot be "
+            "fetched is not documented, so soft-fail is a guess"
+        ),
+    ),
+    "discovered_rate": Sourced(
+        tag="D",
+        source=(
+            "[PS] Set-CsAccessEdgeConfiguration DiscoveredPartnerStandardRate 20 (reference §5.1)"
+        ),
+    ),
+    "discovered_contacts": Sourced(
+        tag="D",
+        source=(
+            "[PS] Set-CsAccessEdgeConfiguration MaxContactsPerDiscoveredPartner 1000, "
+            "EnableDiscoveredPartnerContactsLimit True (reference §5.1, §12)"
+        ),
+    ),
+    "discovered_refusal": Sourced(
+        tag="U",
+        source=(
+            "reference §12: event 14508 is the only artefact known; no SIP answer is public, "
+            "so 503 (SIP's overload answer, RFC 3261 §21.5.4) is fedsim's choice"
+        ),
+    ),
 }
 
 _OFFICE365_RULES: dict[str, Sourced] = {
@@ -316,6 +388,16 @@ _OFFICE365_RULES: dict[str, Sourced] = {
         source=(
             "no SfB Online peer-facing trace; Microsoft's consumer gateway did send "
             "ms-diagnostics outward (reference §3.1 counter-example), so this stays off"
+        ),
+    ),
+    "discovered_rate": Sourced(
+        tag="U",
+        source="Office 365's own limits are not public; the on-premises default (20/s) is assumed",
+    ),
+    "discovered_contacts": Sourced(
+        tag="U",
+        source=(
+            "Office 365's own limits are not public; the on-premises default (1000) is assumed"
         ),
     ),
 }
@@ -464,6 +546,12 @@ def rule_value(name: str, text: str) -> object:
     Raises:
         ValueError: unknown rule (with a "did you mean") or a value it does not take.
     """
+    if name in RULE_RANGES:
+        low, high = RULE_RANGES[name]
+        digits = text.strip()
+        if not digits.isascii() or not digits.isdigit() or not low <= int(digits) <= high:
+            raise ValueError(f"rule {name}: {text!r} is not a whole number from {low} to {high}")
+        return int(digits)
     if name not in RULE_VALUES:
         raise ValueError(f"unknown rule {name!r}{_did_you_mean(name, RULE_NAMES)}")
     options = RULE_VALUES[name]
@@ -483,6 +571,14 @@ def with_rules(rules: EdgeRules, changes: dict[str, object]) -> EdgeRules:
         ValueError: an unknown rule name or a wrong value.
     """
     for name in changes:
+        if name in RULE_RANGES:
+            low, high = RULE_RANGES[name]
+            value = changes[name]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(
+                    f"rule {name}: {value!r} is not a whole number from {low} to {high}"
+                )
+            continue
         if name not in RULE_VALUES:
             raise ValueError(f"unknown rule {name!r}{_did_you_mean(name, RULE_NAMES)}")
         if changes[name] not in RULE_VALUES[name]:

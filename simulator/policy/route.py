@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from simulator.diagnostics.catalogue import Fidelity
-from simulator.policy.facts import DomainSource, EdgeSettings
+from simulator.policy.facts import DomainSource, EdgeSettings, Hop
+from simulator.policy.partners import route_names_connection, tenant_refusal
 from simulator.policy.rules import blocked_entry, srv_name, unroutable_domain
 from simulator.sip import Request, SipParseError, SipUri, parse_name_addr, parse_uri
+from simulator.sip.headers import split_top_level
 
 #: Methods that only exist inside a dialog (RFC 3261 §12.2.2: 481 outside one).
 IN_DIALOG_ONLY = frozenset({"BYE", "INFO", "UPDATE", "PRACK", "NOTIFY"})
@@ -153,14 +155,36 @@ def inbound_route(parties: Parties, settings: EdgeSettings) -> InboundRoute:
     domain, source = _caller_domain(parties, settings)
     name: str | None = srv_name(domain)
     entry = settings.allowed_entry(domain)
+    if settings.tenant is not None:
+        refused = tenant_refusal(domain, settings) is not None
+    else:
+        refused = (
+            settings.federation == "off"
+            or blocked_entry(domain, settings) is not None
+            or (settings.federation == "allowlist" and entry is None)
+        )
+    # One of our own domains (split domain) is never looked up: only a hosting
+    # provider sharing the address space may send for it.
     if (
-        settings.federation == "off"
-        or blocked_entry(domain, settings) is not None
-        or (settings.federation == "allowlist" and entry is None)
+        refused
         or (entry is not None and entry.proxy_fqdn is not None)
+        or domain in settings.domains
     ):
         name = None
     return InboundRoute(domain=domain, source=source, srv_name=name)
+
+
+def inbound_hop(request: Request, local: tuple[str, int]) -> Hop | None:
+    """The request's first Route and the connection it came on, or None without a Route.
+
+    A Route header field may carry several routes separated by commas (RFC 3261
+    §7.3.1); the first of the first field is the next hop.
+    """
+    routes = request.headers.get_all("Route")
+    if not routes:
+        return None
+    first = split_top_level(routes[0])
+    return Hop(route=(first[0] if first else routes[0]).strip(), local=local)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,3 +223,14 @@ def screen_outbound(request: Request, settings: EdgeSettings) -> Rejection | Out
     if max_forwards is not None and max_forwards <= 0:
         return Rejection(status=483, rule="too-many-hops", why="Max-Forwards is 0")
     return OutboundTarget(domain=domain, local=False)
+
+
+def callback_srv(route: InboundRoute, hop: Hop | None, settings: EdgeSettings) -> str | None:
+    """The SRV name the decision of (route, hop) needs resolved, or None.
+
+    A request whose first Route does not name the connection is refused before any
+    lookup (the Route check is the first rule), so it needs none.
+    """
+    if hop is not None and not route_names_connection(hop, settings):
+        return None
+    return route.srv_name

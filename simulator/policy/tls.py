@@ -8,7 +8,10 @@ and ``fedsim check`` predicts them with these functions, so the two agree:
 * a client certificate the Edge's TLS trust store does not accept: an
   untrusted root or a broken chain, outside its validity period, not from a
   public CA when the Edge is hosted (Office 365 trusts only public CAs);
-* rule ``client_eku = "require"``: a certificate whose EKU lacks clientAuth.
+* rule ``client_eku = "require"``: a certificate whose EKU lacks clientAuth;
+* rule ``revocation``: a revoked chain ("soft", "hard"), or one whose CRL could
+  not be fetched ("hard"). OpenSSL does not fetch CRLs: the Edge checks them
+  right after the handshake and resets the connection as Schannel would have.
 
 The Edge's record of such a refusal is the synthetic, inferred
 ``EMU_UNVERIFIED_TLS_HANDSHAKE_FAILED`` (:func:`simulator.policy.handshake_refused`).
@@ -19,6 +22,7 @@ from __future__ import annotations
 from typing import Literal
 
 from simulator.policy.facts import EdgeSettings, PeerCertificate
+from simulator.policy.inbound import revocation_refusal
 from simulator.policy.profiles import TlsVersion, negotiated_version
 
 #: The rule name of a refused handshake in events and scenario expectations.
@@ -55,6 +59,10 @@ def inbound_handshake_refusal(peer: PeerCertificate, settings: EdgeSettings) -> 
         return "the certificate's Extended Key Usage lacks clientAuth (rule client_eku = require)"
     if settings.hosted and not peer.public_root:
         return "a hosted (Office 365) Edge accepts only certificates from a public CA"
+    revoked = revocation_refusal(peer, settings)
+    if revoked is not None:
+        _rule, _symbol, schannel, what = revoked
+        return f"the certificate {what} ({schannel})"
     return None
 
 

@@ -18,7 +18,26 @@ from simulator.errors import FedsimError
 from simulator.lab import CertFiles, CertRef, Lab, TrustRef, UserSpec
 from simulator.pki import facts_from_certificate, load_pem_certificates
 from simulator.pki.lab import IssuedCert
+from simulator.policy import TenantSettings
 from simulator.run.model import LabCert, LabFacts, LabPeer
+
+
+def _tenant_text(tenant: TenantSettings) -> str:
+    """An Office 365 tenant's federation settings, in one line."""
+    if not tenant.allow_federated_users:
+        return "federation off (AllowFederatedUsers False)"
+    parts = [
+        f"allowed only {', '.join(tenant.allowed_domains)}"
+        if tenant.allowed_domains
+        else "open federation"
+    ]
+    if tenant.blocked_domains:
+        parts.append(f"blocked {', '.join(tenant.blocked_domains)}")
+    if tenant.block_all_subdomains:
+        parts.append("sub-domains blocked too")
+    if tenant.treat_discovered_as_unverified:
+        parts.append("discovered partners unverified (contacts only)")
+    return "; ".join(parts)
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -145,6 +164,25 @@ def lab_facts(
     ]
     if edge.users:
         policy.append(("users", ", ".join(_user(u, s) for u, s in edge.users.items())))
+    for provider in edge.hosting_providers:
+        flags: list[str] = [provider.verification]
+        if provider.shared_address_space:
+            flags.append("shared address space")
+        if not provider.enabled:
+            flags.append("disabled")
+        policy.append(
+            ("hosting_provider", f"{provider.name}: {provider.proxy_fqdn} ({', '.join(flags)})")
+        )
+    if (tenant := edge.tenant) is not None:
+        policy.append(("tenant", _tenant_text(tenant)))
+    rules = edge.rules
+    policy.append(
+        (
+            "revocation, discovered",
+            f"{rules.revocation}; {rules.discovered_rate}/s, {rules.discovered_contacts} users, "
+            f"then {rules.discovered_refusal}",
+        )
+    )
     profile = [
         ("tls", edge.tls),
         ("server_header", edge.server_header),

@@ -41,6 +41,8 @@ class Outcome:
             for each parameter of its top Via.
         tls: "refused-at-handshake" when the Edge refused the caller's handshake,
             else the version the caller's connection negotiated.
+        component: the text of the TF_COMPONENT line of the call's decision, if any.
+        windows_event: the id of the Windows event of the call's decision, if any.
     """
 
     status: int | None
@@ -53,6 +55,8 @@ class Outcome:
     edge_log_data: tuple[tuple[str, str], ...] | None = None
     peer_headers: tuple[tuple[str, str], ...] = ()
     tls: str | None = None
+    component: str | None = None
+    windows_event: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.ms_diagnostics_params, FrozenMap):
@@ -130,6 +134,12 @@ def compare(expect: Expect, got: Outcome) -> tuple[Mismatch, ...]:
             out.append(Mismatch(key=f"peer_headers.{name}", expected=value, got=seen or None))
     if expect.tls is not None and got.tls != expect.tls:
         out.append(Mismatch(key="tls", expected=expect.tls, got=got.tls))
+    if expect.component is not None and got.component != expect.component:
+        out.append(Mismatch(key="component", expected=expect.component, got=got.component))
+    if expect.windows_event is not None and got.windows_event != expect.windows_event:
+        out.append(
+            Mismatch(key="windows_event", expected=expect.windows_event, got=got.windows_event)
+        )
     return tuple(out)
 
 
@@ -168,6 +178,10 @@ def describe_expect(expect: Expect) -> str:
         parts.append(f"{name}={value or '(absent)'}")
     if expect.tls is not None:
         parts.append(f"tls={expect.tls}")
+    if expect.component is not None:
+        parts.append(f"component={expect.component!r}")
+    if expect.windows_event is not None:
+        parts.append(f"windows_event={expect.windows_event}")
     return " ".join(parts)
 
 
@@ -190,6 +204,10 @@ def describe_got(expect: Expect, got: Outcome) -> str:
         parts.append(f"{name}={header(got.peer_headers, name) or '(absent)'}")
     if expect.tls is not None:
         parts.append(f"tls={got.tls or '-'}")
+    if expect.component is not None:
+        parts.append(f"component={got.component!r}" if got.component else "component=-")
+    if expect.windows_event is not None:
+        parts.append(f"windows_event={got.windows_event or '-'}")
     return " ".join(parts)
 
 

@@ -12,7 +12,9 @@ Isolation (documented for users in ``scenarios/README.md``):
   as written (``fqdn1="vcse.sub.cms.steven.lab:5061"`` stays verbatim);
 - each lab gets its own temporary PKI and log directory (kept with ``--keep-logs``,
   which also writes the Edge's SIPStack trace, ``trace.log``, there; ``--pcap DIR``
-  writes a capture per lab, :func:`capture_name`);
+  writes a capture per lab, :func:`capture_name`), and its own CRL server on a free
+  loopback port (``[pki] crl_listen`` is moved there too): it is bound first, since
+  the certificates name its URL;
 - labs run concurrently, at most ``jobs`` at a time, in one trio process.
 
 Timeouts are short (a lab is a test, not a production Edge): DNS 0.5 s with one
@@ -43,6 +45,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from simulator.diagnostics import DiagnosticsParseError, parse_edge_log, parse_ms_diagnostics
 from simulator.edge.app import LabAddresses, lab_zones, serve_lab
+from simulator.edge.crl import CrlService, open_crl_service
 from simulator.edge.observers import Observer, Watch
 from simulator.edge.outbound import OutboundLimits
 from simulator.edge.state import Limits
@@ -358,6 +361,20 @@ def _symbol(event: Mapping[str, object] | None) -> str | None:
     return None
 
 
+def _component(event: Mapping[str, object] | None) -> str | None:
+    """The text of the decision's TF_COMPONENT line (expect.component)."""
+    found = event.get("component") if event is not None else None
+    text = found.get("text") if isinstance(found, Mapping) else None
+    return text if isinstance(text, str) else None
+
+
+def _windows_event(event: Mapping[str, object] | None) -> int | None:
+    """The id of the decision's Windows event (expect.windows_event)."""
+    found = event.get("windows_event") if event is not None else None
+    ident = found.get("id") if isinstance(found, Mapping) else None
+    return ident if isinstance(ident, int) else None
+
+
 def _status_line(response: Response) -> str:
     return f"SIP/2.0 {response.status} {response.reason}"
 
@@ -479,6 +496,7 @@ class _LabRun:
                 from_uri=call.from_,
                 to_uri=call.to,
                 pai=call.pai,
+                route=call.route,
                 method=call.method,
                 timeout=CALL_TIMEOUT,
                 rng=rng,
@@ -592,6 +610,8 @@ class _LabRun:
             edge_log_data=_log_data(record),
             peer_headers=_peer_headers(placed.final),
             tls="refused-at-handshake" if refused else placed.tls_version,
+            component=_component(event),
+            windows_event=_windows_event(event),
         )
         extra = event.get("extra") if event is not None else None
         peer_names: tuple[str, ...] = ()
@@ -788,11 +808,43 @@ async def serve_lab_session(
     ``watch`` every SIP message it reads or writes;
     ``sip_trace`` writes the Edge's ``trace.log``, ``pcap`` a capture of its legs.
     """
+    # The CRL server first: every certificate names its URL. Then the PKI, issued
+    # before the peers start (they present these certificates); serve_lab reuses
+    # the same files, unchanged, and serves the CRLs on this service.
+    crl = await open_crl_service(LOOPBACK, 0)
+    try:
+        await _serve_with_crl(
+            lab,
+            ident,
+            work_dir,
+            crl,
+            sip_trace=sip_trace,
+            pcap=pcap,
+            observe=observe,
+            watch=watch,
+            task_status=task_status,
+        )
+    finally:
+        for listener in crl.listeners:  # closed here too if the lab never started
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(listener)
+
+
+async def _serve_with_crl(
+    lab: Lab,
+    ident: str,
+    work_dir: Path,
+    crl: CrlService,
+    *,
+    sip_trace: bool,
+    pcap: Path | None,
+    observe: Observer | None,
+    watch: Watch | None,
+    task_status: trio.TaskStatus[LabSession],
+) -> None:
     certs_dir, log_dir = work_dir / "certs", work_dir / "logs"
-    # Issued before the peers start (they present these certificates); serve_lab
-    # reuses the same files, unchanged.
     now = dt.datetime.now(dt.UTC)
-    issued = issue_pki(lab.certs, certs_dir, now=now)
+    issued = issue_pki(lab.certs, certs_dir, now=now, crl_url=crl.base)
     partners = _Partners()
     async with trio.open_nursery() as nursery:
         ports: dict[int, int] = {}
@@ -827,6 +879,7 @@ async def serve_lab_session(
                 limits=EDGE_LIMITS,
                 outbound=outbound,
                 rng=seeded(lab, "edge"),
+                crl=crl,
                 trace=sip_trace,
                 pcap=pcap,
                 observe=observe,

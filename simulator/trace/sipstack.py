@@ -303,7 +303,7 @@ def format_component_record(
     seq: int,
     text: str,
     result: ResultCode | None = None,
-    location: str = COMPONENT_LOCATION,
+    location: str | None = COMPONENT_LOCATION,
     object_id: int = 0,
     diagnostic: Sequence[tuple[str, str]] = (),
 ) -> str:
@@ -319,19 +319,21 @@ def format_component_record(
         level: "TL_ERROR", "TL_WARN" or "TL_INFO".
         text: what the component says (``Exit - ...``).
         result: the Result-Code, printed ``Result 0xC3E93C5E(SYMBOL)``; None omits it.
-        location: ``SIPStack,<Class>::<Method>:<file>.cpp(<line>)``.
+        location: ``SIPStack,<Class>::<Method>:<file>.cpp(<line>)``; None when the
+            source shows none: the location and the object's address are left out.
         object_id: the object's address, printed as 16 hex digits.
         diagnostic: the block's fields, e.g. ``("LogType", "diagnostic")``, in order.
 
     Returns:
         The record, ``\\n`` line ends, ending with a newline.
     """
-    for value in (text, location, *(f"{k}{v}" for k, v in diagnostic)):
+    for value in (text, location or "", *(f"{k}{v}" for k, v in diagnostic)):
         if "\n" in value or "\r" in value:
             raise ValueError(f"a component record field must be one line, not {value!r}")
+    where = "" if location is None else f" ({location})( {object_id:016X} )"
     line = (
         _head(level, "TF_COMPONENT", machine=machine, pid=pid, tid=tid, when=when, seq=seq)
-        + f" ({location})( {object_id:016X} ) {text}"
+        + f"{where} {text}"
     )
     if result is not None:
         line += f" Result 0x{result.hex[2:].upper()}({result.symbol})"

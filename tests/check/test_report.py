@@ -212,7 +212,7 @@ def test_verdict_agrees_with_the_rules(
     kwargs, options = scenario
     report = build_report(facts(pki, **kwargs), options, now=NOW)  # type: ignore[arg-type]
     statuses = [r.status for r in report.rules]
-    assert [r.number for r in report.rules] == list(range(1, 8))
+    assert [r.number for r in report.rules] == list(range(1, 9))
     # A failed rule always stops the call; a federating report has no failed rule.
     if "fail" in statuses:
         assert not report.federates

@@ -28,17 +28,33 @@ def reference(shared_dir: Path) -> str:
     return (shared_dir / REFERENCE).read_text(encoding="utf-8")
 
 
-def test_every_diagnostic_string_appears_verbatim_in_the_reference(reference: str) -> None:
+@pytest.fixture(scope="module")
+def field_cases(shared_dir: Path) -> str:
+    return (shared_dir / "reference" / "field-cases.md").read_text(encoding="utf-8")
+
+
+def test_every_diagnostic_string_appears_verbatim_in_the_references(
+    reference: str, field_cases: str
+) -> None:
+    both = reference + field_cases
     for entry in MS_DIAGNOSTICS.values():
-        assert entry.reason in reference, entry.code
+        assert entry.reason in both, entry.code
         if entry.spec_reason is not None:
-            assert entry.spec_reason in reference, entry.code
+            assert entry.spec_reason in both, entry.code
 
 
 def test_every_microsoft_result_code_appears_verbatim_in_the_reference(reference: str) -> None:
     lowered = reference.lower()
     for entry in RESULT_CODES.values():
         if entry.symbol.startswith("EMU_UNVERIFIED_"):
+            continue
+        if not entry.hex_known:
+            # A symbol seen without its value or text (field cases C11): the symbol
+            # is verbatim, the rest is labelled, never invented.
+            assert entry.symbol in reference
+            assert entry.hex == UNVERIFIED_HEX
+            assert entry.fidelity != "verbatim"
+            assert entry.text.startswith("fedsim: ")
             continue
         assert entry.fidelity == "verbatim"
         assert entry.symbol in reference
@@ -132,7 +148,7 @@ def test_lookup_result_by_symbol_or_hex() -> None:
 
 def test_synthetic_hex_is_reserved_for_markers() -> None:
     base = RESULT_CODES["EMU_UNVERIFIED_NO_SRV"]
-    with pytest.raises(ValueError, match="reserved"):
+    with pytest.raises(ValueError, match="hex_known=False"):
         ResultCode(
             hex=UNVERIFIED_HEX,
             symbol="SIPPROXY_E_MADE_UP",
@@ -143,6 +159,19 @@ def test_synthetic_hex_is_reserved_for_markers() -> None:
             causes=base.causes,
             fix=base.fix,
             source="x",
+        )
+    with pytest.raises(ValueError, match="without its value is not verbatim"):
+        ResultCode(
+            hex=UNVERIFIED_HEX,
+            symbol="SIPPROXY_E_SEEN_WITHOUT_VALUE",
+            text="t",
+            severity="warning",
+            fidelity="verbatim",
+            meaning=base.meaning,
+            causes=base.causes,
+            fix=base.fix,
+            source="x",
+            hex_known=False,
         )
     with pytest.raises(ValueError, match="not verbatim"):
         ResultCode(

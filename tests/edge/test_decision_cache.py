@@ -1,8 +1,9 @@
 """The Edge caches verdicts under exactly the decision's arguments, and nothing else leaks in.
 
-A connection remembers the verdict of each (route, SRV answer) it met (the peer
-certificate is the connection's own). The cache is right only if a decision
-depends on nothing outside (route, peer, SRV answer, settings): hypothesis
+A connection remembers the verdict of each (route, SRV answer, first Route, called
+user, discovered partner's load) it met (the peer certificate is the connection's
+own). The cache is right only if a decision depends on nothing outside those
+(and the settings): hypothesis
 sends runs of requests that differ in everything else (Call-IDs, called users,
 methods, extra headers, PAI or not) through the federation port's real request
 path, over an in-memory stream, and every event must carry the status and rule
@@ -36,6 +37,7 @@ from simulator.policy import (
     SrvTarget,
     decide_inbound,
     inbound_route,
+    local_user,
     screen_inbound,
     user_answer,
 )
@@ -95,12 +97,24 @@ def _expected(request: Request) -> tuple[int, str]:
     assert not isinstance(parties, Rejection)
     route = inbound_route(parties, SETTINGS)
     srv = None if route.srv_name is None else SRV[route.domain]
-    decision = decide_inbound(route, PEER, srv, SETTINGS)
+    decision = decide_inbound(route, PEER, srv, SETTINGS, user=_called(request))
     if not decision.accepted:
         return decision.status, decision.rule
     to = request.to.uri
     status = user_answer(request.method, to.host, to.user, SETTINGS, USERS)  # type: ignore[union-attr]
     return status, decision.rule
+
+
+def _called(request: Request) -> object:
+    """The called user's facts, as the Edge derives them (no per-user settings here)."""
+    to, caller = request.to.uri, request.from_.uri
+    return local_user(
+        to.user,  # type: ignore[union-attr]
+        to.host,  # type: ignore[union-attr]
+        federation=True,
+        contacts=(),
+        peer=(caller.user, caller.host),  # type: ignore[union-attr]
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -144,6 +158,8 @@ async def test_every_cached_verdict_is_the_one_the_pure_decision_gives(
         ]
         got = {e["call_id"]: (e["status"], e["rule"]) for e in events}
         assert got == {m.call_id: _expected(m) for m in sent}
-        # One compiled verdict per distinct route met, however many requests.
-        assert len(conn.verdicts) == len({id(route) for route in edge.routes.values()})
+        # One compiled verdict per distinct (route, called user) met, however many
+        # requests: a per-user verdict is never reused for another user.
+        met = {(id(edge.routes[screen_inbound(m, SETTINGS)]), _called(m)) for m in sent}
+        assert len(conn.verdicts) == len(met)
         del peer

@@ -268,6 +268,8 @@ def test_sigterm_under_load_answers_or_closes_and_loses_no_event(tmp_path: Path)
         "--listen", f"127.0.0.1:{fed}", "--clients", f"127.0.0.1:{_free_port()}",
         "--dns-listen", f"127.0.0.1:{dns_port}",
         "--log-dir", str(tmp_path / "logs"), "--certs-dir", str(tmp_path / "certs"),
+        # The load comes from steven.lab, a discovered partner (20 messages/s by default).
+        "--rule", "discovered_rate=1000000",
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
     seen: list[str] = []

@@ -259,6 +259,10 @@ def start_lab(procs: Procs, base: Path) -> Lab:
             log_dir,
             "--certs-dir",
             certs_dir,
+            # SIPp and the RFC 4475 torture tests send fast from steven.lab, a
+            # discovered partner: lift its 20 messages/s (reference §5.2).
+            "--rule",
+            "discovered_rate=1000000",
         ],
         cwd=REPO,
     )

@@ -225,6 +225,7 @@ def test_the_readme_tour_shows_the_banner_make_run_prints(
         log_dir=Path("logs"),
         certs_dir=Path("certs"),
         issued=issued,
+        crl="http://127.0.0.1:40123",  # a free port: the README shows one
     )
     printed = banner(lab, addresses, fedsim=".venv/bin/fedsim", ui="http://127.0.0.1:41733/")
     assert "\n```\n" + printed + "\n" in (REPO / "README.md").read_text(encoding="utf-8")

@@ -402,6 +402,78 @@ CASES: dict[str, Case] = {
     "zone-path-is-a-directory": Case(
         at=8, new=keep(8) + '\nzones = ["."]', line=9, says=("is a directory",)
     ),
+    # -- the rest of the policy (issue 15) ------------------------------------------
+    "unknown-provider-key": Case(
+        at=6,
+        new=keep(6) + '\n[[edge.hosting_providers]]\nproxy_fqdn = "sipfed.online.lync.com"'
+        '\nverificaton = "AlwaysVerifiable"',
+        line=9,
+        says=("[[edge.hosting_providers]] #1 key 'verificaton'", "did you mean 'verification'"),
+    ),
+    "bad-verification-level": Case(
+        at=6,
+        new=keep(6) + '\n[[edge.hosting_providers]]\nproxy_fqdn = "sipfed.online.lync.com"'
+        '\nverification = "AlwayVerifiable"',
+        line=9,
+        says=("'AlwayVerifiable' is not one of", "did you mean 'AlwaysVerifiable'"),
+    ),
+    "tenant-without-office365": Case(
+        at=6,
+        new=keep(6) + "\n[edge.tenant]\nallowed_domains = []",
+        line=7,
+        says=("key 'tenant'", "belong to Office 365", 'profile = "office365"'),
+    ),
+    "tenant-and-edge-lists": Case(
+        at=6,
+        new=keep(6) + '\nprofile = "office365"\nblocked = ["x.lab"]\n[edge.tenant]',
+        line=8,
+        says=("key 'blocked'", "the tenant's lists decide"),
+    ),
+    "unknown-tenant-key": Case(
+        at=6,
+        new=keep(6) + '\nprofile = "office365"\n[edge.tenant]\nallowed_domain = []',
+        line=9,
+        says=("[edge.tenant] key 'allowed_domain'", "did you mean 'allowed_domains'"),
+    ),
+    "revoked-root": Case(
+        at=10, new="ca = true\nrevoked = true", line=11, says=("a root", "no CRL")
+    ),
+    "crl-url-not-http": Case(
+        at=14,
+        new=keep(14) + '\ncrl_url = "ldap://ca.lab/crl"',
+        line=15,
+        says=("key 'crl_url'", "is not an http:// URL"),
+    ),
+    "discovered-rate-zero": Case(
+        at=6,
+        new=keep(6) + "\n[edge.rules]\ndiscovered_rate = 0",
+        line=8,
+        says=("[edge.rules] key 'discovered_rate'", "a whole number from 1"),
+    ),
+    "discovered-refusal-200": Case(
+        at=6,
+        new=keep(6) + "\n[edge.rules]\ndiscovered_refusal = 200",
+        line=8,
+        says=("key 'discovered_refusal'", "200 is not one of 503, 403, 480, 504"),
+    ),
+    "route-on-an-outbound-call": Case(
+        at=18,
+        new='direction = "outbound"\nroute = "<sip:x.lab;lr>"',
+        line=19,
+        says=("key 'route'", "only an inbound call"),
+    ),
+    "crl-listen-clash": Case(
+        at=8,
+        new=keep(8) + '\n[pki]\ncrl_listen = "127.0.0.1:5353"',
+        line=10,
+        says=("[pki] key 'crl_listen'", "already used by [dns] key 'listen'"),
+    ),
+    "windows-event-not-a-number": Case(
+        at=22,
+        new='expect = { windows_event = "14508" }',
+        line=22,
+        says=("expect.windows_event", "a Windows event id"),
+    ),
 }
 
 
@@ -418,6 +490,29 @@ def test_broken_lab_names_file_line_and_key(case: Case, tmp_path: Path) -> None:
     for fragment in case.says:
         assert fragment in message, message
     assert "\n" not in message
+
+
+def test_one_server_both_pinned_and_a_provider_stops_the_lab_with_event_14517(
+    tmp_path: Path,
+) -> None:
+    """Field cases C7: the error line, then event 14517's two sentences (verbatim)."""
+    text = BASE.replace(
+        'trust = ["root"]\n',
+        'trust = ["root"]\n'
+        '[[edge.allowed]]\ndomain = "push.lync.com"\nproxy_fqdn = "sipfed.online.lync.com"\n'
+        '[[edge.hosting_providers]]\nname = "LyncOnline"\nproxy_fqdn = "sipfed.online.lync.com"\n',
+    )
+    with pytest.raises(LabError) as info:
+        load_lab_text(text, path=tmp_path / "lab.toml")
+    first, *details = str(info.value).split("\n")
+    assert first.startswith(f"{tmp_path / 'lab.toml'}:12: [[edge.hosting_providers]] #1 key ")
+    assert "the allowed partner push.lync.com" in first
+    assert details == [
+        "  Event 14517: The server configuration validation mechanism detected some serious "
+        "problems.",
+        "  The server at FQDN [sipfed.online.lync.com] is configured as both type 'allowed "
+        "partner server' and type 'IM service provider' .",
+    ]
 
 
 def test_base_lab_is_valid(tmp_path: Path) -> None:

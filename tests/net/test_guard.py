@@ -219,6 +219,7 @@ def test_every_listener_is_served_through_the_guard() -> None:
         "bench/ceiling.py",
         "dns/server.py",
         "edge/clients.py",
+        "edge/crl.py",
         "edge/inbound.py",
         "peer/uas.py",
         "ui/http.py",

@@ -129,6 +129,10 @@ class Running:
         path = self.logs / "edge.log"
         return path.read_text() if path.exists() else ""
 
+    def trace_log(self) -> str:
+        path = self.logs / "trace.log"
+        return path.read_text() if path.exists() else ""
+
     def partner_methods(self) -> list[str]:
         return [r.method for r, _ in self.partner_requests]
 
@@ -177,8 +181,12 @@ async def start(
     proxy_to_partner: bool = False,
     connect_timeout: float = 2.0,
     ring_seconds: float = 0.0,
+    trace: bool = False,
 ) -> Running:
-    """Start the partner (if any), then the lab; ``{port}`` in ``records`` is the partner's."""
+    """Start the partner (if any), then the lab; ``{port}`` in ``records`` is the partner's.
+
+    ``trace`` also writes the Edge's SIPStack trace (``trace.log``, :meth:`Running.trace_log`).
+    """
     certs, logs = tmp_path / "certs", tmp_path / "logs"
     probe = load_lab_text(
         lab_text(records=records.replace("{port}", "5061"), edge=edge, dns=dns),
@@ -224,6 +232,7 @@ async def start(
             certs_dir=certs,
             limits=Limits(dns_timeout=0.3, dns_attempts=1),
             outbound=outbound,
+            trace=trace,
             task_status=task_status,
         )
     )

@@ -104,3 +104,31 @@ async def test_client_bad_input_exits_2(args: list[str]) -> None:
     err = done.stderr.decode()
     assert err.startswith("fedsim: ") or "usage:" in err
     assert "Traceback" not in err
+
+
+async def test_client_says_what_the_user_reads_for_a_1002(outbound_lab: Any) -> None:
+    """Field cases §2d: without a lab, the client cannot know which client it stands for."""
+    lab = await outbound_lab(records="", edge="users = { carol = { federation = false } }")
+    done = await fedsim(
+        "client",
+        *edge_args(lab),
+        "--from",
+        "sip:carol@skype.lab",
+        "--to",
+        "sip:joe@contoso-federated.lab",
+        "--expect-status",
+        "403",
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 0, out + done.stderr.decode()
+    assert "ms-diagnostics 1002: From URI not authorized to communicate with federated" in out
+    assert (
+        "a Skype for Business user reads: This message was not delivered to "
+        "joe@contoso-federated.lab because the address is outside your organization and is not "
+        "federated with your company, or the address is incorrect. Please contact your support "
+        "team with this information." in out
+    )
+    assert (
+        "a Teams user reads: We can't set up the conversation because your organizations are "
+        "not set up to talk to each other." in out
+    )

@@ -124,10 +124,40 @@ def test_seed_1009_for_a_sub_domain_target() -> None:
     assert (decision.status, decision.reason) == (504, "Server time-out")
     assert decision.headers == (("ms-diagnostics", SEED_1009), ("Server", "RTC/6.0"))
     assert decision.fidelity == "verbatim"
-    # Reference §9 S2: the Edge log of this direction is inferred.
+    # A domain nobody configured (reference §12, bhargavs): Data reason= and the component
+    # line are verbatim; the Result-Code is not public, so the record is a marker.
     assert decision.edge_log is not None
+    assert decision.edge_log.result.symbol == "EMU_UNVERIFIED_DOMAIN_UNKNOWN"
+    assert decision.edge_log.data == (
+        ("domain", "cms.steven.lab"),
+        ("fqdn1", "vcse.sub.cms.steven.lab:5061"),
+        (
+            "reason",
+            "The domain of the message is not configured and does not appear to belong to a "
+            "federated partner",
+        ),
+    )
+    assert decision.edge_log.fidelity == "inferred"
+    assert decision.component is not None
+    assert decision.component.text == (
+        "Exit - domain [cms.steven.lab] is unknown and DNS SRV results did not match anything"
+    )
+    assert (decision.component.location, decision.component.result) == (None, None)
+
+
+def test_an_allowed_domain_whose_srv_misses_logs_the_allowed_domain_code() -> None:
+    allowed = dataclasses.replace(EDGE, allowed=(AllowedDomain(domain="cms.steven.lab"),))
+    decision = refusal(
+        outbound_after_srv(
+            "cms.steven.lab", srv("cms.steven.lab", "vcse.sub.cms.steven.lab."), allowed
+        )
+    )
+    assert decision.ms_diagnostics == SEED_1009
+    assert decision.edge_log is not None
+    # Reference §9 S2: the Edge log of this direction is inferred from the inbound one.
     assert decision.edge_log.result.symbol == "SIPPROXY_E_EPROUTING_MSG_ALLOWED_DOMAIN_NO_SRV_MATCH"
     assert decision.edge_log.fidelity == "inferred"
+    assert decision.component is None
 
 
 def test_1009_lists_every_target_in_srv_order() -> None:

@@ -19,6 +19,8 @@ FOLDERS = {
     "policy",
     "profiles",
     "rules",
+    "tenant",
+    "field",
 }
 
 

@@ -58,7 +58,17 @@ COLUMNS = [
         ["nothing arrived: the Edge never sent it the request"],
         ["SIPMSG"],
     ),
-    (SEED_1 + "3", "edge", ["Result-Code: 0xc3e93d6f", "log record: inferred"], []),
+    (
+        SEED_1 + "3",
+        "edge",
+        [
+            # Outbound to a domain nobody configured: bhargavs' Data reason= (reference §12)
+            "Result-Code: 0x00000000 EMU_UNVERIFIED_DOMAIN_UNKNOWN",
+            'reason="The domain of the message is not configured and does not appear to belong',
+            "log record: inferred",
+        ],
+        [],
+    ),
     (SEED_1 + "2", "expressway", ["received SIP/2.0 200 OK", 'Action="Sent"', "|BYE sip:"], []),
     (
         SEED_2 + "1",

@@ -14,7 +14,7 @@ from simulator.diagnostics import ParsedEdgeRecord
 from simulator.pki import KEYLOG_MODE
 from simulator.run import load_lab_files
 from simulator.run.runner import capture_name
-from simulator.trace import TraceMessage, parse_trace
+from simulator.trace import ComponentRecord, TraceMessage, parse_trace
 from simulator.trace.pcap import read_capture
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,3 +92,35 @@ def test_serve_with_a_trace_it_cannot_write_is_one_error_line(
     )  # fmt: skip
     assert code == 2
     assert "cannot write the trace" in error_line(capsys)
+
+
+def test_a_route_from_an_untrusted_source_leaves_its_component_record_in_the_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reference §4.1: the TF_COMPONENT line and its diagnostic block, then the TF_DIAG record."""
+    lab_file = REPO / "scenarios" / "policy" / "06-route-header-from-untrusted-source.toml"
+    keep = tmp_path / "labs"
+    assert main(["run", str(lab_file), "--keep-logs", str(keep)]) == 0, capsys.readouterr().out
+    (lab,) = load_lab_files([lab_file])
+    logs = keep / lab.id / "logs"
+    assert "TF_COMPONENT" not in (logs / "edge.log").read_text(encoding="utf-8")
+    records = parse_trace((logs / "trace.log").read_text(encoding="utf-8"))
+    components = [r for r in records if isinstance(r, ComponentRecord)]
+    # Only the call whose first Route names another server fails the component check.
+    (component,) = components
+    assert component.level == "TL_ERROR"
+    assert component.text == "Exit - route headers from untrusted source."
+    assert component.location == (
+        "SIPStack,CSIPRequest::GetNextHopByRouteHeader:SIPRequest.cpp(2440)"
+    )
+    assert (component.result_hex, component.result_symbol) == ("0xC3E93C5E", "SIPPROXY_E_ROUTING")
+    assert component.diagnostic is not None
+    assert component.diagnostic.result_symbol == "SIPPROXY_E_ROUTING"
+    # Just before the TF_DIAG record of the same request, numbered before it.
+    after = records[records.index(component) + 1]
+    assert isinstance(after, ParsedEdgeRecord)
+    assert after.result_symbol == "SIPPROXY_E_ROUTING"
+    assert after.call_id == component.diagnostic.call_id
+    assert component.seq is not None
+    assert after.seq is not None
+    assert component.seq < after.seq

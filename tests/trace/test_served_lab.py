@@ -48,7 +48,7 @@ from simulator.sip import (
     parse_message,
     serialize,
 )
-from simulator.trace import TraceMessage, parse_trace
+from simulator.trace import ComponentRecord, TraceMessage, parse_trace
 from simulator.trace.pcap import read_capture
 
 pytestmark = pytest.mark.interop
@@ -527,8 +527,15 @@ def test_the_diagnostic_records_sit_between_request_and_answer(served: Served) -
     assert [(d.call_id, d.result_symbol) for d in diags] == [
         ("acano", "SIPPROXY_E_EPROUTING_MSG_ALLOWED_DOMAIN_NO_SRV_MATCH"),
         ("video", "SIPPROXY_E_ROUTING_MSG_CERT_MISMATCH"),
-        ("cms", "SIPPROXY_E_EPROUTING_MSG_ALLOWED_DOMAIN_NO_SRV_MATCH"),
+        # cms.steven.lab is configured nowhere: the record bhargavs shows for that
+        # outbound case (reference §12), after its TF_COMPONENT line.
+        ("cms", "EMU_UNVERIFIED_DOMAIN_UNKNOWN"),
     ]
+    (component,) = [r for r in records if isinstance(r, ComponentRecord)]
+    assert component.text == (
+        "Exit - domain [cms.steven.lab] is unknown and DNS SRV results did not match anything"
+    )
+    assert records[records.index(component) + 1] == diags[2]
     for diag in diags:
         at = records.index(diag)
         same = [

@@ -122,7 +122,10 @@ def test_a_served_lab_shows_each_call_in_three_columns_as_it_happens(
         ) in client
         assert "vcse.cms.steven.lab" in client  # the fix, in this lab's names
         assert "nothing arrived" in column(browser, "expressway")
-        assert "Result-Code: 0xc3e93d6f" in column(browser, "edge")
+        # cms.steven.lab is not a configured partner: bhargavs' record (reference §12).
+        edge = column(browser, "edge")
+        assert "Result-Code: 0x00000000 EMU_UNVERIFIED_DOMAIN_UNKNOWN" in edge, edge
+        assert 'reason="The domain of the message is not configured' in edge, edge
         links = browser.js(
             "[...document.querySelectorAll('#detail .files a')].map(a => a.getAttribute('href'))"
         )
@@ -132,7 +135,7 @@ def test_a_served_lab_shows_each_call_in_three_columns_as_it_happens(
             "fetch(document.querySelector(\"#detail .files a[href$='--edge.log']\").href)"
             ".then(r => r.text())"
         )
-        assert "SIPPROXY_E_EPROUTING_MSG_ALLOWED_DOMAIN_NO_SRV_MATCH" in record
+        assert "EMU_UNVERIFIED_DOMAIN_UNKNOWN" in record
 
         # A call from outside the page arrives by push, no reload.
         outside = subprocess.run(
