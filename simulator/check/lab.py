@@ -7,7 +7,9 @@ order, fed with the lab's facts instead of live connections:
   peer's, the peer's certificate against the Edge's trust store with the usage
   the ``client_eku`` rule asks for, Office 365's public-CA rule;
 * inbound: :func:`screen_inbound`, :func:`inbound_route`, :func:`decide_inbound`,
-  then :func:`user_answer`;
+  then the called Skype user's :func:`simulator.skype.user.answer_status` (its
+  existence, the lab's fixed answer, the media of the very offer the call
+  sends);
 * outbound: :func:`screen_outbound`, :func:`outbound_route`,
   :func:`outbound_after_srv`, :func:`outbound_no_address`,
   :func:`outbound_connect_failed`, :func:`outbound_tls_failed`,
@@ -25,13 +27,16 @@ import datetime as dt
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography import x509
 
 from simulator.diagnostics import parse_ms_diagnostics
 from simulator.lab import CallSpec, Lab, PeerConfig
+from simulator.lab.settings import user_directory
 from simulator.peer.requests import CallIds, build_request
-from simulator.peer.skype import build_client_request
+from simulator.peer.sdp import Offer
+from simulator.peer.skype import ClientOffer, build_client_request
 from simulator.pki import facts_from_certificate, verify_chain
 from simulator.policy import (
     HANDSHAKE_FAILED,
@@ -53,12 +58,11 @@ from simulator.policy import (
     outbound_tls_failed,
     screen_inbound,
     screen_outbound,
-    user_answer,
     version_refusal,
 )
 from simulator.policy.facts import FEDERATION_PORT
 from simulator.policy.profiles import tls_versions
-from simulator.sip import SipUri, parse_uri
+from simulator.skype.user import answer_status
 
 #: The Edge log symbol of a refused handshake (reference §4.2 marker).
 HANDSHAKE_SYMBOL = "EMU_UNVERIFIED_TLS_HANDSHAKE_FAILED"
@@ -146,13 +150,6 @@ def _refused(why: str) -> Prediction:
     )
 
 
-def _host_user(uri: str) -> tuple[str, str | None]:
-    parsed = parse_uri(uri)
-    if isinstance(parsed, SipUri):
-        return parsed.host.lower(), parsed.user
-    return "", None
-
-
 def _edge_trusted_by(peer: str, facts: LabFacts) -> bool:
     roots = facts.trust.peer_roots.get(peer, ())
     verdict = verify_chain(
@@ -187,6 +184,9 @@ def _inbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts) 
         pai=call.pai,
         local=("127.0.0.1", 5061),
         ids=CallIds.generate(random.Random(0)),
+        offer=cast(Offer, call.offer or "best-effort"),
+        text=call.text,
+        expires=call.expires,
     )
     parties = screen_inbound(request, settings)
     if isinstance(parties, Rejection):
@@ -202,9 +202,7 @@ def _inbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts) 
     decision = decide_inbound(route, cert, srv, settings)
     if not decision.accepted:
         return _from_decision(decision)
-    host, user = _host_user(call.to)
-    status = user_answer(call.method, host, user, settings, lab.edge.answers)
-    return _from_decision(decision, status)
+    return _from_decision(decision, answer_status(request, user_directory(lab)))
 
 
 def _usage(settings: EdgeSettings) -> str:
@@ -217,13 +215,15 @@ def _listening(lab: Lab) -> dict[int, PeerConfig]:
 
 
 def _outbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts) -> Prediction:
-    host, user = _host_user(call.to)
     request = build_client_request(
         method=call.method,
         from_uri=call.from_,
         to_uri=call.to,
         local=("127.0.0.1", 5062),
         rng=random.Random(0),
+        offer=cast(ClientOffer, call.offer or "srtp"),
+        text=call.text,
+        expires=call.expires,
     )
     target = screen_outbound(request, settings)
     if isinstance(target, Rejection):
@@ -235,7 +235,7 @@ def _outbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts)
             why=target.why,
         )
     if target.local:
-        status = user_answer(call.method, host, user, settings, lab.edge.answers)
+        status = answer_status(request, user_directory(lab))
         return Prediction(
             status=status, rule="local", ms_diagnostics=None, edge_log=None, why="a local user"
         )

@@ -137,6 +137,7 @@ def decision_event(
         "ms_diagnostics": decision.ms_diagnostics,
         "edge_log": None if log is None else record_summary(log),
         "extra": dict(extra),
+        "user": None,
     }
 
 

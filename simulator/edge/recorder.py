@@ -15,6 +15,9 @@ partner-timeout   a partner never answered a forwarded request (408)
 unanswered        the Edge stopped (or the client left) before answering
 malformed         a message that could not be used (its 400, or none)
 tls-handshake-failed / client-tls-failed   a refused handshake (federation / clients)
+call-ended        the emulated Skype user ended a call with a BYE (no ACK, hang-up, media)
+notify            the emulated Skype user's presence went out in a NOTIFY
+message           an instant message reached the user inside an IM session (its text)
 internal-error    a guard contained a fedsim bug (simulator.net.guard)
 log-gap           the disk came back after lines were lost (simulator.edge.logfiles)
 ================  =====================================================================
@@ -26,6 +29,10 @@ once into an :class:`~simulator.edge.eventcodec.EventTemplate` and an
 changes. Records are *held* (:meth:`Recorder.write` with ``hold=True``) and put on
 disk by :meth:`Recorder.flush`, which the SIP stream calls right before any reply
 leaves (:mod:`simulator.net.sipstream`); events with no reply are flushed at once.
+
+A decision's event carries ``user``: what the called Skype user answered (the
+media of its SDP answer, the text of a MESSAGE, the presence it sent), or
+null for a request that never reached a user.
 
 Time has one source, :meth:`Recorder.stamps`: the UTC wall clock, formatted once
 per second (formatting costs more than the rest of an event).
@@ -305,31 +312,42 @@ class Recorder:
             peer=peer,
             extra=extra,
         )
-        template = EventTemplate(event, DECISION_FIELDS)
+        # Only an accepted request reaches a user: the refused path keeps its holes.
+        fields = (*DECISION_FIELDS, "user") if decision.accepted else DECISION_FIELDS
+        template = EventTemplate(event, fields)
         record = None if decision.edge_log is None else self.template(decision.edge_log, peer)
         return Verdict(decision=decision, event=template, record=record)
 
     def verdict(
-        self, verdict: Verdict, request: Request, *, status: int, from_text: str, to_text: str
+        self,
+        verdict: Verdict,
+        request: Request,
+        *,
+        status: int,
+        from_text: str,
+        to_text: str,
+        user: Mapping[str, object] | None = None,
     ) -> None:
         """The event (and record) of a compiled decision for one request: the hot path.
 
         ``status`` is what went on the wire: the decision's, or the called user's
-        answer to an accepted request. Held: the reply's send flushes it.
+        answer to an accepted request, of which ``user`` says more. Held: the
+        reply's send flushes it.
         """
         stamp, iso = self.stamps()
         template = verdict.record
         record = None if template is None else self.record_text(template, request, stamp)
-        line = verdict.event.render_encoded(
-            (
-                f'"{iso}"',
-                json_string(request.call_id),
-                json_string(request.method),
-                json_string(from_text),
-                json_string(to_text),
-                str(status),
-            )
-        )
+        values = [
+            f'"{iso}"',
+            json_string(request.call_id),
+            json_string(request.method),
+            json_string(from_text),
+            json_string(to_text),
+            str(status),
+        ]
+        if verdict.decision.accepted:
+            values.append(event_json(user) if user is not None else "null")
+        line = verdict.event.render_encoded(values)
         self.files.hold(line, record)
         if self.decisions and self.console is not None:  # format only when shown
             self.say(
@@ -370,6 +388,21 @@ class Recorder:
                 f"{str(event['time'])[11:19]} outbound {request.method} {request.from_.uri} -> "
                 f"{request.to.uri}  {rule}  {status}"
             )
+
+    def user_event(
+        self,
+        kind: str,
+        fields: Mapping[str, object],
+        *,
+        direction: str,
+        peer: str,
+        hold: bool = True,
+    ) -> None:
+        """Something the emulated Skype user did or read (a BYE, a NOTIFY, an IM's text).
+
+        Held for the message it goes with (the send flushes it), unless ``hold`` is False.
+        """
+        self.write(self._event(kind, {"direction": direction, "peer": peer, **fields}), hold=hold)
 
     def unanswered(self, direction: str, request: Request, peer: str, reason: str) -> None:
         """A request taken off the wire that the Edge never answered."""

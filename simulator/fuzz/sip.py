@@ -39,7 +39,7 @@ from simulator.sip import (
     serialize,
 )
 from simulator.sip.unparsable import error_response_for
-from simulator.skype.plainsdp import build_answer
+from simulator.skype.media import MediaSettings, answer_offer
 
 __all__ = ["SEEDS", "FuzzFinding", "LoopResult", "check", "mutate", "run_atheris", "run_loop"]
 
@@ -219,7 +219,15 @@ def _as_the_edge(request: Request, data: bytes) -> None:
                 str(parse_name_addr(value).uri)
             except SipParseError:
                 return  # the Edge answers 400 (federation.py reads these before deciding)
-    build_answer(request.body, address="127.0.0.1", session_id=1)
+    # The emulated user's media decision never raises for a peer's SDP.
+    answer_offer(
+        request.body,
+        settings=MediaSettings(),
+        address="127.0.0.1",
+        port=20000,
+        rng=random.Random(0),
+        user_uri="sip:user@skype.lab",
+    )
     for status in (200, 504):
         response = build_response(
             request,

@@ -95,6 +95,11 @@ class _Conn:
 
     def response(self) -> tuple[int, str]:
         """(status, Call-ID) of the next response."""
+        status, call, _ = self.response_tag()
+        return status, call
+
+    def response_tag(self) -> tuple[int, str, str]:
+        """(status, Call-ID, To tag) of the next response."""
         while True:
             item = self.framer.next_message()
             if isinstance(item, bytes):
@@ -102,7 +107,12 @@ class _Conn:
                 if start is None:
                     continue  # a NOTIFY or other request from the Edge
                 call = re.search(rb"(?im)^Call-ID: (.*?)\r$", item)
-                return int(start[1]), call[1].decode("latin-1") if call else ""
+                tag = re.search(rb"(?im)^To: .*;tag=([^;\r]*)\r$", item)
+                return (
+                    int(start[1]),
+                    call[1].decode("latin-1") if call else "",
+                    tag[1].decode("latin-1") if tag else "",
+                )
             if item is KeepAlive.PING:
                 continue
             assert item is Need.DATA
@@ -191,10 +201,19 @@ def _exchange(conn: _Conn, kind: str, call: str, answered: list[str]) -> None:
         expect = [400]
     else:
         conn.send(_invite(call))
-        expect = [180, 200]
-    got = [conn.response() for _ in expect]
+        expect = [100, 180, 200]
+    tagged = [conn.response_tag() for _ in expect]
+    got = [(status, c) for status, c, _ in tagged]
     if [status for status, _ in got] != expect or {c for _, c in got} != {call}:
         raise ConnectionError(f"expected {expect} for {call}, got {got}")
+    if kind == "invite":
+        # The caller completes the dialog: the ACK stops the 200's retransmissions.
+        tag = tagged[-1][2]
+        conn.send(_request("ACK", call, extra=f";tag={tag}"))
+        conn.send(_request("BYE", call, extra=f";tag={tag}").replace(b"1 BYE", b"2 BYE"))
+        bye = conn.response()
+        if bye != (200, call):
+            raise ConnectionError(f"expected 200 to the BYE of {call}, got {bye}")
     if kind != "malformed":
         answered.append(call)  # a decision: its event line must exist
 

@@ -160,16 +160,31 @@ async def test_seed_certificate_without_srv_target_gets_the_cert_mismatch_record
 
 async def test_good_partner_is_answered_as_the_skype_user(seed: Running) -> None:
     result = await seed.call("sip:2000@steven.lab")
-    assert [r.status for r in result.responses] == [180, 200]
-    ok = result.responses[-1]
+    trying, ringing, ok = result.responses
+    assert [r.status for r in result.responses] == [100, 180, 200]
+    # 100 is the Edge's own (Server); 180 and 200 are the user's (User-Agent).
+    assert trying.headers.get("Server") == "RTC/6.0"
+    assert trying.to.tag is None
+    for response in (ringing, ok):
+        assert response.headers.get("Server") is None
+        assert (response.headers.get("User-Agent") or "").endswith("(Skype for Business)")
+        assert (response.headers.get("Record-Route") or "").startswith("<sip:sip.skype.lab:")
     assert ok.headers.get("Content-Type") == "application/sdp"
-    assert b"m=audio" in ok.body
+    # The simulated Expressway offers best-effort SRTP: the Skype user encrypts.
+    assert b" RTP/SAVP " in ok.body
+    assert b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in ok.body
+    assert b"a=candidate:1 1 UDP 2130706431 127.0.0.1 " in ok.body
     assert b"a=rtpmap:0 PCMU/8000" in ok.body
     assert re.fullmatch(r"[0-9A-F]{32}", ok.to.tag or "")
     assert result.forwarded_dialog  # ACK, BYE and its 200 completed
     assert seed.edge_log() == ""  # nothing to log for an accepted call
     (event,) = seed.events()
     assert event["rule"] == "accepted"
+    assert event["user"] == {
+        "media": "RTP/SAVP PCMU PCMA telephone-event",
+        "secure": True,
+        "offer": False,
+    }
 
 
 @pytest.mark.parametrize(
