@@ -237,7 +237,12 @@ def _outbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts)
     if target.local:
         status = answer_status(request, user_directory(lab))
         return Prediction(
-            status=status, rule="local", ms_diagnostics=None, edge_log=None, why="a local user"
+            status=status,
+            rule="local-user",
+            # A user that does not exist: the pool's 404 with 4005 (internal clients see it).
+            ms_diagnostics=4005 if status == 404 else None,
+            edge_log=None,
+            why="a local user",
         )
     domain = target.domain
     route = outbound_route(domain, settings)

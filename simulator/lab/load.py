@@ -29,6 +29,7 @@ from simulator.errors import FedsimError, LabError
 from simulator.lab.locate import KeyPath, Locator
 from simulator.lab.model import (
     CALL_METHODS,
+    CLIENT_OFFERS,
     DIRECTIONS,
     DOMAIN_SOURCES,
     FEDERATION_MODES,
@@ -1259,8 +1260,15 @@ class _Loader:
         for key in ("offer", "ack", "hangup"):
             if t.has(key) and method != "INVITE":
                 raise t.error(key, "only an INVITE has it", fix="remove it, or call with INVITE")
+        offer = t.choice("offer", OFFERS, None)
+        if offer is not None and direction == "outbound" and offer not in CLIENT_OFFERS:
+            raise t.error(
+                "offer",
+                f"a Skype client does not offer {offer!r}",
+                fix=f"use one of {', '.join(CLIENT_OFFERS)} (or call inbound)",
+            )
         return CallSpec(
-            offer=t.choice("offer", OFFERS, None),
+            offer=offer,
             ack=cast(bool, t.boolean("ack", True)),
             hangup=cast(bool, t.boolean("hangup", True)),
             text=t.string("text", None, example='"Hello"'),

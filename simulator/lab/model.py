@@ -50,7 +50,9 @@ MEDIA_REFUSALS: tuple[str, ...] = REFUSAL_FORMS
 #: ``[edge] users_exist``: any user of a homed domain, or only those ``users`` lists.
 USERS_EXIST: tuple[str, ...] = ("any", "listed")
 #: ``[[calls]] offer``: the SDP the caller puts in its INVITE.
-OFFERS: tuple[str, ...] = ("plain", "srtp", "best-effort", "none", "im")
+OFFERS: tuple[str, ...] = ("plain", "srtp", "best-effort", "none", "im", "dtls")
+#: The offers a Skype client makes (it never offers DTLS-SRTP).
+CLIENT_OFFERS: tuple[str, ...] = ("plain", "srtp", "best-effort", "none", "im")
 #: Methods a lab call can start with.
 CALL_METHODS: tuple[str, ...] = ("INVITE", "MESSAGE", "OPTIONS", "SUBSCRIBE")
 
@@ -373,7 +375,8 @@ class CallSpec:
     in the lab file, for reports.
 
     What the caller does: ``offer`` (the INVITE's SDP: ``plain``, ``srtp``,
-    ``best-effort``, ``none``, ``im``; None: the caller's own default), ``ack``
+    ``best-effort``, ``none``, ``im``, ``dtls`` (inbound only); None: the
+    caller's own default, ``best-effort`` inbound, ``srtp`` outbound), ``ack``
     (False: it never ACKs the 200), ``hangup`` (False: it waits for the Skype
     user's BYE), ``text`` (of a MESSAGE or an IM session), and for SUBSCRIBE
     ``expires``, ``refresh`` (one refresh) and ``unsubscribe`` (False: it waits

@@ -10,8 +10,10 @@ setting a Skype user's ``RequireEncryption`` meets (docs/reference/skype-user.md
 what a Cisco endpoint with BestEffort encryption offers; Microsoft reads it as
 "SRTP if you can"), ``srtp`` (``RTP/SAVP``: encryption forced), ``plain``
 (``RTP/AVP`` without keys: a zone that forces it off, or an endpoint that cannot
-encrypt), ``none`` (no SDP: a delayed offer). ``im`` is the Skype IM session's
-offer (``m=message 5060 sip null``). No I/O.
+encrypt), ``none`` (no SDP: a delayed offer), ``dtls`` (DTLS-SRTP,
+``UDP/TLS/RTP/SAVPF`` with a fingerprint: a WebRTC-style endpoint, which a
+Skype client cannot use). ``im`` is the Skype IM session's offer
+(``m=message 5060 sip null``). No I/O.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Literal, get_args
 
 from simulator.skype.im import ACCEPT_TYPES
 
-Offer = Literal["best-effort", "srtp", "plain", "none", "im"]
+Offer = Literal["best-effort", "srtp", "plain", "none", "im", "dtls"]
 #: The offers ``fedsim call --offer`` and ``[[calls]] offer`` name, the default first.
 OFFERS: tuple[Offer, ...] = get_args(Offer)
 #: The SDES suites offered: the 80-bit tag Microsoft needs, the 32-bit one Cisco adds.
@@ -105,12 +107,16 @@ def build_offer(*, address: str, port: int, session_id: int, encryption: Offer =
         return build_im_offer(address=address)
     formats = [*AUDIO_CODECS, DTMF_PAYLOAD]
     lines = _head(address, session_id)
-    proto = "RTP/SAVP" if encryption == "srtp" else "RTP/AVP"
+    proto = {"srtp": "RTP/SAVP", "dtls": "UDP/TLS/RTP/SAVPF"}.get(encryption, "RTP/AVP")
     lines.append(f"m=audio {port} {proto} {' '.join(formats)}")
     lines.extend(f"a=rtpmap:{pt} {codec}" for pt, codec in AUDIO_CODECS.items())
     lines.append(f"a=rtpmap:{DTMF_PAYLOAD} telephone-event/8000")
     lines.append(f"a=fmtp:{DTMF_PAYLOAD} 0-15")
-    if encryption != "plain":
+    if encryption == "dtls":
+        digest = hashlib.sha256(str(session_id).encode()).hexdigest().upper()
+        pairs = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+        lines += [f"a=fingerprint:sha-256 {pairs}", "a=setup:actpass", "a=rtcp-mux"]
+    elif encryption != "plain":
         lines.extend(
             f"a=crypto:{tag} {suite} inline:{_key(session_id, tag)}|2^48"
             for tag, suite in enumerate(_SUITES, start=1)

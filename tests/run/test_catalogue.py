@@ -19,6 +19,7 @@ FOLDERS = {
     "policy",
     "profiles",
     "rules",
+    "skype",
 }
 
 
