@@ -19,7 +19,7 @@ import base64
 import random
 import ssl
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import trio
 
@@ -54,6 +54,8 @@ PRESENCE_ACCEPT = (
     "application/pidf+xml, application/rlmi+xml, multipart/related"
 )
 ClientOffer = Literal["srtp", "best-effort", "plain", "none", "im"]
+#: What ``fedsim client --offer`` takes, the default first.
+CLIENT_OFFERS: tuple[ClientOffer, ...] = get_args(ClientOffer)
 #: Harmless Microsoft client extensions (reference §7.3, camel-sipe).
 SUPPORTED = ("ms-delayed-accept", "ms-renders-gif")
 #: What the simulated client calls itself (no Microsoft User-Agent string is on record).
