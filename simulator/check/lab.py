@@ -35,7 +35,7 @@ from simulator.diagnostics import parse_ms_diagnostics
 from simulator.lab import CallSpec, Lab, PeerConfig
 from simulator.lab.settings import user_directory
 from simulator.peer.requests import CallIds, build_request
-from simulator.peer.sdp import Offer
+from simulator.peer.sdp import AnswerEncryption, Offer, build_answer
 from simulator.peer.skype import ClientOffer, build_client_request
 from simulator.pki import facts_from_certificate, verify_chain
 from simulator.policy import (
@@ -264,6 +264,16 @@ def _outbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts)
             failure = outcome
             continue
         answer = outcome.answer if call.method in _ANSWERED else 200
+        if call.method == "INVITE" and answer == 200 and request.body:
+            # The partner's SDP answer, by the function the simulated Expressway-E runs.
+            sdp_answer = build_answer(
+                request.body,
+                address="127.0.0.1",
+                port=24000,
+                session_id=1,
+                encryption=cast(AnswerEncryption, outcome.media),
+            )
+            answer = 200 if sdp_answer is not None else 488
         extra = outbound_relay(domain, name, answer, "reason", False, settings)
         return Prediction(
             status=answer,

@@ -36,6 +36,7 @@ from simulator.lab.model import (
     MEDIA_ENCRYPTIONS,
     MEDIA_REFUSALS,
     OFFERS,
+    PEER_MEDIA,
     TLS_EXPECTATIONS,
     TLS_PROFILES,
     USERS_EXIST,
@@ -133,7 +134,7 @@ _CERT_KEYS = (
     "key_type",
 )
 _CERT_FILE_KEYS = ("cert", "key", "chain")
-_PEER_KEYS = ("cert", "trust", "answer", "listen", "tls", "require_client_cert")
+_PEER_KEYS = ("cert", "trust", "answer", "listen", "tls", "require_client_cert", "media")
 _CALL_KEYS = (
     "direction",
     "via",
@@ -1186,6 +1187,7 @@ class _Loader:
                 listen=t.hostport("listen", None, example='"127.0.0.1:0"'),
                 tls=t.choice("tls", TLS_PROFILES, "default"),
                 require_client_cert=t.boolean("require_client_cert", True),
+                media=t.choice("media", PEER_MEDIA, "auto"),
             )
         return out
 

@@ -53,6 +53,8 @@ USERS_EXIST: tuple[str, ...] = ("any", "listed")
 OFFERS: tuple[str, ...] = ("plain", "srtp", "best-effort", "none", "im", "dtls")
 #: The offers a Skype client makes (it never offers DTLS-SRTP).
 CLIENT_OFFERS: tuple[str, ...] = ("plain", "srtp", "best-effort", "none", "im")
+#: ``[peers.NAME] media``: the simulated Expressway-E zone's media encryption.
+PEER_MEDIA: tuple[str, ...] = ("auto", "plain", "srtp")
 #: Methods a lab call can start with.
 CALL_METHODS: tuple[str, ...] = ("INVITE", "MESSAGE", "OPTIONS", "SUBSCRIBE")
 
@@ -292,7 +294,11 @@ class DnsConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerConfig:
-    """A simulated Expressway-E: its certificate, trust, and how it answers calls."""
+    """A simulated Expressway-E: its certificate, trust, and how it answers calls.
+
+    ``media`` is its zone's media encryption: ``auto`` (answers in kind),
+    ``plain`` (cannot encrypt: refuses RTP/SAVP with 488) or ``srtp`` (must).
+    """
 
     name: str
     cert: CertRef
@@ -301,6 +307,7 @@ class PeerConfig:
     listen: HostPort | None = None
     tls: TlsProfile = "default"
     require_client_cert: bool = True
+    media: str = "auto"
 
     def __post_init__(self) -> None:
         _check_status("answer", self.answer)

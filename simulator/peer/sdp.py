@@ -144,22 +144,63 @@ def build_im_offer(*, address: str) -> bytes:
     return _join(lines)
 
 
-def build_answer(offer: bytes, *, address: str, port: int, session_id: int) -> bytes | None:
-    """Answer ``offer`` (RFC 3264 §6), or None when no audio line shares a codec with us.
+#: How the simulated Expressway-E's zone treats media encryption when it answers.
+AnswerEncryption = Literal["auto", "plain", "srtp"]
+#: ``[peers.NAME] media`` / ``fedsim peer --media``, the default first.
+ANSWER_ENCRYPTIONS: tuple[AnswerEncryption, ...] = get_args(AnswerEncryption)
+
+
+def _crypto_tags(offer: bytes) -> list[str | None]:
+    """Per ``m=`` line, the tag of its first AES_CM_128_HMAC_SHA1_80 SDES line, if any."""
+    tags: list[str | None] = []
+    for raw in offer.decode("utf-8", "replace").splitlines():
+        if raw.startswith("m="):
+            tags.append(None)
+        elif raw.startswith("a=crypto:") and tags and tags[-1] is None:
+            tag, _, rest = raw[len("a=crypto:") :].partition(" ")
+            if rest.split(" ", 1)[0].upper() == _SUITES[0] and tag.isdigit():
+                tags[-1] = tag
+    return tags
+
+
+def build_answer(
+    offer: bytes,
+    *,
+    address: str,
+    port: int,
+    session_id: int,
+    encryption: AnswerEncryption = "auto",
+) -> bytes | None:
+    """Answer ``offer`` (RFC 3264 §6), or None when no audio line is acceptable.
 
     Every offered ``m=`` line gets one answer line in the same place; the ones we
     refuse get port 0, as §6 requires. The caller answers None with 488.
+    ``encryption`` is the zone's media encryption: ``auto`` answers SRTP to an
+    offer with an SDES key (its own ``a=crypto`` line, the offer's tag, RFC 4568
+    §7.1.2) and plain RTP to a plain one; ``plain`` (an Expressway that forces
+    encryption off) refuses ``RTP/SAVP`` and answers keyed ``RTP/AVP`` without
+    keys; ``srtp`` (forced on) refuses a line without a key.
     """
     lines = _head(address, session_id)
     accepted = False
+    tags = _crypto_tags(offer)
     for index, line in enumerate(parse_media_lines(offer)):
         shared = [fmt for fmt in line.formats if fmt in AUDIO_CODECS]
-        if line.kind != "audio" or line.port == 0 or not shared or "RTP/" not in line.proto:
+        tag = tags[index] if index < len(tags) else None
+        secure_only = line.proto.upper() in ("RTP/SAVP", "RTP/SAVPF")
+        usable = line.kind == "audio" and line.port != 0 and bool(shared) and "RTP/" in line.proto
+        if encryption == "plain" and secure_only:
+            usable = False
+        if (encryption == "srtp" or secure_only) and tag is None:
+            usable = False
+        if not usable:
             lines.append(f"m={line.kind} 0 {line.proto} {' '.join(line.formats) or '0'}")
             continue
         accepted = True
         chosen = shared[0]
         lines.append(f"m=audio {port + 2 * index} {line.proto} {chosen}")
         lines.append(f"a=rtpmap:{chosen} {AUDIO_CODECS[chosen]}")
+        if tag is not None and encryption != "plain":
+            lines.append(f"a=crypto:{tag} {_SUITES[0]} inline:{_key(session_id, 0)}")
         lines.append("a=sendrecv")
     return _join(lines) if accepted else None

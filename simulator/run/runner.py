@@ -53,7 +53,7 @@ from simulator.peer import (
     serve_peer,
 )
 from simulator.peer.dialog import Staging
-from simulator.peer.sdp import Offer
+from simulator.peer.sdp import AnswerEncryption, Offer
 from simulator.peer.skype import ClientOffer, skype_call
 from simulator.pki import client_context, facts_from_der, issue_pki, load_pem_certificates
 from simulator.pki.lab import IssuedCert
@@ -800,6 +800,7 @@ async def _run_lab_calls(
                     port=0,
                     ssl_context=ctx,
                     answer=peer.answer,
+                    media=cast(AnswerEncryption, peer.media),
                     name=name,
                     on_request=partners.recorder(name),
                     on_tls_error=partners.tls_recorder(name),
