@@ -97,6 +97,7 @@ __all__ = [
     "UserEvent",
     "UserProfile",
     "answer_status",
+    "subscribe_facts",
 ]
 
 #: How many pending INVITEs and dialogs the user remembers.
@@ -210,7 +211,29 @@ def answer_status(request: Request, directory: Directory) -> int:
             return media.status
     elif request.method == "MESSAGE":
         return receive_message(request.headers.get("Content-Type"), request.body).status
+    elif request.method == "SUBSCRIBE":
+        presentity = Presentity(uri="sip:user@invalid", availability=profile.availability)
+        result = step(
+            Subscription(),
+            subscribe_facts(request),
+            0.0,
+            presentity=presentity,
+            settings=directory.presence,
+        )
+        assert result.response is not None  # a SUBSCRIBE always gets one
+        return result.response.status
     return status
+
+
+def subscribe_facts(request: Request) -> SubscribeRequest:
+    """What the presence machine reads off a SUBSCRIBE (Event, Accept, Expires, Supported)."""
+    accepts = request.headers.get_all("Accept")
+    return SubscribeRequest(
+        event=request.headers.get("Event"),
+        accept=", ".join(accepts) if "Accept" in request.headers else None,
+        expires=_int_or_none(request.headers.get("Expires")),
+        supported=tuple(request.headers.get_all("Supported")),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -646,15 +669,12 @@ class SkypeUser:
     def _subscription_step(
         self, sub: _Subscription, request: Request, now: float, *, to_tag: str | None
     ) -> Answer:
-        accepts = request.headers.get_all("Accept")
-        facts = SubscribeRequest(
-            event=request.headers.get("Event"),
-            accept=", ".join(accepts) if "Accept" in request.headers else None,
-            expires=_int_or_none(request.headers.get("Expires")),
-            supported=tuple(request.headers.get_all("Supported")),
-        )
         result = step(
-            sub.state, facts, now, presentity=sub.presentity, settings=self.directory.presence
+            sub.state,
+            subscribe_facts(request),
+            now,
+            presentity=sub.presentity,
+            settings=self.directory.presence,
         )
         sub.state = result.subscription
         if sub.state.state is State.TERMINATED:
