@@ -40,8 +40,9 @@ packages:
 # stays the closing line CI reads.
 test: packages lint scenarios pytest
 
+# BENCH: more options, e.g. make bench BENCH=--fedsim-traces (bench/README.md)
 bench: $(STAMP)
-	$(BIN)/python -m simulator.bench
+	$(BIN)/python -m simulator.bench $(BENCH)
 
 # Longer runs than make test does: FUZZ_SECONDS / SOAK_SECONDS (default 600).
 fuzz: $(STAMP)

@@ -346,14 +346,22 @@ def _outbound_figures(figures: dict[str, Value], run: SippRun, cpu: float) -> No
 
 
 def bench_server(
-    name: str, procs: Procs, pki: BenchPki, work: Path, plan: Plan, partner_port: int | None
+    name: str,
+    procs: Procs,
+    pki: BenchPki,
+    work: Path,
+    plan: Plan,
+    partner_port: int | None,
+    *,
+    traces: bool = False,
 ) -> dict[str, Value]:
     """Start one server, measure every figure against it, stop it.
 
     ``partner_port``: the far.bench partner for the outbound figure (None: not measured).
+    ``traces``: fedsim runs with its SIPStack trace and capture on.
     """
     starters: dict[str, Callable[[Procs, BenchPki, Path], Running]] = {
-        "fedsim": lambda p, k, w: start_fedsim(p, k, w, partner_port or 5061),
+        "fedsim": lambda p, k, w: start_fedsim(p, k, w, partner_port or 5061, traces=traces),
         "kamailio": start_kamailio,
         "ceiling": start_ceiling,
     }
@@ -516,7 +524,11 @@ def ratio(a: Value, b: Value) -> float | None:
 
 
 def results_json(
-    by_server: dict[str, dict[str, Value]], plan: Plan, catalogue: float | None
+    by_server: dict[str, dict[str, Value]],
+    plan: Plan,
+    catalogue: float | None,
+    *,
+    traces: bool = False,
 ) -> dict[str, object]:
     """The JSON written to bench/results.json: one entry per figure, plus the settings."""
     figures: list[dict[str, object]] = []
@@ -531,6 +543,7 @@ def results_json(
     return {
         "figures": figures,
         "plan": asdict(plan),
+        "fedsim_traces": traces,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -586,8 +599,12 @@ def bench(
     *,
     work: Path,
     scenarios: Path,
+    traces: bool = False,
 ) -> dict[str, object]:
-    """Run the bench for ``servers`` in ``work``; return the results JSON."""
+    """Run the bench for ``servers`` in ``work``; return the results JSON.
+
+    ``traces``: fedsim serves with ``--trace --pcap`` (what they cost per call).
+    """
     pki = issue_bench_pki(work / "certs")
     by_server: dict[str, dict[str, Value]] = {}
     with Procs() as procs:
@@ -595,10 +612,10 @@ def bench(
         partner = start_partner(procs, pki, work) if {"fedsim", "kamailio"} & set(servers) else None
         for name in servers:
             by_server[name] = bench_server(
-                name, procs, pki, work, plan, partner.port if partner else None
+                name, procs, pki, work, plan, partner.port if partner else None, traces=traces
             )
     catalogue = catalogue_wall(scenarios, work) if plan.catalogue and "fedsim" in servers else None
-    return results_json(by_server, plan, catalogue)
+    return results_json(by_server, plan, catalogue, traces=traces)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -618,6 +635,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", type=Path, default=Path("scenarios"))
     parser.add_argument("--no-install", action="store_true", help="never run apt-get")
     parser.add_argument("--keep", type=Path, help="keep logs and SIPp screens in this directory")
+    parser.add_argument(
+        "--fedsim-traces",
+        action="store_true",
+        help="serve fedsim with --trace and --pcap (what the SIPStack trace and capture cost)",
+    )
     args = parser.parse_args(argv)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     unknown = [s for s in servers if s not in SERVERS]
@@ -628,10 +650,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         ensure_tools(servers, install=not args.no_install)
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
-            results = bench(servers, plan, work=args.keep.resolve(), scenarios=args.scenarios)
+            results = bench(
+                servers,
+                plan,
+                work=args.keep.resolve(),
+                scenarios=args.scenarios,
+                traces=args.fedsim_traces,
+            )
         else:
             with tempfile.TemporaryDirectory(prefix="fedsim-bench-") as tmp:
-                results = bench(servers, plan, work=Path(tmp), scenarios=args.scenarios)
+                results = bench(
+                    servers,
+                    plan,
+                    work=Path(tmp),
+                    scenarios=args.scenarios,
+                    traces=args.fedsim_traces,
+                )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     except FedsimError as exc:

@@ -110,10 +110,13 @@ def bench_lab_text(partner_port: int) -> str:
     return text
 
 
-def start_fedsim(procs: Procs, pki: BenchPki, work: Path, partner_port: int = 5061) -> Running:
+def start_fedsim(
+    procs: Procs, pki: BenchPki, work: Path, partner_port: int = 5061, *, traces: bool = False
+) -> Running:
     """``fedsim serve`` on the bench lab, free ports, logs in ``work/fedsim-logs``.
 
-    ``partner_port``: where the outbound partner (vcse.far.bench) listens.
+    ``partner_port``: where the outbound partner (vcse.far.bench) listens. ``traces``:
+    with ``--trace`` and ``--pcap`` (trace.log and bench.pcapng in the log directory).
     """
     log_dir = work / "fedsim-logs"
     out = work / "fedsim.out"
@@ -136,6 +139,7 @@ def start_fedsim(procs: Procs, pki: BenchPki, work: Path, partner_port: int = 50
         "127.0.0.1:0",
         "--dns-listen",
         "127.0.0.1:0",
+        *(["--trace", "--pcap", str(log_dir / "bench.pcapng")] if traces else []),
     ]
     start = time.monotonic()
     proc = procs.start("fedsim serve", argv, stdout=out)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import trio
 
+from simulator.commands.serve import make_parent
 from simulator.errors import FedsimError
+from simulator.pki import use_keylog
 from simulator.run import LabReport, load_lab_files, matches, run_labs
 from simulator.run.ladder import ladder_file_name, ladder_svg
 from simulator.run.page import render_page
@@ -27,6 +29,9 @@ examples:
   fedsim run my-lab.toml -k 'call-2'           one call of one lab
   fedsim run -k 'inbound/*' --junit-xml junit.xml --json results.json
   fedsim run scenarios/seeds --ladder ladders  an SVG sequence diagram per call
+  fedsim run scenarios/seeds --keep-logs labs --pcap captures --keylog keys.log
+                                               per lab: logs with the SIPStack trace
+                                               (trace.log) and a capture; one TLS key log
   fedsim run --html report.html                every call in three columns, one offline page
   fedsim run --shard 2/4 --json shard-2.json   the 2nd of 4 slices (a CI job matrix)
   fedsim run --merge shard-*.json --junit-xml junit.xml --html report.html
@@ -69,7 +74,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--junit-xml", type=Path, metavar="FILE", help="write JUnit XML here")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write JSON results here")
     parser.add_argument(
-        "--keep-logs", type=Path, metavar="DIR", help="keep each lab's logs and PKI in DIR/<lab>/"
+        "--keep-logs",
+        type=Path,
+        metavar="DIR",
+        help="keep each lab's logs (with the Edge's SIPStack trace, trace.log) and PKI in "
+        "DIR/<lab>/",
+    )
+    parser.add_argument(
+        "--pcap",
+        type=Path,
+        metavar="DIR",
+        help="write a capture of every SIP message of each lab's Edge to DIR/<lab>.pcapng",
+    )
+    parser.add_argument(
+        "--keylog",
+        type=Path,
+        metavar="FILE",
+        help="append the TLS secrets of every session (Edges and simulated peers) to FILE (0600)",
     )
     parser.add_argument(
         "--ladder", type=Path, metavar="DIR", help="write an SVG sequence diagram per call in DIR"
@@ -186,16 +207,26 @@ def _run(args: argparse.Namespace) -> RunResults:
             else "all of them"
         )
         sys.stdout.write(f"shard {shard}: {len(labs)} of {len(catalogue.labs)} labs ({how})\n")
+    if args.pcap is not None:
+        make_parent(args.pcap / "lab.pcapng", "--pcap")
+    if args.keylog is not None:
+        make_parent(args.keylog, "--keylog")
+    # Every TLS context built from here on, the Edges' and the simulated peers', logs.
+    use_keylog(args.keylog)
     progress = _Progress(sys.stderr.isatty())
-    reports = trio.run(
-        lambda: run_labs(
-            labs,
-            jobs=args.jobs,
-            pattern=args.pattern,
-            keep_dir=args.keep_logs,
-            progress=progress,
+    try:
+        reports = trio.run(
+            lambda: run_labs(
+                labs,
+                jobs=args.jobs,
+                pattern=args.pattern,
+                keep_dir=args.keep_logs,
+                pcap_dir=args.pcap,
+                progress=progress,
+            )
         )
-    )
+    finally:
+        use_keylog(None)
     progress.finish()
     shown = tuple(r for r in reports if r.calls or r.error is not None)
     return RunResults(catalogue=catalogue, shard=shard, pattern=args.pattern, labs=shown)
@@ -215,6 +246,8 @@ def _merge(args: argparse.Namespace) -> RunResults:
             ("--shard", args.shard),
             ("-k", args.pattern),
             ("--keep-logs", args.keep_logs),
+            ("--pcap", args.pcap),
+            ("--keylog", args.keylog),
         )
         if value
     ]

@@ -9,6 +9,7 @@ import random
 import shlex
 import signal
 import sys
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import trio
 from simulator.edge.app import LabAddresses, serve_lab
 from simulator.errors import FedsimError
 from simulator.lab import Lab, builtin_lab, load_lab, parse_host_port, with_overrides
+from simulator.pki import use_keylog
 
 EXAMPLES = """\
 examples:
@@ -25,6 +27,9 @@ examples:
   fedsim serve --listen 0.0.0.0:5061 --dns-listen 0.0.0.0:53
                                              let a real Expressway-E use fedsim as its
                                              federation partner and DNS server
+  fedsim serve --trace --pcap logs/lab.pcapng --keylog logs/keys.log
+                                             the SIPStack trace (logs/trace.log), a capture
+                                             of every SIP message, the TLS key log
 """
 
 #: The SIPp scenario fedsim writes next to its logs for the printed commands.
@@ -74,6 +79,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="PORT",
         help=f"the port of the printed stunnel and SIPp lines (default {STUNNEL_PORT})",
     )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="write the Edge's SIPStack trace (TF_PROTOCOL, TF_DIAG) to trace.log in the log dir",
+    )
+    parser.add_argument(
+        "--pcap",
+        type=Path,
+        metavar="FILE",
+        help="write every SIP message the Edge receives or sends, in clear, to FILE (pcapng)",
+    )
+    parser.add_argument(
+        "--keylog",
+        type=Path,
+        metavar="FILE",
+        help="append the TLS secrets of every session to FILE (NSS key log, created 0600)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -109,10 +131,20 @@ def run(args: argparse.Namespace) -> int:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 addresses = await nursery.start(
-                    _serve, lab, args.log_dir, args.certs_dir, console, args.quiet, args.debug
+                    partial(_serve, trace=args.trace, pcap=args.pcap),
+                    lab,
+                    args.log_dir,
+                    args.certs_dir,
+                    console,
+                    args.quiet,
+                    args.debug,
                 )
                 text = banner(
-                    lab, addresses, fedsim=fedsim_command(), stunnel_port=args.stunnel_port
+                    lab,
+                    addresses,
+                    fedsim=fedsim_command(),
+                    stunnel_port=args.stunnel_port,
+                    keylog=args.keylog,
                 )
                 print(text, flush=True)
                 async for signum in signals:
@@ -120,13 +152,35 @@ def run(args: argparse.Namespace) -> int:
                     nursery.cancel_scope.cancel()
                     break
 
+    for flag, path in (("--pcap", args.pcap), ("--keylog", args.keylog)):
+        if path is not None:
+            make_parent(path, flag)
+    # Every TLS context built from here on (the Edge's three) logs its secrets.
+    use_keylog(args.keylog)
     try:
         trio.run(main)
     except OSError as exc:
         raise FedsimError(
             f"cannot listen: {exc.strerror or exc} (is another fedsim running?)"
         ) from None
+    finally:
+        use_keylog(None)
     return 0
+
+
+def make_parent(path: Path, flag: str) -> None:
+    """Create the directory ``path`` goes in (``--pcap logs/lab.pcapng`` before logs/ exists).
+
+    Raises:
+        FedsimError: it cannot be created (one line naming the flag).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FedsimError(
+            f"{flag} {path}: cannot create {path.parent}: {exc.strerror or exc} "
+            "(give a path in a directory you can write)"
+        ) from None
 
 
 async def _serve(
@@ -137,6 +191,8 @@ async def _serve(
     quiet: bool,
     debug: bool,
     *,
+    trace: bool = False,
+    pcap: Path | None = None,
     task_status: trio.TaskStatus[LabAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     await serve_lab(
@@ -148,6 +204,8 @@ async def _serve(
         debug=debug,
         # [edge] seed / --seed: one random source for every choice (tags, SRV order).
         rng=None if lab.edge.seed is None else random.Random(lab.edge.seed),
+        trace=trace,
+        pcap=pcap,
         task_status=task_status,
     )
 
@@ -203,6 +261,7 @@ def banner(
     *,
     fedsim: str = "fedsim",
     stunnel_port: int = STUNNEL_PORT,
+    keylog: Path | None = None,
 ) -> str:
     """What a person needs to point SIPp, dig or an Expressway-E at the running lab.
 
@@ -215,6 +274,7 @@ def banner(
         addresses: where it listens and the files it wrote.
         fedsim: the command that runs fedsim (:func:`fedsim_command`).
         stunnel_port: the plain-TCP port the printed stunnel offers SIPp.
+        keylog: the TLS key log being written, if any (said with its mode: it is a secret).
     """
     fed_host = addresses.federation[0]
     dns_host, dns_port = addresses.dns
@@ -227,9 +287,17 @@ def banner(
     ]
     if addresses.edge_ca is not None:
         lines.append(f"  trust       {addresses.edge_ca}  (import this CA on the Expressway-E)")
-    lines.append(
-        f"  logs        {addresses.log_dir / 'edge.log'}, {addresses.log_dir / 'events.jsonl'}"
-    )
+    logs = [addresses.log_dir / "edge.log", addresses.log_dir / "events.jsonl"]
+    if addresses.trace is not None:
+        logs.append(addresses.trace)
+    lines.append(f"  logs        {', '.join(map(str, logs))}")
+    if addresses.pcap is not None:
+        lines.append(f"  capture     {addresses.pcap}  (pcapng, every SIP message in clear)")
+    if keylog is not None:
+        lines.append(
+            f"  key log     {keylog}  (mode 0600: its secrets decrypt every TLS session "
+            "of this lab; keep it private)"
+        )
     for host, note in (
         (fed_host, "--listen"),
         (dns_host, "--dns-listen"),

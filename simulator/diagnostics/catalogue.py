@@ -15,7 +15,7 @@ from sources), ``"unverified"`` (U: commonly reported, not found in a source).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
@@ -74,6 +74,20 @@ class DiagnosticCode:
     causes: tuple[str, ...]
     fix: str
     source: str
+
+    @property
+    def reason_origin(self) -> Literal["wire", "spec", "unverified"]:
+        """Where fedsim's ``reason`` string comes from.
+
+        "wire": seen in a trace (it may differ from the spec table: 1009, 1010, and
+        the trailing period of 1002 and 1008); "spec": only MS-OCER's table has it,
+        and its wire form was never captured (1014); "unverified": neither.
+        """
+        if self.fidelity != "verbatim":
+            return "unverified"
+        if self.spec_reason is None or self.reason != self.spec_reason:
+            return "wire"
+        return "spec"
 
     def __post_init__(self) -> None:
         if self.code < 0:
@@ -585,6 +599,45 @@ _DIAGNOSTIC_CODES: tuple[DiagnosticCode, ...] = (
 )
 
 #: ms-diagnostics ErrorIds by number (reference §3.2).
+#: The parameter sets each ErrorId was seen with in a source (reference §3.2, 12),
+#: besides ``reason`` and ``source``. A header with other parameters is a form no
+#: source shows: fedsim's own variant (1010 for an untrusted root, 1047 with an
+#: alert's HRESULT), or another build of Microsoft's. ``fqdn2``... after ``fqdn1``
+#: is fedsim's numbering of further SRV targets (inferred, reference §2.2).
+VERBATIM_PARAMS: Mapping[int, tuple[tuple[str, ...], ...]] = MappingProxyType(
+    {
+        1002: ((),),
+        1008: ((),),
+        1009: (("domain", "fqdn1"),),
+        1010: (("ErrorType", "tls-target", "PeerServer", "HRESULT"),),
+        1017: (("summary",),),
+        1027: ((),),
+        1034: (("Domain", "PeerServer"),),
+        1047: (("WinsockFailureCode", "WinsockFailureDescription"),),
+    }
+)
+
+
+#: ``fqdn2``, ``fqdn3``...: fedsim's numbering of SRV targets after ``fqdn1`` (inferred).
+FURTHER_TARGET = re.compile(r"fqdn[2-9][0-9]*")
+
+
+def parameters_fidelity(code: int, names: Sequence[str]) -> Fidelity | None:
+    """How far a header's parameter names (``reason`` and ``source`` aside) are Microsoft's.
+
+    "verbatim" when they are a set :data:`VERBATIM_PARAMS` shows for ``code``;
+    "inferred" when they are not (or add ``fqdn2``... to one: fedsim's numbering);
+    None when no source shows any parameters for ``code``.
+    """
+    shapes = VERBATIM_PARAMS.get(code)
+    if shapes is None:
+        return None
+    core = tuple(n for n in names if not FURTHER_TARGET.fullmatch(n))
+    if core in shapes and len(core) == len(names):
+        return "verbatim"
+    return "inferred"
+
+
 MS_DIAGNOSTICS: Mapping[int, DiagnosticCode] = MappingProxyType(
     {d.code: d for d in _DIAGNOSTIC_CODES}
 )

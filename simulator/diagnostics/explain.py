@@ -6,7 +6,14 @@ per-artefact explainers for the ladders of traces and captures.
 
 from __future__ import annotations
 
-from simulator.diagnostics.catalogue import MS_DIAGNOSTICS, UNVERIFIED_HEX
+from simulator.diagnostics.catalogue import (
+    FURTHER_TARGET,
+    MS_DIAGNOSTICS,
+    UNVERIFIED_HEX,
+    VERBATIM_PARAMS,
+    DiagnosticCode,
+    parameters_fidelity,
+)
 from simulator.diagnostics.format import (
     MsDiagnostics,
     ParsedEdgeRecord,
@@ -21,9 +28,52 @@ _FIDELITY_NOTE = {
     "unverified": "unverified: commonly reported, not found in any source",
 }
 
+#: What each source of a reason string means for the wire (reference §3.2's columns).
+_REASON_NOTE = {
+    "wire": "reason: seen verbatim on the wire",
+    "spec": (
+        "reason: Microsoft's MS-OCER table string (verbatim there); its wire form was "
+        "never captured (1002 and 1008 lose the table's trailing period on the wire)"
+    ),
+    "unverified": "reason: unverified (commonly reported, found in no source)",
+}
+
+
+def _params_note(diag: MsDiagnostics) -> str | None:
+    """Whether the header's parameters are a form some source shows, or not."""
+    names = tuple(name for name, _ in diag.params)
+    fidelity = parameters_fidelity(diag.code, names)
+    if fidelity is None:
+        return None
+    if fidelity == "verbatim":
+        return "parameters: as seen verbatim"
+    first = tuple(n for n in names if not FURTHER_TARGET.fullmatch(n))
+    if first != names and parameters_fidelity(diag.code, first) == "verbatim":
+        return "parameters: as seen verbatim, and fedsim's numbering of further targets"
+    seen = " | ".join(";".join(shape) or "(none)" for shape in VERBATIM_PARAMS[diag.code])
+    return (
+        f"parameters: a form no source shows (seen: {seen}); fedsim builds such variants "
+        "itself (inferred), so do not read them as Microsoft's"
+    )
+
+
+def _status_note(entry: DiagnosticCode) -> str:
+    if entry.status is None:
+        if entry.code in (1011, 1034, 1036):
+            return "status: the partner's own, passed through"
+        return "status: unknown"
+    if entry.status_fidelity == "verbatim":
+        return f"status: SIP {entry.status}, seen with it"
+    return f"status: SIP {entry.status} is inferred (no trace shows its status)"
+
 
 def explain_diagnostics(diag: MsDiagnostics) -> list[str]:
-    """The lines that explain one ms-diagnostics header: code, reason, params, cause, fix."""
+    """The lines that explain one ms-diagnostics header: code, reason, params, cause, fix.
+
+    The last line says how far each part is Microsoft's: the reason string (seen on
+    the wire, or only in the spec table), the parameters (a form a source shows, or
+    not) and the status it travels on (seen, inferred or unknown).
+    """
     code = f"{diag.code}" if diag.sub_code is None else f"{diag.code}.{diag.sub_code}"
     out = [f"ms-diagnostics {code}: {diag.reason or '(no reason)'}"]
     for name, value in diag.params:
@@ -37,8 +87,11 @@ def explain_diagnostics(diag: MsDiagnostics) -> list[str]:
     out.append(f"  Meaning: {entry.meaning}")
     out.extend(f"  Cause: {cause}" for cause in entry.causes)
     out.append(f"  Fix: {entry.fix}")
-    status = "unknown status" if entry.status is None else f"usually on SIP {entry.status}"
-    out.append(f"  ({_FIDELITY_NOTE[entry.fidelity]}; {status}; source: {entry.source})")
+    notes = [_REASON_NOTE[entry.reason_origin]]
+    if (params := _params_note(diag)) is not None:
+        notes.append(params)
+    notes.append(_status_note(entry))
+    out.append(f"  ({'; '.join(notes)}; source: {entry.source})")
     return out
 
 

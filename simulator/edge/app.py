@@ -25,6 +25,7 @@ from simulator.edge.outbound import Outbound, OutboundLimits
 from simulator.edge.partners import outbound_context
 from simulator.edge.recorder import Recorder
 from simulator.edge.state import EdgeState, Limits, TrustStore
+from simulator.edge.taps import FLUSH_SECONDS, TRACE_LOG
 from simulator.errors import LabError
 from simulator.lab import Lab
 from simulator.lab.files import TlsFiles, tls_files
@@ -52,6 +53,9 @@ class LabAddresses:
     log_dir: Path
     certs_dir: Path
     issued: dict[str, IssuedCert]
+    #: The SIPStack trace and the capture being written, if any.
+    trace: Path | None = None
+    pcap: Path | None = None
 
 
 def edge_settings(lab: Lab) -> EdgeSettings:
@@ -105,6 +109,8 @@ async def serve_lab(
     limits: Limits | None = None,
     outbound: OutboundLimits | None = None,
     rng: random.Random | None = None,
+    trace: bool = False,
+    pcap: Path | None = None,
     task_status: trio.TaskStatus[LabAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the lab's DNS server and Edge until cancelled; report a :class:`LabAddresses`.
@@ -112,6 +118,8 @@ async def serve_lab(
     ``outbound`` sets the outbound connector's timeouts (and the port of
     ``proxy_fqdn`` partners); ``limits`` those of the listeners. ``debug`` shows
     the traceback of an internal error on the console (it is always recorded).
+    ``trace`` writes ``trace.log`` in ``log_dir`` and ``pcap`` a capture of every SIP
+    message (:mod:`simulator.edge.taps`); both are flushed and closed when it stops.
     """
     issued = issue_pki(lab.certs, certs_dir, now=dt.datetime.now(dt.UTC))
     zones = lab_zones(lab)
@@ -147,12 +155,17 @@ async def serve_lab(
     out_ctx = outbound_context(
         cert=material.cert, key=material.key, chain=material.chain, profile=lab.edge.tls
     )
+    # A seeded lab (rng given) writes the same records on every run: its pid.tid too.
+    pid_tid = None if rng is None else (rng.getrandbits(16), rng.getrandbits(16))
     rng = rng or random.Random()
-    recorder = Recorder(log_dir, console=console, machine=lab.edge.machine)
+    recorder = Recorder(log_dir, console=console, machine=lab.edge.machine, pid_tid=pid_tid)
     recorder.decisions = not quiet
     recorder.debug = debug
     try:
+        recorder.start_taps(trace=trace, pcap=pcap, seed=lab.edge.seed)
         async with trio.open_nursery() as nursery:
+            if recorder.taps is not None:  # a quiet lab's last messages reach the files too
+                nursery.start_soon(recorder.taps.flush_every, FLUSH_SECONDS)
             dns_addr = await nursery.start(
                 partial(serve_dns, report=recorder.internal_error), zones, *lab.dns.listen
             )
@@ -197,6 +210,8 @@ async def serve_lab(
                     log_dir=log_dir,
                     certs_dir=certs_dir,
                     issued=issued,
+                    trace=log_dir / TRACE_LOG if trace else None,
+                    pcap=pcap,
                 )
             )
     finally:

@@ -33,22 +33,20 @@ import trio
 from simulator.edge.envelope import CLIENT_COPY_ORDER, client_response
 from simulator.edge.outbound import Outbound
 from simulator.edge.state import EdgeState
+from simulator.edge.taps import Tap, tap_for
 from simulator.edge.userwire import UserLink
 from simulator.net import PEER_FAULTS, detach_socket, serve_guarded
 from simulator.net.sipstream import SipStream
 from simulator.net.tls import TlsStream
 from simulator.policy import Rejection, screen_outbound
 from simulator.sip import (
-    Headers,
     Request,
     Response,
     SipParseError,
-    canonical_name,
     error_response_for,
-    parse_via,
     serialize,
 )
-from simulator.sip.headers import split_top_level
+from simulator.sip.proxy import stamp_via
 from simulator.skype.user import Answer, Leg, SkypeUser
 
 
@@ -61,6 +59,8 @@ class ClientConnection:
     peer_port: int
     cid: str
     leg: Leg
+    #: Its wire tap (trace.log, the capture): None when they are off.
+    tap: Tap | None = None
     #: Where the user's answers go (set once the connection's nursery is open).
     link: UserLink | None = None
 
@@ -77,37 +77,6 @@ def clients_context(server: ssl.SSLContext) -> ssl.SSLContext:
     """Turn a server context into the clients listener's: no client certificate asked."""
     server.verify_mode = ssl.CERT_NONE
     return server
-
-
-def stamp_via(request: Request, *, ip: str, port: int, cid: str) -> Request:
-    """Add what the Edge writes on a received request's top Via (reference §7.1).
-
-    ``ms-received-port`` and ``ms-received-cid`` always; ``received`` when the
-    sent-by host is not the source address (RFC 3261 §18.2.1) or ``rport`` asks
-    for it, with the rport value filled in (RFC 3581 §4).
-    """
-    pairs = list(request.headers.pairs)
-    for i, (name, value) in enumerate(pairs):
-        if canonical_name(name) != "via":
-            continue
-        pieces = split_top_level(value)
-        top = parse_via(pieces[0])[0]
-        params: list[tuple[str, str | None]] = []
-        if top.rport is not None:
-            params += [("rport", str(port)), ("received", ip)]
-        elif top.host.strip("[]") != ip:
-            params.append(("received", ip))
-        params += [("ms-received-port", str(port)), ("ms-received-cid", cid)]
-        stamped = str(top.with_params(*params))
-        pairs[i] = (name, ",".join([stamped, *pieces[1:]]))
-        break
-    return Request(
-        method=request.method,
-        uri=request.uri,
-        headers=Headers(pairs),
-        body=request.body,
-        version=request.version,
-    )
 
 
 async def serve_clients(
@@ -158,6 +127,7 @@ async def handle_client(
     # The TLS stream owns the socket from here (see net/tls.py for why not trio.SSLStream).
     tls = TlsStream(detach_socket(stream), ssl_context)
     address = f"[{peer_ip}]:{peer_port}" if ":" in peer_ip else f"{peer_ip}:{peer_port}"
+    conn: ClientConnection | None = None
     try:
         with trio.move_on_after(edge.limits.handshake_timeout) as handshake:
             try:
@@ -185,6 +155,8 @@ async def handle_client(
             nursery.cancel_scope.deadline = trio.current_time() + connector.limits.longest_call
     finally:
         await trio.aclose_forcefully(tls)
+        if conn is not None and conn.tap is not None:
+            conn.tap.closed()
 
 
 def _connection(
@@ -196,6 +168,8 @@ def _connection(
     cid: str,
 ) -> ClientConnection:
     label = f"[{peer_ip}]:{peer_port}" if ":" in peer_ip else f"{peer_ip}:{peer_port}"
+    local = (str(local_addr[0]), int(local_addr[1]))
+    tap = tap_for(edge.recorder.taps, "internal", local, (peer_ip, peer_port), label, cid)
 
     def unparsable(raw: bytes, exc: SipParseError) -> bytes | None:
         reply = error_response_for(
@@ -212,18 +186,21 @@ def _connection(
         on_unparsable=unparsable,
         before_send=edge.recorder.flush,
         cork=True,
+        on_wire=tap,
     )
-    host, port = str(local_addr[0]), int(local_addr[1])
+    port = local[1]
     fqdn = edge.settings.fqdn
     leg = Leg(
-        local=(host, port),
+        local=local,
         copy_order=CLIENT_COPY_ORDER,
         via=f"{fqdn}:{port}",
         record_route=f"<sip:{fqdn}:{port};transport=tls;lr>",
         # Internal clients see the pool's diagnostics (a 404's 4005).
         diagnostics=True,
     )
-    return ClientConnection(sip=sip, peer_ip=peer_ip, peer_port=peer_port, cid=cid, leg=leg)
+    return ClientConnection(
+        sip=sip, peer_ip=peer_ip, peer_port=peer_port, cid=cid, leg=leg, tap=tap
+    )
 
 
 async def _read_requests(
@@ -266,7 +243,12 @@ async def _handle_request(
     try:
         # the client left before its answer: the answer is dropped, the event stays
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await _dispatch(edge, user, connector, conn, request)
+            try:
+                await _dispatch(edge, user, connector, conn, request)
+            except SipParseError as exc:
+                # A header kept as raw text (a Contact) can still be malformed when it is
+                # read: 400, as for any unparsable request (the stream's policy).
+                await conn.sip.reject(serialize(request), exc)
     finally:
         if new and not recorder.answered(request):
             recorder.unanswered(

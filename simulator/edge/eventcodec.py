@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 
-from simulator.diagnostics import EdgeLogRecord, EdgeLogTemplate
+from simulator.diagnostics import (
+    MS_DIAGNOSTICS,
+    EdgeLogRecord,
+    EdgeLogTemplate,
+    parse_ms_diagnostics,
+)
+from simulator.diagnostics.catalogue import parameters_fidelity
 from simulator.policy import Decision
 
 #: The one encoder of every event line (a JSONEncoder built per call costs ~4 us).
@@ -135,9 +141,28 @@ def decision_event(
         "explanation": decision.explanation,
         "headers": [[name, value] for name, value in decision.headers],
         "ms_diagnostics": decision.ms_diagnostics,
+        "ms_diagnostics_fidelity": diagnostics_fidelity(decision.ms_diagnostics),
         "edge_log": None if log is None else record_summary(log),
         "extra": dict(extra),
         "user": None,
+    }
+
+
+def diagnostics_fidelity(header: str | None) -> dict[str, str | None] | None:
+    """How far each part of an ms-diagnostics value is Microsoft's (as ``fedsim explain``
+    labels it): the reason string ("wire", "spec" or "unverified"), the parameter set
+    and the status it travels on ("verbatim", "inferred", or None when unknown)."""
+    if header is None:
+        return None
+    parsed = parse_ms_diagnostics(header)
+    entry = MS_DIAGNOSTICS.get(parsed.code)
+    if entry is None:
+        return None
+    names = tuple(name for name, _ in parsed.params)
+    return {
+        "reason": entry.reason_origin,
+        "parameters": parameters_fidelity(parsed.code, names),
+        "status": entry.status_fidelity,
     }
 
 

@@ -55,6 +55,7 @@ import trio
 
 from simulator.edge.eventcodec import Verdict
 from simulator.edge.state import EdgeState, peer_certificate
+from simulator.edge.taps import Tap, tap_for
 from simulator.edge.userwire import UserLink
 from simulator.net import detach_socket, serve_guarded
 from simulator.net.sipstream import SipStream
@@ -82,6 +83,8 @@ from simulator.skype.user import Answer, Leg, SkypeUser
 MAX_VERDICTS = 256
 #: Seconds a closing connection may take to send its close_notify.
 CLOSE_TIMEOUT = 1.0
+#: What starts an ACK on the wire (the prefix the stream may drop unparsed).
+ACK = b"ACK "
 
 
 @dataclass(slots=True, eq=False)
@@ -96,6 +99,8 @@ class FederationConnection:
     leg: Leg
     #: The connection's name in events and in the Edge records' ``Peer:``.
     label: str
+    #: Its wire tap (trace.log, the capture): None when they are off.
+    tap: Tap | None = None
     #: Where the user's answers go (set once the connection's nursery is open).
     link: UserLink | None = None
     verdicts: dict[tuple[int, int], tuple[InboundRoute, SrvLookup | None, Verdict]] = field(
@@ -174,6 +179,7 @@ async def handle_connection(
     cid = edge.next_cid()
     # The TLS stream owns the socket from here (see net/tls.py for why not trio.SSLStream).
     tls = TlsStream(detach_socket(stream), ssl_context)
+    conn: FederationConnection | None = None
     try:
         try:
             with trio.fail_after(edge.limits.handshake_timeout):
@@ -195,7 +201,7 @@ async def handle_connection(
         peer = peer_certificate(
             der, edge.trust, now=dt.datetime.now(dt.UTC), usage=client_usage(edge.settings)
         )
-        conn = _connection(edge, user, tls, peer, peer_ip, peer_port, local_addr, cid)
+        conn = _connection(edge, tls, peer, peer_ip, peer_port, local_addr, cid)
         async with (
             trio.open_nursery() as nursery
         ):  # the user's timers live as long as the connection
@@ -206,6 +212,7 @@ async def handle_connection(
                 recorder=edge.recorder,
                 direction="inbound",
                 peer=conn.label,
+                after=partial(_ack_filter, conn, user),
             )
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await _serve(edge, user, conn)
@@ -218,11 +225,12 @@ async def handle_connection(
         else:
             edge.per_peer.pop(peer_ip, None)
         await _close(tls)
+        if conn is not None and conn.tap is not None:
+            conn.tap.closed()
 
 
 def _connection(
     edge: EdgeState,
-    user: SkypeUser,
     tls: TlsStream,
     peer: PeerCertificate,
     peer_ip: str,
@@ -232,6 +240,8 @@ def _connection(
 ) -> FederationConnection:
     label = f"{peer.display_name}:{peer_port}"
     recorder = edge.recorder
+    local = (str(local_addr[0]), int(local_addr[1]))
+    tap = tap_for(recorder.taps, "external", local, (peer_ip, peer_port), label, cid)
 
     def unparsable(raw: bytes, exc: SipParseError) -> bytes | None:
         reply = error_response_for(
@@ -249,25 +259,32 @@ def _connection(
         before_send=recorder.flush,
         cork=True,
         # An ACK ends a transaction (RFC 3261 §17.2.1), never answered nor logged: it
-        # is parsed only while a 200 of the user waits for its ACK.
-        drop=lambda raw: raw.startswith(b"ACK ") and not user.awaiting_ack,
+        # is parsed only while a 200 of the user waits for its ACK (_ack_filter).
+        drop=ACK,
+        on_wire=tap,
     )
-    host, port = str(local_addr[0]), int(local_addr[1])
     fqdn = edge.settings.fqdn
     leg = Leg(
-        local=(host, port),
+        local=local,
         # What the Edge adds to the top Via of every response (reference §7.2).
         via_params=(
             ("received", peer_ip),
             ("ms-received-port", str(peer_port)),
             ("ms-received-cid", cid),
         ),
-        via=f"{fqdn}:{port}",
+        via=f"{fqdn}:{local[1]}",
         # The Edge stays in the dialogs it lets in, at the address the peer reached.
-        record_route=f"<sip:{fqdn}:{port};transport=tls;lr>",
+        record_route=f"<sip:{fqdn}:{local[1]};transport=tls;lr>",
     )
     return FederationConnection(
-        sip=sip, tls=tls, peer_ip=peer_ip, peer_port=peer_port, peer=peer, leg=leg, label=label
+        sip=sip,
+        tls=tls,
+        peer_ip=peer_ip,
+        peer_port=peer_port,
+        peer=peer,
+        leg=leg,
+        label=label,
+        tap=tap,
     )
 
 
@@ -278,6 +295,11 @@ async def _close(tls: TlsStream) -> None:
             await tls.aclose()
     if scope.cancelled_caught:
         await trio.aclose_forcefully(tls)
+
+
+def _ack_filter(conn: FederationConnection, user: SkypeUser) -> None:
+    """Parse ACKs on this connection only while a 200 of the user waits for one."""
+    conn.sip.drop = None if user.awaiting_ack else ACK
 
 
 async def _serve(edge: EdgeState, user: SkypeUser, conn: FederationConnection) -> None:
@@ -330,7 +352,7 @@ async def _new_request(
         recorder.rejected("inbound", request, parties, conn.label)
         await conn.sip.send(serialize(reply))
         return
-    route = edge.route(parties)  # 2. route
+    route = edge.routes.get(parties) or edge.route(parties)  # 2. route (remembered)
     try:
         srv = await _resolve(edge, conn, route)  # 3. resolve
     except trio.Cancelled:
@@ -340,10 +362,12 @@ async def _new_request(
         raise
     verdict = _decide(edge, conn, route, srv)  # 4. decide
     decision = verdict.decision
-    if decision.accepted:  # 5. answer
+    answer: Answer | None = None
+    if decision.accepted:  # 5. answer: the called user's...
         answer = user.new_request(request, conn.leg, trio.current_time())
+        messages = answer.messages
         status = answer.status if answer.status is not None else user.status_for(request)
-    else:
+    else:  # ...or the bare refusal
         refusal = build_response(
             request,
             decision.status,
@@ -351,17 +375,20 @@ async def _new_request(
             headers=decision.headers,
             via_params=conn.leg.via_params,
         )
-        answer = Answer(decision.status, (serialize(refusal),))
-        status = decision.status
-    recorder.verdict(  # 6. record
+        messages, status = (serialize(refusal),), decision.status
+    recorder.verdict(  # 6. record what goes on the wire
         verdict,
         request,
         status=status,
         from_text=edge.uri_text(request.from_.uri),
         to_text=edge.uri_text(request.to.uri),
-        user=answer.info,
+        user=None if answer is None else answer.info,
     )
-    await _send(conn, answer)  # 7. send
+    if answer is not None:  # 7. send (the stream flushes the records first)
+        await _send(conn, answer)
+        return
+    for message in messages:
+        await conn.sip.send(message)
 
 
 async def _resolve(
@@ -414,10 +441,6 @@ def _decide(
 
 
 async def _send(conn: FederationConnection, answer: Answer) -> None:
-    """Send an answer; the user's events and timers go through the connection's link."""
-    if answer.events or answer.timers:
-        assert conn.link is not None  # set before the first request is read
-        await conn.link.deliver(answer)
-        return
-    for message in answer.messages:
-        await conn.sip.send(message)
+    """Send the user's answer: its events, messages and timers go through the link."""
+    assert conn.link is not None  # set before the first request is read
+    await conn.link.deliver(answer)

@@ -54,7 +54,8 @@ class LogFiles:
         self._edge: IO[str] | None = None
         self._events: IO[str] | None = None
         self._held_records: list[str] = []
-        self._held_lines: list[str] = []
+        #: Event lines held for the next flush (read by the recorder's hot path).
+        self.held_lines: list[str] = []
         self._open()
 
     def _open(self) -> None:
@@ -80,25 +81,25 @@ class LogFiles:
         """Keep one event line (and its Edge record) until :meth:`flush`."""
         if record is not None:
             self._held_records.append(record)
-        self._held_lines.append(line + "\n")
+        self.held_lines.append(line + "\n")
 
     @property
     def held(self) -> int:
         """Event lines held and not flushed yet."""
-        return len(self._held_lines)
+        return len(self.held_lines)
 
-    def flush(self, now: str) -> None:
+    def flush(self, now: Callable[[], str]) -> None:
         """Put every held record and line on disk (two writes, whatever their number).
 
-        ``now`` is the time for a ``log-gap`` line, if one is due.
+        ``now`` gives the time of a ``log-gap`` line, when one is due.
         """
-        count = len(self._held_lines)
+        count = len(self.held_lines)
         if not count:
             return
         records = "".join(self._held_records)
-        lines = "".join(self._held_lines)
+        lines = "".join(self.held_lines)
         self._held_records.clear()
-        self._held_lines.clear()
+        self.held_lines.clear()
         if self._edge is None or self._events is None:
             self._open()
         try:
@@ -125,11 +126,11 @@ class LogFiles:
                     "could not be written)"
                 )
 
-    def _write_gap(self, now: str) -> None:
+    def _write_gap(self, now: Callable[[], str]) -> None:
         """After a failure streak: one line saying how many events the file lacks."""
         assert self._events is not None
         gap = {
-            "time": now,
+            "time": now(),
             "kind": "log-gap",
             "unwritten": self._gap,
             "unwritten_total": self.unwritten,
@@ -146,7 +147,7 @@ class LogFiles:
         self._edge = None
         self._events = None
 
-    def close(self, now: str) -> None:
+    def close(self, now: Callable[[], str]) -> None:
         """Flush and close both files."""
         self.flush(now)
         self._close_files()

@@ -34,6 +34,7 @@ from pathlib import Path
 import trio
 
 from simulator.edge.state import EdgeState, peer_certificate
+from simulator.edge.taps import Tap, tap_for
 from simulator.net import PEER_FAULTS, detach_socket, run_guarded
 from simulator.net.sipstream import SipStream
 from simulator.net.tls import TlsStream
@@ -138,6 +139,8 @@ class PartnerConnection:
     received_any: bool = False
     closed: bool = False
     failure: BaseException | None = None
+    #: Its wire tap (trace.log, the capture): None when they are off.
+    tap: Tap | None = None
 
     @property
     def label(self) -> str:
@@ -287,6 +290,9 @@ class Partners:
         if refusal is not None:
             await trio.aclose_forcefully(tls)
             return refusal
+        ends = (str(local[0]), int(local[1])), (str(attempt["address"]), port)
+        # Named as its events name it: the tls-target and port (the TF_DIAG records' Peer).
+        tap = tap_for(self.edge.recorder.taps, "external", *ends, f"{key[0]}:{key[1]}")
         conn = PartnerConnection(
             key=key,
             address=str(attempt["address"]),
@@ -294,9 +300,11 @@ class Partners:
                 tls,
                 idle_timeout=self.idle_timeout,
                 before_send=self.edge.recorder.flush,
+                on_wire=tap,
             ),
             peer=peer,
-            local=(str(local[0]), int(local[1])),
+            local=ends[0],
+            tap=tap,
         )
         self.connections[key] = conn
         self._start(conn)
@@ -357,3 +365,5 @@ class Partners:
                 del self.connections[conn.key]
             self.ended(conn)
             await trio.aclose_forcefully(conn.sip.stream)
+            if conn.tap is not None:
+                conn.tap.closed()

@@ -36,6 +36,9 @@ null for a request that never reached a user.
 
 Time has one source, :meth:`Recorder.stamps`: the UTC wall clock, formatted once
 per second (formatting costs more than the rest of an event).
+
+The wire taps (:mod:`simulator.edge.taps`: ``trace.log`` and the capture) are the
+recorder's too, off unless :meth:`Recorder.start_taps`; every record goes to the trace.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from simulator.diagnostics import EdgeLogRecord, EdgeLogTemplate, edge_log_stamp
+from simulator.diagnostics import EdgeLogRecord, EdgeLogTemplate, ResultCode, edge_log_stamp
 from simulator.edge.eventcodec import (
     DECISION_FIELDS,
     EventTemplate,
@@ -61,9 +64,11 @@ from simulator.edge.eventcodec import (
     record_summary,
 )
 from simulator.edge.logfiles import LogFiles
+from simulator.edge.taps import TRACE_LOG, WireTaps
 from simulator.net import InternalError
 from simulator.policy import Decision, Rejection, handshake_refused
 from simulator.sip import Request
+from simulator.trace import COMPONENT_LOCATION
 
 #: The Edge record's "pid.tid": this process, and the thread that runs trio.
 PID = os.getpid() & 0xFFFF
@@ -79,11 +84,14 @@ class Recorder:
         stderr: where write failures and internal errors are also reported.
         machine: the Edge machine name of the records (``[machine\\machine]``).
         correlation: the source of the records' correlation ids (the Edge's RNG).
+        pid_tid: the records' "pid.tid" (default: this process and thread; a seeded lab
+            gives fixed ones, so two runs write the same records).
 
     Attributes:
         decisions: False with ``fedsim serve --quiet``: no console line per decision.
         debug: True with ``--debug``: an internal error's traceback on the console.
         requests: out-of-dialog requests taken off the wire (for the summary).
+        taps: the trace and capture writers; None (the default) when both are off.
     """
 
     def __init__(
@@ -94,12 +102,14 @@ class Recorder:
         stderr: TextIO | None = None,
         machine: str = "sfvedge",
         correlation: Callable[[], int] | None = None,
+        pid_tid: tuple[int, int] | None = None,
         edge_log_path: Path | None = None,
         events_path: Path | None = None,
     ) -> None:
         self.console = console
         self.stderr = stderr if stderr is not None else sys.stderr
         self.machine = machine
+        self.pid, self.tid = pid_tid if pid_tid is not None else (PID, TID)
         self.correlation = correlation or (lambda: int.from_bytes(os.urandom(4), "big"))
         self.decisions = True
         self.debug = False
@@ -110,6 +120,7 @@ class Recorder:
         self._seq = 0
         self._stamp_second = -1
         self._stamp_prefixes = ("", "")
+        self.taps: WireTaps | None = None
         self.files = LogFiles(
             log_dir,
             notice=self.notice,
@@ -150,9 +161,11 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
-        """Put every held record and event on disk."""
-        if self.files.held:
-            self.files.flush(self.now())
+        """Put every held record and event on disk (trace.log too, when on)."""
+        if self.files.held_lines:
+            self.files.flush(self.now)
+            if self.taps is not None:
+                self.taps.flush_trace()
 
     @property
     def held(self) -> int:
@@ -172,7 +185,11 @@ class Recorder:
         return self._seq
 
     def record_text(self, template: EdgeLogTemplate, request: Request, stamp: str) -> str:
-        """One Edge log record of ``template`` for ``request``."""
+        """One Edge log record of ``template`` for ``request`` (also in the trace, when on)."""
+        if self.taps is not None:  # the transaction's correlation id; the record in the trace
+            return self.taps.edge_record(
+                template, request, stamp=stamp, seq=self.next_seq(), drawn=self.correlation()
+            )
         cseq = request.cseq
         return template.render(
             stamp=stamp,
@@ -185,7 +202,7 @@ class Recorder:
 
     def template(self, record: EdgeLogRecord, peer: str) -> EdgeLogTemplate:
         """A record compiled for one peer (the hot path fills it per request)."""
-        return EdgeLogTemplate(record, machine=self.machine, pid=PID, tid=TID, peer=peer)
+        return EdgeLogTemplate(record, machine=self.machine, pid=self.pid, tid=self.tid, peer=peer)
 
     # -- the console -------------------------------------------------------------------
 
@@ -445,6 +462,8 @@ class Recorder:
             call_id="-",
             cseq="-",
         )
+        if self.taps is not None:
+            self.taps.record(text)
         event = {
             "time": iso,
             "kind": "tls-handshake-failed",
@@ -493,6 +512,30 @@ class Recorder:
         if self.debug:
             self.say(fault.traceback())
 
+    # -- the wire taps ------------------------------------------------------------------
+
+    def start_taps(self, *, trace: bool, pcap: Path | None, seed: int | None = None) -> None:
+        """Turn on trace.log (in the log directory) and/or the capture ``pcap`` (or FedsimError)."""
+        if trace or pcap is not None:
+            trace_at = self.files.log_dir / TRACE_LOG if trace else None
+            self.taps = WireTaps(
+                trace=trace_at, pcap=pcap, machine=self.machine, pid=self.pid, tid=self.tid,
+                next_seq=self.next_seq, notice=self.notice, seed=seed,
+            )  # fmt: skip
+
+    def component(
+        self,
+        text: str,
+        result: ResultCode | None = None,
+        *,
+        request: Request | None = None,
+        level: str = "TL_ERROR",
+        location: str = COMPONENT_LOCATION,
+    ) -> None:
+        """A TF_COMPONENT record in trace.log (:meth:`~simulator.edge.taps.WireTaps.component`)."""
+        if self.taps is not None:
+            self.taps.component(text, result, request=request, level=level, location=location)
+
     # -- the end -----------------------------------------------------------------------
 
     def summary(self) -> str:
@@ -503,6 +546,8 @@ class Recorder:
         )
 
     def close(self) -> None:
-        """Flush and close both files, and say the summary."""
-        self.files.close(self.now())
+        """Flush and close every file (the taps' too), and say the summary."""
+        self.files.close(self.now)
+        if self.taps is not None:
+            self.taps.close()
         self.say(self.summary())

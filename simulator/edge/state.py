@@ -13,6 +13,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal, TypeVar
 
 from cryptography import x509
@@ -147,7 +148,7 @@ class EdgeState:
 
     def __post_init__(self) -> None:
         self.lookups = SrvLookups(self.resolver)
-        self.recorder.correlation = lambda: self.rng.getrandbits(32)
+        self.recorder.correlation = partial(self.rng.getrandbits, 32)
 
     def next_cid(self) -> str:
         """The next connection's ``ms-received-cid``.

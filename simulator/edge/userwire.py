@@ -36,6 +36,8 @@ class UserLink:
         recorder: the Edge's recorder.
         direction: ``inbound`` (federation port) or ``outbound`` (clients port).
         peer: the connection's name in events.
+        after: called once an answer is carried (the federation port re-arms its
+            ACK filter: the user's calls waiting for an ACK may have changed).
     """
 
     user: SkypeUser
@@ -44,6 +46,7 @@ class UserLink:
     recorder: Recorder
     direction: str
     peer: str
+    after: Callable[[], None] | None = None
 
     async def deliver(self, answer: Answer) -> None:
         """Record the user's events, send the messages, start the timers."""
@@ -56,6 +59,8 @@ class UserLink:
             await self.send(message)
         for timer in answer.timers:
             self.nursery.start_soon(self._run, timer)
+        if self.after is not None:
+            self.after()
 
     async def _run(self, timer: Timer) -> None:
         await trio.sleep_until(timer.at)

@@ -3,11 +3,12 @@
 :func:`check` is the target. One input is fed to a :class:`StreamFramer` in
 chunks (the first byte picks the chunk size, so the fuzzer explores record
 boundaries too); every framed message goes to :func:`parse_message`; a request
-is then read the way the federation listener reads it (To/From URIs, the top
-Via's branch, P-Asserted-Identity and Contact as name-addrs, the SDP offer)
-and answered the way it answers (``build_response`` with the Edge's Via
-parameters, then ``serialize``, and the answer must parse back); an unparsable
-request gets :func:`error_response_for`. h11's rule: :class:`SipParseError` is
+then goes through the whole request path of each of the Edge's two ports, with
+the Edge's own code: screening, routing, the caller's and the target's DNS
+names, the policy decision, the emulated Skype user's answer (INVITE, CANCEL,
+in-dialog requests, SUBSCRIBE and its NOTIFY) or the relay's forwarded request,
+and everything the Edge would send must parse back; an unparsable request gets
+:func:`error_response_for`. h11's rule: :class:`SipParseError` is
 the only exception allowed; anything else, or a broken invariant
 (:class:`FuzzFinding`), is a bug.
 
@@ -26,6 +27,24 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from simulator.dns import SrvAnswer
+from simulator.dns import SrvTarget as DnsSrvTarget
+from simulator.edge.envelope import CLIENT_COPY_ORDER
+from simulator.edge.lookups import srv_lookup
+from simulator.policy import (
+    Decision,
+    EdgeSettings,
+    PeerCertificate,
+    Rejection,
+    SrvLookup,
+    decide_inbound,
+    inbound_route,
+    outbound_after_srv,
+    outbound_check_peer,
+    outbound_route,
+    screen_inbound,
+    screen_outbound,
+)
 from simulator.sip import (
     KeepAlive,
     Need,
@@ -35,11 +54,12 @@ from simulator.sip import (
     StreamFramer,
     build_response,
     parse_message,
-    parse_name_addr,
     serialize,
 )
+from simulator.sip.proxy import proxied_request, stamp_via
 from simulator.sip.unparsable import error_response_for
 from simulator.skype.media import MediaSettings, answer_offer
+from simulator.skype.user import Answer, Directory, Leg, SkypeUser, UserProfile
 
 __all__ = ["SEEDS", "FuzzFinding", "LoopResult", "check", "mutate", "run_atheris", "run_loop"]
 
@@ -207,18 +227,139 @@ def _answer_unparsable(raw: bytes, exc: SipParseError, data: bytes) -> None:
         raise FuzzFinding("error response does not start with its status", data)
 
 
+#: The Edge the harness answers as: the built-in lab's names, one busy user.
+_SETTINGS = EdgeSettings(fqdn="sip.skype.lab", domains=("skype.lab",))
+_DIRECTORY = Directory(settings=_SETTINGS, users={"bob": UserProfile(answer=486)})
+#: A partner whose certificate names the in-domain SRV target the harness invents.
+_PEER = PeerCertificate.from_subject(cn="vcse.steven.lab", dns_sans=("vcse.steven.lab",))
+_FEDERATION_LEG = Leg(
+    local=("127.0.0.1", 5061),
+    via_params=(
+        ("received", "127.0.0.1"),
+        ("ms-received-port", "5061"),
+        ("ms-received-cid", "100"),
+    ),
+)
+_CLIENTS_LEG = Leg(local=("127.0.0.1", 5062), copy_order=CLIENT_COPY_ORDER)
+
+
+def _srv(name: str, domain: str) -> SrvLookup:
+    """The SRV answer of a well-run partner: one target exactly in its domain."""
+    answer = SrvAnswer(
+        name=name + ".",
+        outcome="ok",
+        targets=(DnsSrvTarget(priority=0, weight=0, port=5061, target=f"vcse.{domain}."),),
+        ttl=300,
+    )
+    return srv_lookup(name, answer)
+
+
+def _sent(wire: bytes, data: bytes, what: str) -> None:
+    """Whatever the Edge sends must parse back (a response, or the user's NOTIFY)."""
+    try:
+        parse_message(wire)
+    except SipParseError as exc:
+        raise FuzzFinding(f"the Edge's {what} does not parse back: {exc}", data) from None
+
+
+def _user_answers(user: SkypeUser, request: Request, leg: Leg, data: bytes) -> None:
+    if request.method == "CANCEL":
+        answer = user.cancel(request, leg)
+    elif request.to.tag is not None or request.method == "ACK":
+        answer = user.in_dialog(request, leg, 0.0)
+    else:
+        answer = user.new_request(request, leg, 0.0)
+    _check_answer(user, answer, data)
+
+
+def _check_answer(user: SkypeUser, answer: Answer, data: bytes, depth: int = 0) -> None:
+    """Every message parses back, including what the user's timers send later
+    (retransmitted 200s, its BYE, a NOTIFY at expiry), followed a few levels deep."""
+    for message in answer.messages:
+        _sent(message, data, "user's answer")
+    if depth < 3:
+        for timer in answer.timers:
+            _check_answer(user, user.timer(timer, timer.at), data, depth + 1)
+
+
+def _refusal(request: Request, status: int, headers: Sequence[tuple[str, str]], leg: Leg) -> bytes:
+    extra = {"copy_order": leg.copy_order} if leg.copy_order is not None else {}
+    response = build_response(
+        request,
+        status,
+        to_tag="0" * 32 if request.to.tag is None else None,
+        headers=headers,
+        via_params=leg.via_params,
+        **extra,  # type: ignore[arg-type]
+    )
+    return serialize(response)
+
+
+def _as_the_federation_port(request: Request, data: bytes, user: SkypeUser) -> None:
+    """The federation port's whole path: screen, route, SRV, decide, answer (edge/inbound.py)."""
+    if request.method == "CANCEL" or request.to.tag is not None or request.method == "ACK":
+        _user_answers(user, request, _FEDERATION_LEG, data)
+        return
+    parties = screen_inbound(request, _SETTINGS)
+    server = (("Server", _SETTINGS.server_header),)
+    if isinstance(parties, Rejection):
+        _sent(_refusal(request, parties.status, server, _FEDERATION_LEG), data, "rejection")
+        return
+    route = inbound_route(parties, _SETTINGS)
+    srv = None if route.srv_name is None else _srv(route.srv_name, route.domain)
+    decision = decide_inbound(route, _PEER, srv, _SETTINGS)
+    if decision.accepted:
+        _user_answers(user, request, _FEDERATION_LEG, data)
+    else:
+        reply = _refusal(request, decision.status, decision.headers, _FEDERATION_LEG)
+        _sent(reply, data, f"{decision.status}")
+
+
+def _as_the_clients_port(request: Request, data: bytes, user: SkypeUser) -> None:
+    """The clients port's whole path: stamp the Via, screen, the local user or the relay's
+    policy steps up to the partner (edge/clients.py, edge/outbound.py)."""
+    try:
+        request = stamp_via(request, ip="127.0.0.1", port=40000, cid="200")
+    except SipParseError:
+        return  # the port answers 400 (the stream's unparsable-input policy)
+    if request.method == "CANCEL" or request.to.tag is not None or request.method == "ACK":
+        _user_answers(user, request, _CLIENTS_LEG, data)
+        return
+    server = (("Server", _SETTINGS.server_header),)
+    target = screen_outbound(request, _SETTINGS)
+    if isinstance(target, Rejection):
+        _sent(_refusal(request, target.status, server, _CLIENTS_LEG), data, "rejection")
+        return
+    if target.local:
+        _user_answers(user, request, _CLIENTS_LEG, data)
+        return
+    route = outbound_route(target.domain, _SETTINGS)
+    if isinstance(route, Decision):
+        _sent(_refusal(request, route.status, route.headers, _CLIENTS_LEG), data, "refusal")
+        return
+    if route.kind == "srv":
+        after = outbound_after_srv(target.domain, _srv(route.name, target.domain), _SETTINGS)
+        if isinstance(after, Decision):
+            _sent(_refusal(request, after.status, after.headers, _CLIENTS_LEG), data, "refusal")
+            return
+        refusal = outbound_check_peer(target.domain, after[0].target, _PEER, _SETTINGS)
+        if refusal is not None:
+            _sent(_refusal(request, refusal.status, refusal.headers, _CLIENTS_LEG), data, "1010")
+            return
+    forwarded = proxied_request(
+        request,
+        fqdn=_SETTINGS.fqdn,
+        port=5061,
+        branch="z9hG4bK" + "0" * 32,
+        record_route=request.method in ("INVITE", "SUBSCRIBE"),
+        max_forwards=69,
+    )
+    _sent(serialize(forwarded), data, "forwarded request")
+
+
 def _as_the_edge(request: Request, data: bytes) -> None:
-    """Read and answer ``request`` as the federation port does."""
-    _ = (request.method, request.call_id, request.cseq, request.start_line, request.to.tag)
-    _ = (str(request.from_.uri), str(request.to.uri), request.vias[0].branch)
-    _ = getattr(request.to.uri, "host", ""), getattr(request.to.uri, "user", None)
-    for name in ("P-Asserted-Identity", "Contact"):
-        value = request.headers.get(name)
-        if value:
-            try:
-                str(parse_name_addr(value).uri)
-            except SipParseError:
-                return  # the Edge answers 400 (federation.py reads these before deciding)
+    """Answer ``request`` as each of the Edge's two ports does, with the Edge's own code."""
+    user = SkypeUser(_DIRECTORY, rng=random.Random(0))
     # The emulated user's media decision never raises for a peer's SDP.
     answer_offer(
         request.body,
@@ -228,25 +369,8 @@ def _as_the_edge(request: Request, data: bytes) -> None:
         rng=random.Random(0),
         user_uri="sip:user@skype.lab",
     )
-    for status in (200, 504):
-        response = build_response(
-            request,
-            status,
-            to_tag="0" * 32 if request.to.tag is None else None,
-            headers=[("Server", "RTC/6.0")],
-            via_params=(
-                ("received", "127.0.0.1"),
-                ("ms-received-port", "5061"),
-                ("ms-received-cid", "100"),
-            ),
-        )
-        wire = serialize(response)
-        try:
-            again = parse_message(wire)
-        except SipParseError as exc:
-            raise FuzzFinding(f"the Edge's {status} does not parse back: {exc}", data) from None
-        if not isinstance(again, Response) or again.status != status:
-            raise FuzzFinding(f"the Edge's {status} parses back as {again!r}", data)
+    _as_the_federation_port(request, data, user)
+    _as_the_clients_port(request, data, user)
 
 
 def mutate(data: bytes, rng: random.Random, seeds: Sequence[bytes] = SEEDS) -> bytes:

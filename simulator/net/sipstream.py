@@ -82,7 +82,8 @@ class SipStream:
         on_unparsable: records a message that cannot be used and returns its reply.
         before_send: runs right before any byte leaves (the recorder's flush).
         cork: hold replies while a burst is answered (the Edge's two ports).
-        drop: messages to skip without parsing (the federation port's ACKs).
+        drop: a prefix of messages to skip without parsing (the federation port's ACKs:
+            ``b"ACK "``).
         on_wire: sees every whole message received and every message sent.
         send_lock: taken around each write, for a stream that refuses two concurrent
             senders (trio.SSLStream; the Edge's TlsStream orders them itself).
@@ -98,7 +99,7 @@ class SipStream:
         on_unparsable: Unparsable | None = None,
         before_send: Callable[[], None] | None = None,
         cork: bool = False,
-        drop: Callable[[bytes], bool] | None = None,
+        drop: bytes | None = None,
         on_wire: WireTap | None = None,
         send_lock: trio.Lock | None = None,
     ) -> None:
@@ -151,9 +152,23 @@ class SipStream:
                 await self.reject(exc.offending, exc)
                 return None
             if item is Need.DATA:
-                data = await self._receive()
+                # One read, after the replies so far have left (inlined: the hot path).
+                await self.uncork()
+                timeout = self.idle_timeout
+                scope = self._scope
+                if timeout is None:
+                    data = bytes(await self.stream.receive_some(READ_SIZE))
+                elif scope is not None:
+                    due = trio.current_time() + timeout
+                    if due - scope.deadline > timeout * DEADLINE_SLACK:
+                        scope.deadline = due
+                    data = bytes(await self.stream.receive_some(READ_SIZE))
+                else:
+                    data = b""
+                    with trio.move_on_after(timeout):
+                        data = bytes(await self.stream.receive_some(READ_SIZE))
                 if not data:
-                    return None
+                    return None  # EOF, or silence for idle_timeout
                 self.framer.receive_data(data)
                 if self.cork:
                     self.corked = True
@@ -164,28 +179,12 @@ class SipStream:
             assert isinstance(item, bytes)
             if self.on_wire is not None:
                 self.on_wire("in", item)
-            if self.drop is not None and self.drop(item):
+            if self.drop is not None and item.startswith(self.drop):
                 continue
             try:
                 return parse_message(item)
             except SipParseError as exc:
                 await self.reject(item, exc)
-
-    async def _receive(self) -> bytes:
-        """One read, after the replies so far have left; b"" at EOF or the idle deadline."""
-        await self.uncork()  # everything received so far is answered: out it goes first
-        timeout = self.idle_timeout
-        scope = self._scope
-        if timeout is None:
-            return bytes(await self.stream.receive_some(READ_SIZE))
-        if scope is not None:
-            due = trio.current_time() + timeout
-            if due - scope.deadline > timeout * DEADLINE_SLACK:
-                scope.deadline = due
-            return bytes(await self.stream.receive_some(READ_SIZE))
-        with trio.move_on_after(timeout):
-            return bytes(await self.stream.receive_some(READ_SIZE))
-        return b""
 
     async def reject(self, raw: bytes, exc: SipParseError) -> None:
         """Apply the unparsable-input policy to ``raw`` (a request found bad after parsing too)."""

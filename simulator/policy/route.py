@@ -22,9 +22,10 @@ else in the request can change it, which is what lets the Edge cache it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from simulator.diagnostics.catalogue import Fidelity
-from simulator.policy.facts import DomainSource, EdgeSettings, normalise_domain
+from simulator.policy.facts import DomainSource, EdgeSettings
 from simulator.policy.rules import blocked_entry, srv_name, unroutable_domain
 from simulator.sip import Request, SipParseError, SipUri, parse_name_addr, parse_uri
 
@@ -50,9 +51,11 @@ class Rejection:
     fidelity: Fidelity = "inferred"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Parties:
+class Parties(NamedTuple):
     """What screening established about an inbound request's caller (parsed once).
+
+    A named tuple, not a frozen dataclass: one is built per inbound request and is
+    the key of the Edge's route cache, and a tuple is built and hashed in C.
 
     Attributes:
         sender: the host of the From URI, lower-case.
@@ -79,7 +82,8 @@ class InboundRoute:
 
 
 def _host(uri: SipUri) -> str:
-    return normalise_domain(uri.host)
+    # normalise_domain, inlined: this runs on every inbound request.
+    return uri.host.strip().rstrip(".").lower()
 
 
 def screen_inbound(request: Request, settings: EdgeSettings) -> Rejection | Parties:
@@ -124,14 +128,15 @@ def screen_inbound(request: Request, settings: EdgeSettings) -> Rejection | Part
         asserted = uri
     parties = Parties(sender=_host(sender), asserted=None if asserted is None else _host(asserted))
     # The caller's domain becomes a DNS question: it must be a DNS name (issue 12).
-    problem = unroutable_domain(_caller_domain(parties, settings)[0])
+    caller = parties.asserted if asserted and settings.rules.domain_source == "pai" else None
+    problem = unroutable_domain(caller or parties.sender)
     if problem is not None:
         return Rejection(status=400, rule="unsupported-uri", why=f"the sender's domain {problem}")
     return parties
 
 
 def _caller_domain(parties: Parties, settings: EdgeSettings) -> tuple[str, DomainSource]:
-    if settings.domain_source == "pai" and parties.asserted is not None:
+    if settings.rules.domain_source == "pai" and parties.asserted is not None:
         return parties.asserted, "pai"
     return parties.sender, "from"
 

@@ -10,7 +10,9 @@ Isolation (documented for users in ``scenarios/README.md``):
   and N = 5061 also makes P the port of ``proxy_fqdn`` partners (which the Edge
   reaches on 5061 in production). SRV records with any other port are served
   as written (``fqdn1="vcse.sub.cms.steven.lab:5061"`` stays verbatim);
-- each lab gets its own temporary PKI and log directory (kept with ``--keep-logs``);
+- each lab gets its own temporary PKI and log directory (kept with ``--keep-logs``,
+  which also writes the Edge's SIPStack trace, ``trace.log``, there; ``--pcap DIR``
+  writes a capture per lab, :func:`capture_name`);
 - labs run concurrently, at most ``jobs`` at a time, in one trio process.
 
 Timeouts are short (a lab is a test, not a production Edge): DNS 0.5 s with one
@@ -491,6 +493,18 @@ def _notify(notifies: Sequence[Request]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def seeded(lab: Lab, part: str) -> random.Random | None:
+    """A random source for one part of a seeded lab (``[edge] seed``), else None (random).
+
+    The Edge, each simulated peer and each call draw from their own generator, each
+    seeded from the lab's seed and its own name, so one part's draws never shift
+    another's: two runs of a seeded lab send the same messages (times and ports aside).
+    """
+    if lab.edge.seed is None:
+        return None
+    return random.Random(f"{lab.edge.seed}/{part}")
+
+
 class _LabRun:
     """One running lab: its addresses, peers and files, and how to place its calls."""
 
@@ -511,7 +525,8 @@ class _LabRun:
         self.edge_names = _cert_names(addresses.edge_cert)
         self.peer_ports = dict(peer_ports or {})
 
-    async def place(self, call: CallSpec) -> _Placed:
+    async def place(self, call: CallSpec, number: int) -> _Placed:
+        rng = seeded(self.lab, f"call-{number}")
         if call.direction == "inbound":
             assert call.via is not None  # the loader requires it
             peer = self.lab.peers[call.via]
@@ -529,6 +544,7 @@ class _LabRun:
                 staging=_staging(call),
                 text=call.text,
                 expires=call.expires,
+                rng=rng,
             )
             error = result.tls_error or ("no final response" if result.timed_out else None)
             messages: list[WireMessage] = []
@@ -561,6 +577,7 @@ class _LabRun:
             staging=_staging(call),
             text=call.text,
             expires=call.expires,
+            rng=rng,
         )
         port = out.local[1] if out.local is not None else 0
         messages = []
@@ -730,10 +747,13 @@ async def run_lab(
     *,
     work_dir: Path,
     pattern: str | None = None,
+    trace: bool = False,
+    pcap: Path | None = None,
 ) -> LabReport:
     """Run one lab in ``work_dir`` (certs/ and logs/ go there) and judge its selected calls.
 
     A lab that cannot start (a port, a certificate file) is reported with ``error``.
+    ``trace`` writes the Edge's ``trace.log`` in its logs/, ``pcap`` a capture there.
     """
     lab = lab_file.lab
     started = time.monotonic()
@@ -757,7 +777,9 @@ async def run_lab(
     facts: LabFacts | None = None
     error: str | None = None
     try:
-        reports, facts = await _run_lab_calls(lab, lab_file.id, selected, work_dir)
+        reports, facts = await _run_lab_calls(
+            lab, lab_file.id, selected, work_dir, sip_trace=trace, pcap=pcap
+        )
     except* FedsimError as group:
         error = str(_first(group))
     except* OSError as group:
@@ -779,6 +801,9 @@ async def _run_lab_calls(
     ident: str,
     selected: Sequence[tuple[int, CallSpec]],
     work_dir: Path,
+    *,
+    sip_trace: bool,
+    pcap: Path | None,
 ) -> tuple[list[CallReport], LabFacts]:
     certs_dir, log_dir = work_dir / "certs", work_dir / "logs"
     # Issued before the peers start (they present these certificates); serve_lab
@@ -802,6 +827,7 @@ async def _run_lab_calls(
                     answer=peer.answer,
                     media=cast(AnswerEncryption, peer.media),
                     name=name,
+                    rng=seeded(lab, f"peer-{name}"),
                     on_request=partners.recorder(name),
                     on_tls_error=partners.tls_recorder(name),
                 )
@@ -819,14 +845,16 @@ async def _run_lab_calls(
                 certs_dir=certs_dir,
                 limits=EDGE_LIMITS,
                 outbound=outbound,
-                rng=None if lab.edge.seed is None else random.Random(lab.edge.seed),
+                rng=seeded(lab, "edge"),
+                trace=sip_trace,
+                pcap=pcap,
             )
         )
         run = _LabRun(running, addresses, issued, partners, log_dir, peer_ports)
         for number, call in selected:
             t0 = time.monotonic()
             started, tls_mark = dt.datetime.now(dt.UTC), len(partners.tls_errors)
-            placed = await run.place(call)
+            placed = await run.place(call, number)
             got, trace = await run.observe(call, placed, started=started, tls_mark=tls_mark)
             reports.append(
                 CallReport(
@@ -876,6 +904,7 @@ async def run_labs(
     jobs: int = 4,
     pattern: str | None = None,
     keep_dir: Path | None = None,
+    pcap_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> list[LabReport]:
     """Run ``labs`` at most ``jobs`` at a time; the reports come back in ``labs`` order.
@@ -885,7 +914,8 @@ async def run_labs(
         jobs: how many labs run at once.
         pattern: ``-k`` selection over "name call-N".
         keep_dir: keep each lab's certs/ and logs/ in ``keep_dir/<id>/`` (else a
-            temporary directory, removed at the end).
+            temporary directory, removed at the end), with the Edge's ``trace.log``.
+        pcap_dir: write each lab's capture there (:func:`capture_name`).
         progress: called with (done, total, names running now) whenever that changes.
     """
     if jobs < 1:
@@ -908,7 +938,13 @@ async def run_labs(
                 running.append(lab_file.id)
                 tick()
                 work = root / lab_file.id
-                results[index] = await run_lab(lab_file, work_dir=work, pattern=pattern)
+                results[index] = await run_lab(
+                    lab_file,
+                    work_dir=work,
+                    pattern=pattern,
+                    trace=keep_dir is not None,
+                    pcap=None if pcap_dir is None else pcap_dir / capture_name(lab_file.id),
+                )
                 running.remove(lab_file.id)
                 done += 1
                 tick()
@@ -919,10 +955,16 @@ async def run_labs(
     return [r for r in results if r is not None]
 
 
+def capture_name(ident: str) -> str:
+    """``seeds--01-acano-srv-parent-domain.pcapng``: one flat file name per lab (as ladders)."""
+    return f"{ident.replace('/', '--')}.pcapng"
+
+
 __all__ = [
     "CALL_TIMEOUT",
     "LabFile",
     "call_label",
+    "capture_name",
     "discover",
     "find_event",
     "find_record",

@@ -145,3 +145,34 @@ def ack_for_failure(forwarded: Request, final: Response) -> Request:
         ("CSeq", f"{forwarded.cseq[0]} ACK"),
     ]
     return Request(method="ACK", uri=forwarded.uri, headers=Headers(pairs))
+
+
+def stamp_via(request: Request, *, ip: str, port: int, cid: str) -> Request:
+    """Add what the Edge writes on a received request's top Via (reference §7.1).
+
+    ``ms-received-port`` and ``ms-received-cid`` always; ``received`` when the
+    sent-by host is not the source address (RFC 3261 §18.2.1) or ``rport`` asks
+    for it, with the rport value filled in (RFC 3581 §4).
+    """
+    pairs = list(request.headers.pairs)
+    for i, (name, value) in enumerate(pairs):
+        if canonical_name(name) != "via":
+            continue
+        pieces = split_top_level(value)
+        top = parse_via(pieces[0])[0]
+        params: list[tuple[str, str | None]] = []
+        if top.rport is not None:
+            params += [("rport", str(port)), ("received", ip)]
+        elif top.host.strip("[]") != ip:
+            params.append(("received", ip))
+        params += [("ms-received-port", str(port)), ("ms-received-cid", cid)]
+        stamped = str(top.with_params(*params))
+        pairs[i] = (name, ",".join([stamped, *pieces[1:]]))
+        break
+    return Request(
+        method=request.method,
+        uri=request.uri,
+        headers=Headers(pairs),
+        body=request.body,
+        version=request.version,
+    )

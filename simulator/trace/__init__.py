@@ -20,6 +20,7 @@ from simulator.trace.sipstack import (
     format_peer,
     format_protocol_record,
     parse_trace,
+    transaction_key,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "format_peer",
     "format_protocol_record",
     "parse_trace",
+    "transaction_key",
 ]

@@ -28,11 +28,9 @@ No I/O here but :class:`PcapWriter`'s writes to the file object it is given.
 
 from __future__ import annotations
 
-import array
 import ipaddress
 import re
 import struct
-import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,6 +47,7 @@ __all__ = [
     "CapturedMessage",
     "PcapWriter",
     "PcapngEncoder",
+    "internet_checksum",
     "read_capture",
 ]
 
@@ -72,16 +71,18 @@ _WINDOW = 65535
 _TTL = 64
 
 
-def _checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of ``data``, summed 16 bits at a time in C."""
+def internet_checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``data``.
+
+    The one's complement sum of 16-bit words is the whole big-endian number modulo
+    0xFFFF (2**16 = 1 mod 0xFFFF), computed in C; a nonzero sum that is a multiple
+    of 0xFFFF is 0xFFFF, as the end-around carries give it.
+    """
     if len(data) % 2:
         data += b"\0"
-    words = array.array("H", data)
-    if sys.byteorder == "little":
-        words.byteswap()
-    total = sum(words)
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
+    total = int.from_bytes(data, "big") % 0xFFFF
+    if total == 0 and any(data):
+        total = 0xFFFF
     return ~total & 0xFFFF
 
 
@@ -232,7 +233,7 @@ class PcapngEncoder:
             pseudo = src.ip + dst.ip + struct.pack("!IxxxB", len(segment), 6)
         else:
             pseudo = src.ip + dst.ip + struct.pack("!xBH", 6, len(segment))
-        checksum = _checksum(pseudo + segment)
+        checksum = internet_checksum(pseudo + segment)
         segment = segment[:16] + struct.pack("!H", checksum) + segment[18:]
         if flow.v6:
             ip = struct.pack("!IHBB", 6 << 28, len(segment), 6, _TTL) + src.ip + dst.ip
@@ -243,7 +244,7 @@ class PcapngEncoder:
                 "!BBHHHBBH4s4s", 0x45, 0, 20 + len(segment), flow.ip_id, 0x4000, _TTL, 6, 0,
                 src.ip, dst.ip,
             )  # fmt: skip
-            ip = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+            ip = header[:10] + struct.pack("!H", internet_checksum(header)) + header[12:]
             ethertype = _ETHERTYPE_IPV4
         frame = dst.mac + src.mac + struct.pack("!H", ethertype) + ip + segment
         pad = -len(frame) % 4
@@ -304,11 +305,17 @@ class PcapWriter:
         self._add(self._encoder.encode_close(connection, when))
 
     def flush(self) -> None:
-        """Write what is buffered to the file."""
+        """Write what is buffered to the file.
+
+        The buffer is emptied first: when the write fails (a full disk), its packets
+        are dropped rather than kept to grow without bound.
+        """
         if self._pending:
-            self._file.write(b"".join(self._pending))
+            data = memoryview(b"".join(self._pending))
             self._pending.clear()
             self._size = 0
+            while data:
+                data = data[self._file.write(data) :]
 
     def close(self) -> None:
         """Flush and close the file."""

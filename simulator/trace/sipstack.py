@@ -54,6 +54,7 @@ import base64
 import binascii
 import datetime as dt
 import functools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ __all__ = [
     "format_peer",
     "format_protocol_record",
     "parse_trace",
+    "transaction_key",
 ]
 
 #: Reference §4.1 (verbatim): where TF_PROTOCOL records are written from.
@@ -111,6 +113,37 @@ _CONTENT_LENGTH = re.compile(r"\r\n(?:content-length|l)[ \t]*:([^\r\n]*)", re.I 
 _UNSHOWABLE = re.compile(r"\r\n[ \t]*(?:\r\n|\Z|Message-Body:)")
 
 
+#: Call-ID and CSeq header lines of a message's head (RFC 3261 §7.3.3: "i" is compact).
+_TX_CALL_ID = re.compile(rb"\r\n(?:call-id|i)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*(?:\r\n|\Z)", re.I)
+_TX_CSEQ = re.compile(rb"\r\ncseq[ \t]*:[ \t]*(\d{1,10})[ \t]+([^\s;,]+)", re.I)
+
+
+def transaction_key(
+    data: bytes | None = None, *, call_id: str = "", number: int = 0, method: str = ""
+) -> tuple[str, int, str] | None:
+    """The transaction a message belongs to, as (Call-ID, CSeq number, CSeq method).
+
+    From the bytes of a message (``data``), or from a parsed request's Call-ID and
+    CSeq. An ACK counts with the INVITE it acknowledges (same Call-ID and number),
+    so a trace shows a call's INVITE, answers and ACK under one
+    ``Trace-Correlation-Id`` (inferred: Microsoft shows one record only).
+
+    Returns:
+        The key, or None when ``data`` has no readable Call-ID or CSeq.
+    """
+    if data is not None:
+        end = data.find(b"\r\n\r\n")
+        head = data[: end + 2] if end >= 0 else data
+        found_id = _TX_CALL_ID.search(head)
+        found_cseq = _TX_CSEQ.search(head)
+        if found_id is None or found_cseq is None:
+            return None
+        call_id = found_id.group(1).decode("utf-8", "replace")
+        number = int(found_cseq.group(1))
+        method = found_cseq.group(2).decode("ascii", "replace")
+    return call_id, number, "INVITE" if method == "ACK" else method
+
+
 def format_peer(address: tuple[str, int]) -> str:
     """``host:port`` as the ``Peer:`` field shows it; an IPv6 address in brackets."""
     host, port = address
@@ -123,8 +156,17 @@ def _second(second: int) -> str:
 
 
 def _stamp(when: float) -> str:
-    """``MM/DD/YYYY-HH:MM:SS.mmm`` in UTC, as :func:`edge_log_stamp` prints it."""
-    second, micro = divmod(round(when * 1_000_000), 1_000_000)
+    """``MM/DD/YYYY-HH:MM:SS.mmm`` in UTC, as :func:`edge_log_stamp` prints it.
+
+    The microseconds are rounded as ``datetime.fromtimestamp`` rounds them (the
+    fraction alone, half to even), so both stamps agree on every float.
+    """
+    fraction, whole = math.modf(when)
+    second, micro = int(whole), round(fraction * 1_000_000)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    elif micro < 0:
+        second, micro = second - 1, micro + 1_000_000
     return f"{_second(second)}.{micro // 1000:03d}"
 
 

@@ -105,3 +105,96 @@ def test_dash_reads_the_pipe_of_the_real_command() -> None:
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == explain_text(HEADER + "\n")
+
+
+# --- honest labels (issue 14): explain never calls verbatim what the reference does not ---
+
+HONESTY = [
+    (
+        '1014;reason="Unable to resolve DNS A record.";source="sip.skype.lab"',
+        ("its wire form was never captured", "status: SIP 504 is inferred"),
+        ("seen verbatim on the wire",),
+    ),
+    (
+        '1009;reason="No match for domain in DNS SRV results";domain="cms.steven.lab";'
+        'fqdn1="vcse.sub.cms.steven.lab:5061";source="sip.skype.lab"',
+        ("reason: seen verbatim on the wire", "parameters: as seen verbatim", "SIP 504, seen"),
+        ("a form no source shows", "inferred"),
+    ),
+    (
+        '1009;reason="No match for domain in DNS SRV results";domain="d.lab";'
+        'fqdn1="a.lab:5061";fqdn2="b.lab:5061";source="sip.skype.lab"',
+        ("fedsim's numbering of further targets",),
+        ("a form no source shows",),
+    ),
+    (
+        '1010;reason="Certificate trust with another server could not be established";'
+        'tls-target="vcse.cms.steven.lab";PeerServer="vcse.cms.steven.lab";'
+        'HRESULT="0x800B0109(CERT_E_UNTRUSTEDROOT)";source="sip.skype.lab"',
+        ("parameters: a form no source shows", "fedsim builds such variants itself"),
+        ("parameters: as seen verbatim",),
+    ),
+    (
+        '1047;reason="Failed to complete TLS negotiation with a federated peer server";'
+        'WinsockFailureCode="10054(WSAECONNRESET)";'
+        'WinsockFailureDescription="The peer forced closure of the connection";source="e.lab"',
+        ("parameters: as seen verbatim", "status: SIP 504 is inferred"),
+        ("a form no source shows",),
+    ),
+    (
+        '1047;reason="Failed to complete TLS negotiation with a federated peer server";'
+        'HRESULT="0x80090325(SEC_E_UNTRUSTED_ROOT)";source="e.lab"',
+        ("parameters: a form no source shows",),
+        ("parameters: as seen verbatim",),
+    ),
+    (
+        '1046;reason="Failed to connect to a federated peer server";'
+        'WinsockFailureCode="10061(WSAECONNREFUSED)";source="e.lab"',
+        ("reason: unverified",),
+        ("seen verbatim",),
+    ),
+    (
+        '1034;reason="Previous hop federated peer did not report diagnostic information";'
+        'Domain="steven.lab";PeerServer="vcse.steven.lab";source="sip.skype.lab"',
+        ("parameters: as seen verbatim", "the partner's own, passed through"),
+        ("usually on SIP",),
+    ),
+]
+
+
+@pytest.mark.parametrize(("header", "says", "never"), HONESTY)
+def test_explain_labels_each_part_as_the_reference_does(
+    header: str, says: tuple[str, ...], never: tuple[str, ...]
+) -> None:
+    text = explain_text(header)
+    for part in says:
+        assert part in text
+    for part in never:
+        assert part not in text
+
+
+@pytest.mark.parametrize("code", sorted(MS_DIAGNOSTICS))
+def test_no_reason_is_called_wire_verbatim_unless_a_trace_shows_it(code: int) -> None:
+    entry = MS_DIAGNOSTICS[code]
+    text = explain_text(f'{code};reason="{entry.reason}";source="e.lab"')
+    assert ("reason: seen verbatim on the wire" in text) == (entry.reason_origin == "wire")
+    assert "usually on SIP" not in text
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_table_of_labels_matches_the_catalogue() -> None:
+    """The README's table says for each id what the catalogue says (so they cannot drift)."""
+    rows = {}
+    for line in README.read_text("utf-8").splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[0].isdigit():
+            rows[int(cells[0])] = cells
+    assert set(rows) >= {1008, 1009, 1010, 1014, 1034, 1046, 1047}
+    origin = {"wire": "wire", "spec": "spec table only", "unverified": "unverified"}
+    for code, (_, reason, _params, status) in rows.items():
+        entry = MS_DIAGNOSTICS[code]
+        assert reason == origin[entry.reason_origin], code
+        if entry.status is not None:
+            assert status.startswith(f"{entry.status} {entry.status_fidelity}"), code

@@ -126,3 +126,32 @@ def test_decision_event_is_json_with_a_stable_key_order() -> None:
             peer="p",
             extra={"bad": object()},
         )
+
+
+def test_a_decision_event_labels_each_part_of_its_ms_diagnostics() -> None:
+    from simulator.policy import EdgeSettings, SrvLookup, SrvTarget, outbound_after_srv
+
+    settings = EdgeSettings(fqdn="sip.skype.lab", domains=("skype.lab",))
+    srv = SrvLookup(
+        name="_sipfederationtls._tcp.cms.steven.lab",
+        outcome="ok",
+        targets=(SrvTarget(target="vcse.sub.cms.steven.lab", port=5061),),
+    )
+    decision = outbound_after_srv("cms.steven.lab", srv, settings)
+    assert isinstance(decision, Decision)
+    event = decision_event(
+        decision,
+        time="t",
+        direction="outbound",
+        call_id="c",
+        method="INVITE",
+        from_uri="f",
+        to_uri="t",
+        peer="p",
+        extra={},
+    )
+    assert event["ms_diagnostics_fidelity"] == {
+        "reason": "wire",
+        "parameters": "verbatim",
+        "status": "verbatim",
+    }

@@ -5,7 +5,10 @@ Not a test (no ``test_`` prefix, so pytest does not collect it). Run it with
     .venv/bin/python tests/trace/bench_trace.py [--repeat 200] [--number 200]
 
 One call of ``make bench``'s SIPp scenario is three messages through the Edge:
-the INVITE in, the 504 out, the ACK in. It prints, per operation, the best of
+the INVITE in, the 504 out, the ACK in. The last case sends them through the
+Edge's own taps (:mod:`simulator.edge.taps`: the transaction's correlation id,
+the record, the packets, one write of each file per call), what ``fedsim serve
+--trace --pcap`` adds to a call. It prints, per operation, the best of
 ``repeat`` runs of ``number`` calls, in µs per call (time.perf_counter, runs
 interleaved), next to what the SIP core spends on the same call (parse the
 INVITE and the ACK, build and serialize the 504), so the ratio reads the same
@@ -18,12 +21,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+from simulator.edge.recorder import Recorder
+from simulator.edge.taps import TRACE_LOG, tap_for
 from simulator.sip import parse_message
 from simulator.trace import WireMessage, format_protocol_record
 from simulator.trace.pcap import PcapWriter
@@ -94,10 +101,26 @@ def main(argv: list[str] | None = None) -> int:
             writer.write(message)
         return None
 
+    work = Path(tempfile.mkdtemp(prefix="bench-trace-"))
+    (work / TRACE_LOG).symlink_to(os.devnull)
+    recorder = Recorder(work, stderr=sys.stderr)
+    recorder.start_taps(trace=True, pcap=Path(os.devnull))
+    tap = tap_for(recorder.taps, "external", EDGE, PEER, "partner.bench:40123", "100")
+    assert tap is not None
+    assert recorder.taps is not None
+    taps = recorder.taps
+
+    def both() -> object:
+        for message in call:
+            tap("in" if message.direction == "incoming" else "out", message.data)
+        taps.flush()
+        return None
+
     cases: list[tuple[str, Callable[[], object]]] = [
         ("SIP core (parse INVITE+ACK, 504)", sip_core),
         ("--trace: 3 TF_PROTOCOL records", trace),
         ("--pcap: 3 messages, buffered", pcap),
+        ("--trace --pcap through the Edge's taps", both),
     ]
     timings = _best([fn for _, fn in cases], args.number, args.repeat)
     width = max(len(name) for name, _ in cases)
@@ -105,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<{width}}  {us:8.2f} us/call  ({us / timings[0]:.2f} x SIP core)")
     null.close()
     writer.close()
+    recorder.close()
+    shutil.rmtree(work)
     return 0
 
 

@@ -20,6 +20,7 @@ from simulator.trace.pcap import (
     CaptureError,
     PcapngEncoder,
     PcapWriter,
+    internet_checksum,
     read_capture,
 )
 
@@ -314,3 +315,26 @@ def test_what_is_not_a_readable_capture_is_one_clear_error(data: bytes, what: st
 def test_captured_messages_compare_by_value() -> None:
     one = CapturedMessage(1.0, "UDP", ("a", 1), ("b", 2), b"x")
     assert one == CapturedMessage(1.0, "UDP", ("a", 1), ("b", 2), b"x")
+
+
+def rfc1071(data: bytes) -> int:
+    """RFC 1071 §4.1, word by word with end-around carries: the reference to agree with."""
+    if len(data) % 2:
+        data += b"\0"
+    total = 0
+    for i in range(0, len(data), 2):
+        total += (data[i] << 8) | data[i + 1]
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+@GEN
+@given(
+    st.one_of(
+        st.binary(max_size=1600),
+        st.builds(lambda n: b"\xff\xff" * n, st.integers(0, 8)),  # sums of 0xFFFF
+        st.builds(lambda n: b"\0" * n, st.integers(0, 8)),  # all zero
+    )
+)
+def test_the_checksum_is_rfc_1071s(data: bytes) -> None:
+    assert internet_checksum(data) == rfc1071(data)

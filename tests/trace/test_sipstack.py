@@ -29,6 +29,7 @@ from simulator.trace import (
     format_component_record,
     format_protocol_record,
     parse_trace,
+    transaction_key,
 )
 
 GEN = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -452,15 +453,87 @@ def test_a_protocol_record_without_start_line_is_one_clear_error() -> None:
         )
 
 
-def test_the_readmes_example_record_reads_back_as_a_valid_invite() -> None:
+def test_the_readmes_example_reads_back_and_renders_again_to_the_same_text() -> None:
+    """README section 8 shows a refused INVITE as trace.log holds it: the INVITE, the
+    TF_DIAG record, the 504. Each message reads back exact and renders to its own text."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     start = readme.index("TL_INFO(TF_PROTOCOL) [sfvedge")
-    example = readme[start : readme.index("$$end_record", start) + len("$$end_record")]
-    parsed = only_message(example)
-    assert parsed.exact
-    assert parse_message(parsed.data).call_id == "1-20295@127.0.0.1"
-    assert record(wire(parsed.data, when=WHEN), peer="127.0.0.1:38078").strip() == example
+    example = readme[start : readme.index("\n```", start) + 1]
+    records = parse_trace(example)
+    assert [type(r) for r in records] == [TraceMessage, ParsedEdgeRecord, TraceMessage]
+    invite, diag, refusal = records
+    assert isinstance(invite, TraceMessage)
+    assert isinstance(diag, ParsedEdgeRecord)
+    assert isinstance(refusal, TraceMessage)
+    assert parse_message(invite.data).call_id == diag.call_id
+    assert parse_message(refusal.data).start_line == "SIP/2.0 504 Server time-out"
+    assert invite.correlation_id == refusal.correlation_id == diag.correlation_id
+    assert [invite.seq, diag.seq, refusal.seq] == [1, 2, 3]
+    texts = example.split("$$end_record\n")
+    for message, text in ((invite, texts[0]), (refusal, texts[2])):
+        assert message.exact
+        assert message.when is not None
+        assert message.direction is not None
+        assert message.side is not None
+        assert message.remote is not None
+        again = format_protocol_record(
+            WireMessage(
+                message.when.timestamp(),
+                message.direction,
+                message.side,
+                ("127.0.0.1", 5061),
+                message.remote,
+                "100",
+                message.data,
+            ),
+            machine="sfvedge",
+            pid=0x2919,
+            tid=0x2919,
+            seq=message.seq or 0,
+            correlation_id=message.correlation_id or 0,
+            instance_id=message.instance_id or 0,
+            peer=message.peer,
+        )
+        assert again == text + "$$end_record\n"
 
 
 def test_text_without_records_is_an_empty_trace() -> None:
     assert parse_trace("nothing here\n") == []
+
+
+# --- which transaction a message belongs to (the Trace-Correlation-Id) -----------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        (b"INVITE sip:a@b SIP/2.0\r\nCall-ID: x@h\r\nCSeq: 7 INVITE\r\n\r\n", ("x@h", 7, "INVITE")),
+        (b"ACK sip:a@b SIP/2.0\r\nCall-ID: x@h\r\nCSeq: 7 ACK\r\n\r\n", ("x@h", 7, "INVITE")),
+        (b"SIP/2.0 504 Time-out\r\ni: x@h \r\ncseq:7   INVITE\r\n\r\n", ("x@h", 7, "INVITE")),
+        (b"CANCEL sip:a@b SIP/2.0\r\nCall-ID: x@h\r\nCSeq: 7 CANCEL\r\n\r\n", ("x@h", 7, "CANCEL")),
+        (b"BYE sip:a@b SIP/2.0\r\nCSeq: 8 BYE\r\nCall-ID: x@h\r\n\r\ni: body", ("x@h", 8, "BYE")),
+        (b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\nCall-ID: in the body\r\n", None),
+        (b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x@h\r\nCSeq: one OPTIONS\r\n\r\n", None),
+    ],
+    ids=["invite", "ack-joins-its-invite", "compact-and-spaces", "cancel", "body-ignored",
+         "no-call-id", "bad-cseq"],
+)  # fmt: skip
+def test_transaction_key_of_a_message(data: bytes, key: tuple[str, int, str] | None) -> None:
+    assert transaction_key(data) == key
+
+
+def test_transaction_key_of_a_parsed_request_equals_that_of_its_bytes() -> None:
+    message = parse_message(CALL)
+    number, method = message.cseq
+    assert transaction_key(call_id=message.call_id, number=number, method=method) == (
+        transaction_key(CALL)
+    )
+
+
+@GEN
+@given(st.binary(max_size=400), st.sampled_from(["", "Call-ID: x\r\nCSeq: 1 INVITE\r\n"]))
+def test_transaction_key_takes_any_bytes(noise: bytes, headers: str) -> None:
+    """The Edge computes it on every message it traces: no input may raise."""
+    data = b"INVITE sip:a@b SIP/2.0\r\n" + headers.encode() + noise
+    key = transaction_key(data)
+    assert key is None or (isinstance(key[0], str) and key[1] >= 0)
