@@ -15,9 +15,7 @@ partner-timeout   a partner never answered a forwarded request (408)
 unanswered        the Edge stopped (or the client left) before answering
 malformed         a message that could not be used (its 400, or none)
 tls-handshake-failed / client-tls-failed   a refused handshake (federation / clients)
-call-ended        the emulated Skype user ended a call with a BYE (no ACK, hang-up, media)
-notify            the emulated Skype user's presence went out in a NOTIFY
-message           an instant message reached the user inside an IM session (its text)
+call-ended / notify / message   the emulated Skype user's BYE, NOTIFY, or an IM's text
 internal-error    a guard contained a fedsim bug (simulator.net.guard)
 log-gap           the disk came back after lines were lost (simulator.edge.logfiles)
 ================  =====================================================================
@@ -29,10 +27,6 @@ once into an :class:`~simulator.edge.eventcodec.EventTemplate` and an
 changes. Records are *held* (:meth:`Recorder.write` with ``hold=True``) and put on
 disk by :meth:`Recorder.flush`, which the SIP stream calls right before any reply
 leaves (:mod:`simulator.net.sipstream`); events with no reply are flushed at once.
-
-A decision's event carries ``user``: what the called Skype user answered (the
-media of its SDP answer, the text of a MESSAGE, the presence it sent), or
-null for a request that never reached a user.
 
 Time has one source, :meth:`Recorder.stamps`: the UTC wall clock, formatted once
 per second (formatting costs more than the rest of an event).
@@ -55,13 +49,13 @@ from typing import TextIO
 
 from simulator.diagnostics import EdgeLogRecord, EdgeLogTemplate, ResultCode, edge_log_stamp
 from simulator.edge.eventcodec import (
-    DECISION_FIELDS,
     EventTemplate,
     Verdict,
     decision_event,
+    decision_fields,
     event_json,
-    json_string,
     record_summary,
+    verdict_line,
 )
 from simulator.edge.logfiles import LogFiles
 from simulator.edge.taps import TRACE_LOG, WireTaps
@@ -329,9 +323,7 @@ class Recorder:
             peer=peer,
             extra=extra,
         )
-        # Only an accepted request reaches a user: the refused path keeps its holes.
-        fields = (*DECISION_FIELDS, "user") if decision.accepted else DECISION_FIELDS
-        template = EventTemplate(event, fields)
+        template = EventTemplate(event, decision_fields(decision))
         record = None if decision.edge_log is None else self.template(decision.edge_log, peer)
         return Verdict(decision=decision, event=template, record=record)
 
@@ -345,26 +337,12 @@ class Recorder:
         to_text: str,
         user: Mapping[str, object] | None = None,
     ) -> None:
-        """The event (and record) of a compiled decision for one request: the hot path.
-
-        ``status`` is what went on the wire: the decision's, or the called user's
-        answer to an accepted request, of which ``user`` says more. Held: the
-        reply's send flushes it.
-        """
+        """A compiled decision's event (and record) for one request, as it went on the wire
+        (``status``: the decision's, or the user's answer, of which ``user`` says more)."""
         stamp, iso = self.stamps()
         template = verdict.record
         record = None if template is None else self.record_text(template, request, stamp)
-        values = [
-            f'"{iso}"',
-            json_string(request.call_id),
-            json_string(request.method),
-            json_string(from_text),
-            json_string(to_text),
-            str(status),
-        ]
-        if verdict.decision.accepted:
-            values.append(event_json(user) if user is not None else "null")
-        line = verdict.event.render_encoded(values)
+        line = verdict_line(verdict, iso, request, from_text, to_text, status, user)
         self.files.hold(line, record)
         if self.decisions and self.console is not None:  # format only when shown
             self.say(
@@ -406,20 +384,9 @@ class Recorder:
                 f"{request.to.uri}  {rule}  {status}"
             )
 
-    def user_event(
-        self,
-        kind: str,
-        fields: Mapping[str, object],
-        *,
-        direction: str,
-        peer: str,
-        hold: bool = True,
-    ) -> None:
-        """Something the emulated Skype user did or read (a BYE, a NOTIFY, an IM's text).
-
-        Held for the message it goes with (the send flushes it), unless ``hold`` is False.
-        """
-        self.write(self._event(kind, {"direction": direction, "peer": peer, **fields}), hold=hold)
+    def user_event(self, kind: str, fields: Mapping[str, object], *, direction: str) -> None:
+        """What the emulated Skype user did or read (its BYE, a NOTIFY, an IM), held for it."""
+        self.write(self._event(kind, {"direction": direction, **fields}), hold=True)
 
     def unanswered(self, direction: str, request: Request, peer: str, reason: str) -> None:
         """A request taken off the wire that the Edge never answered."""

@@ -50,11 +50,9 @@ class UserLink:
 
     async def deliver(self, answer: Answer) -> None:
         """Record the user's events, send the messages, start the timers."""
-        hold = bool(answer.messages)
-        for event in answer.events:
-            self.recorder.user_event(
-                event.kind, event.fields, direction=self.direction, peer=self.peer, hold=hold
-            )
+        for event in answer.events:  # held for the message each goes with
+            fields = {"peer": self.peer, **event.fields}
+            self.recorder.user_event(event.kind, fields, direction=self.direction)
         for message in answer.messages:
             await self.send(message)
         for timer in answer.timers:
