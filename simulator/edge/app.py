@@ -19,6 +19,7 @@ import trio
 from cryptography import x509
 
 from simulator.dns import Record, Resolver, ZoneSet, load_zone_file, parse_zone_text, serve_dns
+from simulator.dns.server import IDLE_TIMEOUT as DNS_IDLE_TIMEOUT
 from simulator.edge.clients import clients_context, serve_clients
 from simulator.edge.inbound import serve_federation
 from simulator.edge.outbound import Outbound, OutboundLimits
@@ -166,11 +167,15 @@ async def serve_lab(
         async with trio.open_nursery() as nursery:
             if recorder.taps is not None:  # a quiet lab's last messages reach the files too
                 nursery.start_soon(recorder.taps.flush_every, FLUSH_SECONDS)
+            limits = limits or Limits()
+            # The lab's idle timeout bounds its DNS server's TCP connections too.
+            dns_idle = min(DNS_IDLE_TIMEOUT, limits.idle_timeout)
             dns_addr = await nursery.start(
-                partial(serve_dns, report=recorder.internal_error), zones, *lab.dns.listen
+                partial(serve_dns, report=recorder.internal_error, idle_timeout=dns_idle),
+                zones,
+                *lab.dns.listen,
             )
             resolver_target = lab.edge.dns if lab.edge.dns is not None else dns_addr
-            limits = limits or Limits()
             edge = EdgeState(
                 settings=settings,
                 users=lab.edge.answers,

@@ -316,19 +316,21 @@ class Partners:
         A TLS send cut short leaves the stream unusable, and the connection is shared
         by every call to that partner: kept, it would fail each later call with 1047.
         So the send is shielded from the calling task's cancellation (a client hanging
-        up mid-send), bounded by :data:`PARTNER_SEND_TIMEOUT`, and on any failure the
-        connection is closed; the next call connects afresh.
+        up mid-send), bounded by :data:`PARTNER_SEND_TIMEOUT` (or the idle timeout, when
+        shorter), and on any failure the connection is closed; the next call connects afresh.
 
         Raises:
             trio.BrokenResourceError: the send failed (``__cause__`` says why).
         """
         try:
-            # One scope: shielded from the caller, with its own deadline.
-            deadline = trio.current_time() + PARTNER_SEND_TIMEOUT
+            # One scope: shielded from the caller, with its own deadline (the idle timeout
+            # when shorter: a partner that takes no data is no livelier than a silent one).
+            patience = min(PARTNER_SEND_TIMEOUT, self.idle_timeout)
+            deadline = trio.current_time() + patience
             with trio.CancelScope(shield=True, deadline=deadline) as scope:
                 await conn.sip.send(serialize(message))
             if scope.cancelled_caught:
-                raise trio.TooSlowError(f"{conn.label} took no data for {PARTNER_SEND_TIMEOUT} s")
+                raise trio.TooSlowError(f"{conn.label} took no data for {patience} s")
         except _SEND_FAILURES as exc:
             self.retire(conn, exc)
             raise trio.BrokenResourceError(f"sending to {conn.label} failed: {exc}") from exc

@@ -3,17 +3,24 @@
 
 The conductor starts ``fedsim serve`` (built-in lab, free loopback ports, a
 private work directory) and ``--workers`` worker processes (this module with
-``--worker``). Each worker loops for ``--seconds``: good OPTIONS and INVITE
-dialogs, 504 partners, malformed requests, mutated INVITEs, plaintext on the
-TLS port, handshakes without a certificate and resets mid-message; it reports
-the Call-IDs the Edge answered with a decision. Meanwhile the conductor samples
-the server's RSS. Then it checks, and exits 1 if any check fails:
+``--worker``). Each worker loops for ``--seconds``. On the federation port
+(mutual TLS): good OPTIONS and INVITE dialogs, 504 partners, malformed
+requests, mutated INVITEs, plaintext on the TLS port, handshakes without a
+certificate and resets mid-message. On the clients port (TLS, no client
+certificate, as a Skype client): local-user OPTIONS and INVITEs, outbound calls
+that fail in DNS (``cms.steven.lab``: 504 with ms-diagnostics 1009),
+unroutable Request-URIs (484), mutated INVITEs, and clients that go away
+abruptly (a reset or a FIN without close_notify, in the middle of a request or
+after ``100 Trying``). Each worker reports the Call-IDs the Edge took with a
+decision due (answered, or a 100 seen). Meanwhile the conductor samples the
+server's RSS. Then it checks, and exits 1 if any check fails:
 
 * the server is alive at the end and stops on SIGTERM with exit status 0;
 * RSS shows no growth trend (the last third's peak within 20 % + 16 MiB of the
   first third's peak, after warm-up);
 * ``fedsim: stopped: N requests, E events, 0 unwritten`` and E == lines in
-  events.jsonl; every Call-ID a worker saw answered has its event line;
+  events.jsonl; every Call-ID a worker saw answered (or saw 100 Trying for,
+  before it went away) has its event line;
 * no traceback in the server's output, no ``internal-error`` event.
 """
 
@@ -34,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +52,9 @@ __all__ = ["SoakResult", "main", "run_soak"]
 
 STOPPED = re.compile(r"^fedsim: stopped: (\d+) requests, (\d+) events, (\d+) unwritten", re.M)
 IO_TIMEOUT = 10.0
-#: The traffic mix, drawn uniformly (OPTIONS twice as often).
+#: The traffic mix, drawn uniformly (OPTIONS twice as often). The ``c``-kinds go to
+#: the clients port: a local user, an outbound call refused after DNS (1009), an
+#: unroutable Request-URI (484), a mutated INVITE, a client that goes away abruptly.
 KINDS = (
     "options",
     "options",
@@ -56,7 +65,16 @@ KINDS = (
     "plain",
     "nocert",
     "reset",
+    "clocal",
+    "coutbound",
+    "cunroutable",
+    "cmutated",
+    "cabort",
 )
+#: Kinds whose every request must be answered as expected (a worker error otherwise).
+EXCHANGES = ("options", "invite", "reject", "malformed", "clocal", "coutbound", "cunroutable")
+#: Domains the clients port cannot turn into a DNS question (RFC 3261 §21.4.22: 484).
+UNROUTABLE = (".".join(["a"] * 150) + ".lab", "[::1]", "x" * 64 + ".lab")
 
 
 # --- worker ---------------------------------------------------------------------------------
@@ -72,9 +90,28 @@ def _request(method: str, call: str, *, domain: str = "steven.lab", extra: str =
     ).encode()
 
 
+#: An SDES key line (RFC 4568), so the seed's users, who require SRTP, take the call.
+SDES = b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:BEJSwt1ILT8x2ksrr33NdrSdq9vxqMudDTZ2taz1\r\n"
+
+
+def _to_tag(message: bytes) -> str:
+    tag = re.search(rb"(?im)^To: .*;tag=([^;\r]*)\r$", message)
+    return tag[1].decode("latin-1") if tag else ""
+
+
+def _end_dialog(conn: _Conn, call: str, tag: str, request: Callable[[str], bytes]) -> None:
+    """ACK the 200 (its retransmissions stop) and BYE the call; the BYE must get 200."""
+    conn.send(request("ACK").replace(b"\r\nCall-ID", f";tag={tag}\r\nCall-ID".encode(), 1))
+    bye = request("BYE").replace(b"CSeq: 1 BYE", b"CSeq: 2 BYE")
+    conn.send(bye.replace(b"\r\nCall-ID", f";tag={tag}\r\nCall-ID".encode(), 1))
+    status, got, _ = conn.message()
+    if (status, got) != (200, call):
+        raise ConnectionError(f"expected 200 to the BYE of {call}, got {(status, got)}")
+
+
 def _invite(call: str) -> bytes:
     body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    body += b"m=audio 30000 RTP/AVP 8 0\r\n"
+    body += b"m=audio 30000 RTP/AVP 8 0\r\n" + SDES
     head = _request("INVITE", call).replace(
         b"Content-Length: 0\r\n\r\n",
         b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % len(body),
@@ -82,8 +119,27 @@ def _invite(call: str) -> bytes:
     return head + body
 
 
+def _client_request(method: str, call: str, uri: str) -> bytes:
+    """A Skype client's request on the clients port (alice of the Edge's own domain)."""
+    body = b""
+    if method == "INVITE":
+        # What a Skype client offers under Microsoft's default policy: SRTP with its key.
+        body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        body += b"m=audio 30000 RTP/SAVP 8 0\r\n" + SDES
+    head = (
+        f"{method} {uri} SIP/2.0\r\n"
+        f"Via: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bK{call}{method.lower()}\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:alice@skype.lab>;tag=soak\r\n"
+        f"To: <{uri}>\r\nCall-ID: {call}\r\nCSeq: 1 {method}\r\n"
+        f"Contact: <sip:alice@127.0.0.1:5062;transport=tls>\r\n"
+    )
+    if body:
+        head += "Content-Type: application/sdp\r\n"
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
 class _Conn:
-    """A blocking mutual-TLS connection with a SIP framer."""
+    """A blocking TLS connection (mutual with a client certificate) with a SIP framer."""
 
     def __init__(self, port: int, ctx: ssl.SSLContext) -> None:
         raw = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
@@ -95,11 +151,11 @@ class _Conn:
 
     def response(self) -> tuple[int, str]:
         """(status, Call-ID) of the next response."""
-        status, call, _ = self.response_tag()
+        status, call, _ = self.message()
         return status, call
 
-    def response_tag(self) -> tuple[int, str, str]:
-        """(status, Call-ID, To tag) of the next response."""
+    def message(self) -> tuple[int, str, bytes]:
+        """(status, Call-ID, the whole message) of the next response."""
         while True:
             item = self.framer.next_message()
             if isinstance(item, bytes):
@@ -107,12 +163,7 @@ class _Conn:
                 if start is None:
                     continue  # a NOTIFY or other request from the Edge
                 call = re.search(rb"(?im)^Call-ID: (.*?)\r$", item)
-                tag = re.search(rb"(?im)^To: .*;tag=([^;\r]*)\r$", item)
-                return (
-                    int(start[1]),
-                    call[1].decode("latin-1") if call else "",
-                    tag[1].decode("latin-1") if tag else "",
-                )
+                return int(start[1]), call[1].decode("latin-1") if call else "", item
             if item is KeepAlive.PING:
                 continue
             assert item is Need.DATA
@@ -131,8 +182,13 @@ def _reset(sock: socket.socket) -> None:
     sock.close()
 
 
-def run_worker(number: int, port: int, certs: Path, seconds: float) -> dict[str, object]:
-    """Loop mixed traffic for ``seconds``; return what the Edge answered."""
+def run_worker(
+    number: int, port: int, certs: Path, seconds: float, clients_port: int
+) -> dict[str, object]:
+    """Loop mixed traffic for ``seconds``; return what the Edge answered.
+
+    ``port`` is the federation port, ``clients_port`` the clients port.
+    """
     rng = random.Random(number)
     good_ctx = ssl.create_default_context(cafile=str(certs / "public-root.crt"))
     good_ctx.check_hostname = False
@@ -143,6 +199,7 @@ def run_worker(number: int, port: int, certs: Path, seconds: float) -> dict[str,
     kinds: dict[str, int] = {}
     errors: list[str] = []
     conn: _Conn | None = None
+    client: _Conn | None = None  # the clients port: no certificate (bare_ctx)
     deadline = time.monotonic() + seconds
     n = 0
     while time.monotonic() < deadline:
@@ -154,6 +211,20 @@ def run_worker(number: int, port: int, certs: Path, seconds: float) -> dict[str,
             if kind in ("options", "invite", "reject", "malformed"):
                 conn = conn or _Conn(port, good_ctx)
                 _exchange(conn, kind, call, answered)
+            elif kind in ("clocal", "coutbound", "cunroutable"):
+                client = client or _Conn(clients_port, bare_ctx)
+                _client_exchange(client, kind, call, answered, rng)
+            elif kind == "cmutated":
+                hostile = _Conn(clients_port, bare_ctx)
+                try:
+                    hostile.sock.settimeout(0.5)
+                    hostile.send(mutate(_client_request("INVITE", call, "sip:bob@skype.lab"), rng))
+                    with contextlib.suppress(OSError, ConnectionError, SipParseError):
+                        hostile.response()
+                finally:
+                    hostile.close()
+            elif kind == "cabort":
+                _client_abort(clients_port, bare_ctx, call, answered, rng)
             elif kind == "mutated":
                 hostile = _Conn(port, good_ctx)
                 try:
@@ -179,13 +250,15 @@ def run_worker(number: int, port: int, certs: Path, seconds: float) -> dict[str,
                 cut.send(_invite(call)[: rng.randint(1, 200)])
                 _reset(cut.sock)
         except (OSError, ConnectionError, SipParseError) as exc:
-            if conn is not None:
-                conn.close()
-                conn = None
-            if kind in ("options", "invite", "reject", "malformed"):
+            for open_conn in (conn, client):
+                if open_conn is not None:
+                    open_conn.close()
+            conn = client = None
+            if kind in EXCHANGES:
                 errors.append(f"{kind} {call}: {exc!r}")
-    if conn is not None:
-        conn.close()
+    for open_conn in (conn, client):
+        if open_conn is not None:
+            open_conn.close()
     return {"worker": number, "answered": answered, "kinds": kinds, "errors": errors}
 
 
@@ -202,20 +275,62 @@ def _exchange(conn: _Conn, kind: str, call: str, answered: list[str]) -> None:
     else:
         conn.send(_invite(call))
         expect = [100, 180, 200]
-    tagged = [conn.response_tag() for _ in expect]
-    got = [(status, c) for status, c, _ in tagged]
-    if [status for status, _ in got] != expect or {c for _, c in got} != {call}:
-        raise ConnectionError(f"expected {expect} for {call}, got {got}")
+    got = [conn.message() for _ in expect]
+    if [status for status, _, _ in got] != expect or {c for _, c, _ in got} != {call}:
+        raise ConnectionError(f"expected {expect} for {call}, got {[g[:2] for g in got]}")
     if kind == "invite":
-        # The caller completes the dialog: the ACK stops the 200's retransmissions.
-        tag = tagged[-1][2]
-        conn.send(_request("ACK", call, extra=f";tag={tag}"))
-        conn.send(_request("BYE", call, extra=f";tag={tag}").replace(b"1 BYE", b"2 BYE"))
-        bye = conn.response()
-        if bye != (200, call):
-            raise ConnectionError(f"expected 200 to the BYE of {call}, got {bye}")
+        _end_dialog(conn, call, _to_tag(got[-1][2]), lambda m: _request(m, call))
     if kind != "malformed":
         answered.append(call)  # a decision: its event line must exist
+
+
+def _client_exchange(
+    conn: _Conn, kind: str, call: str, answered: list[str], rng: random.Random
+) -> None:
+    """One request of a Skype client and the answers it must get."""
+    if kind == "clocal":
+        method = rng.choice(("OPTIONS", "INVITE"))
+        conn.send(_client_request(method, call, "sip:bob@skype.lab"))
+        expect = [200] if method == "OPTIONS" else [100, 180, 200]
+    elif kind == "coutbound":
+        # The seed's failure 2: cms.steven.lab's SRV target sits in a subdomain.
+        conn.send(_client_request("INVITE", call, "sip:x@cms.steven.lab"))
+        expect = [100, 504]
+    else:
+        conn.send(_client_request("INVITE", call, f"sip:bob@{rng.choice(UNROUTABLE)}"))
+        expect = [484]
+    got = [conn.message() for _ in expect]
+    if [status for status, _, _ in got] != expect or {c for _, c, _ in got} != {call}:
+        raise ConnectionError(f"expected {expect} for {call}, got {[g[:2] for g in got]}")
+    if kind == "coutbound" and not re.search(rb"(?im)^ms-diagnostics: 1009;", got[-1][2]):
+        raise ConnectionError(f"{call}: 504 without ms-diagnostics 1009")
+    if expect[-1] == 200 and len(expect) > 1:
+        uri = "sip:bob@skype.lab"
+        _end_dialog(conn, call, _to_tag(got[-1][2]), lambda m: _client_request(m, call, uri))
+    answered.append(call)
+
+
+def _client_abort(
+    port: int, ctx: ssl.SSLContext, call: str, answered: list[str], rng: random.Random
+) -> None:
+    """A Skype client that goes away abruptly: a reset, or a FIN without close_notify
+    (closing a Python TLS socket sends none), in the middle of its request or after
+    the Edge's 100 Trying (the Edge took the request: its event must still come)."""
+    cut = _Conn(port, ctx)
+    try:
+        invite = _client_request("INVITE", call, "sip:x@cms.steven.lab")
+        if rng.random() < 0.5:
+            cut.send(invite[: rng.randint(1, len(invite) - 1)])
+        else:
+            cut.send(invite)
+            status, _, _ = cut.message()
+            if status != 100:
+                raise ConnectionError(f"{call}: {status} instead of 100 Trying")
+            answered.append(call)
+        if rng.random() < 0.5:
+            _reset(cut.sock)
+    finally:
+        cut.close()
 
 
 # --- conductor ------------------------------------------------------------------------------
@@ -297,10 +412,15 @@ def _conduct(seconds: float, workers: int, work: Path, result: SoakResult) -> No
             result.failures.append(f"no federation address in the banner:\n{out.text[-2000:]}")
             return
         fed = int(bound[1])
+        clients = re.search(r"^  clients     127\.0\.0\.1:(\d+) ", out.text, re.M)
+        if clients is None:
+            result.failures.append(f"no clients address in the banner:\n{out.text[-2000:]}")
+            return
         for number in range(workers):
             child = subprocess.Popen(
                 [sys.executable, "-m", "simulator.fuzz.soak", "--worker", str(number),
-                 "--port", str(fed), "--certs", str(work / "certs"), "--seconds", str(seconds)],
+                 "--port", str(fed), "--clients-port", clients[1],
+                 "--certs", str(work / "certs"), "--seconds", str(seconds)],
                 stdout=subprocess.PIPE,
             )  # fmt: skip
             children.append(child)
@@ -379,10 +499,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, help="keep logs and certs here")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--clients-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--certs", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
-        report = run_worker(args.worker, args.port, args.certs, args.seconds)
+        report = run_worker(args.worker, args.port, args.certs, args.seconds, args.clients_port)
         print(json.dumps(report), flush=True)
         return 0
     result = run_soak(args.seconds, workers=args.workers, work=args.work_dir)

@@ -24,6 +24,7 @@ import socket
 import ssl
 
 import trio
+import trio.lowlevel
 
 #: Receives that may complete without blocking before one yields to the scheduler.
 FAIR_SHARE = 32
@@ -180,11 +181,23 @@ class TlsStream(trio.abc.Stream):
                 with contextlib.suppress(trio.BrokenResourceError):
                     await self._send_pending()
         finally:
-            self.socket.close()
+            self._close_socket()
 
     def abort(self) -> None:
         """Close at once, no close_notify (the caller may have set SO_LINGER for a reset)."""
         self._closed = True
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        """Close the socket, first waking any task still waiting on it.
+
+        Another task may be blocked in a send on this socket (a stalled partner
+        whose connection is retired): without notify_closing its wait would stay
+        registered with trio's I/O manager for a file descriptor number the next
+        socket reuses, and that socket's first wait would fail as busy.
+        """
+        if self.socket.fileno() >= 0:
+            trio.lowlevel.notify_closing(self.socket)
         self.socket.close()
 
     # -- the socket ------------------------------------------------------------------------

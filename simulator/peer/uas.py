@@ -134,7 +134,7 @@ async def serve_peer(
         on_tls_error: called with a one-line reason when a handshake fails.
         ring_seconds: send 180 and wait this long before the final response.
         handshake_timeout: seconds a client gets to complete the TLS handshake.
-        idle_timeout: seconds a silent connection is kept.
+        idle_timeout: seconds a silent connection (or one that takes no answers) is kept.
         rng: source of tags and SDP ids.
         report: where a fedsim bug reached by one connection is reported (stderr by
             default); the listener goes on.
@@ -212,10 +212,12 @@ async def _serve_connection(peer: _Peer, tcp: trio.SocketStream) -> None:
             while True:
                 with trio.move_on_after(peer.idle_timeout) as idle:
                     message = await conn.receive()
+                    if isinstance(message, Request):
+                        # Inside the deadline: a client that stops reading our answers
+                        # (so that sending blocks) is closed like a silent one.
+                        await _handle(peer, conn, message, remote, local, nursery)
                 if idle.cancelled_caught:
                     break
-                if isinstance(message, Request):
-                    await _handle(peer, conn, message, remote, local, nursery)
         except (PeerClosed, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass  # the client went away; nothing to answer any more
         except FramingError:

@@ -261,3 +261,41 @@ async def test_after_a_failed_handshake_nothing_more_is_sent() -> None:
     assert len(seen) == 1
     reason = getattr(seen[0], "reason", None) or str(seen[0])
     assert "ALERT" not in reason  # the client saw the connection end, not an alert
+
+
+async def test_closing_wakes_a_blocked_writer_and_frees_the_descriptor() -> None:
+    # A partner that stops reading leaves a send blocked on the socket; when the Edge
+    # retires the connection, the blocked task must be woken (not left registered with
+    # trio's I/O manager for a descriptor the next socket reuses: found by the fault
+    # matrix, where the next connect then failed with BusyResourceError).
+    async with pair() as (server, client):
+        client.transport_stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        fd = server.socket.fileno()
+        outcome: list[BaseException] = []
+
+        async def blocked_writer() -> None:
+            try:
+                with trio.fail_after(10):
+                    while True:  # nobody reads: the socket fills, then the send blocks
+                        await server.send_all(b"x" * 65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                outcome.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(blocked_writer)
+            await trio.testing.wait_all_tasks_blocked()
+            server.abort()
+        assert outcome, "the blocked writer was not woken"
+        # The descriptor number is free again: a new socket that takes it can wait on it.
+        spare: list[socket.socket] = []
+        try:
+            while len(spare) < 64 and (not spare or spare[-1].fileno() != fd):
+                spare.append(socket.socket())
+            reused = spare[-1]
+            assert reused.fileno() == fd
+            reused.setblocking(False)
+            with trio.move_on_after(0.01):
+                await trio.lowlevel.wait_writable(reused)
+        finally:
+            for sock in spare:
+                sock.close()

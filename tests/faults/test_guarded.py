@@ -147,18 +147,6 @@ def dns_query_udp(address: tuple[str, int], name: str) -> dnslib.DNSRecord | Non
     return dnslib.DNSRecord.parse(data)
 
 
-async def all_listeners_answer(lab: Any, tag: str) -> None:
-    """The federation port, the clients port and the lab DNS (TCP and UDP) all answer."""
-    assert await federation_options(lab, f"fed-{tag}") == 200
-    assert await clients_options(lab, f"cli-{tag}") == 200
-    srv = "_sipfederationtls._tcp.steven.lab"
-    tcp = await trio.to_thread.run_sync(dns_query_tcp, lab.dns, srv)
-    assert tcp.rr, "DNS over TCP stopped answering"
-    udp = await trio.to_thread.run_sync(dns_query_udp, lab.dns, srv)
-    assert udp is not None, "DNS over UDP stopped answering"
-    assert udp.rr
-
-
 async def events_of(lab: Any, call_id: str) -> list[dict[str, object]]:
     """The events of ``call_id``, once there is one (polled: the log is a file)."""
     with trio.fail_after(STEP):
@@ -188,7 +176,7 @@ async def test_a_client_hanging_up_after_100_trying_leaves_every_listener_up(
         client.reset()
     else:
         await client.stream.transport_stream.aclose()  # TCP FIN, no TLS close_notify
-    await all_listeners_answer(lab, how)
+    await lab.all_listeners_answer(how)
     assert lab.internal_errors() == []
     # The call that lost its client still gets its one event (the partner answered it).
     assert len(await events_of(lab, "crash1")) == 1
@@ -217,7 +205,7 @@ async def test_clients_port_answers_484_for_a_domain_that_cannot_be_resolved(
     [event] = [e for e in lab.events() if e.get("call_id") == "unroutable"]
     assert (event["status"], event["rule"]) == (484, "unroutable-domain")
     assert lab.internal_errors() == []
-    await all_listeners_answer(lab, "after")
+    await lab.all_listeners_answer("after")
 
 
 @pytest.mark.parametrize("host", [LONG_HOST, "[::1]"], ids=["150-labels", "ipv6"])
@@ -333,5 +321,5 @@ async def test_a_bug_behind_any_server_is_contained_and_reported(
         assert (event["server"], event["error_type"]) == (server, "Injected")
         assert "Traceback" not in str(event["error"])
     # Unpatched, every server answers again.
-    await all_listeners_answer(lab, "after")
+    await lab.all_listeners_answer("after")
     assert await clients_options(lab, "partner-after") == 200

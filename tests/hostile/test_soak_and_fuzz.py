@@ -18,6 +18,8 @@ def test_soak_for_ten_seconds(tmp_path: Path) -> None:
     assert result.failures == []
     assert result.answered > 50  # real traffic flowed
     assert set(result.kinds) >= {"options", "invite", "malformed", "mutated", "plain", "reset"}
+    # The clients port too: a local user, 1009 after DNS, 484, mutations, abrupt clients.
+    assert set(result.kinds) >= {"clocal", "coutbound", "cunroutable", "cmutated", "cabort"}
     assert result.summary.endswith(" 0 unwritten")
 
 
