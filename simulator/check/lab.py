@@ -10,7 +10,9 @@ order, fed with the lab's facts instead of live connections:
 * inbound: :func:`screen_inbound`, :func:`inbound_route`, :func:`inbound_hop`,
   :func:`callback_srv`, the discovered partner's counts
   (:class:`PartnerCounts`, kept across the lab's calls in order, as the Edge
-  keeps them), :func:`decide_inbound`, then :func:`user_answer`;
+  keeps them), :func:`decide_inbound`, then the called Skype user's
+  :func:`simulator.skype.user.answer_status` (its existence, the lab's fixed
+  answer, the media of the very offer the call sends);
 * outbound: :func:`screen_outbound`, :func:`outbound_route` (with the caller's
   per-user facts),
   :func:`outbound_after_srv`, :func:`outbound_no_address`,
@@ -30,14 +32,17 @@ import datetime as dt
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography import x509
 
 from simulator.diagnostics import parse_ms_diagnostics
 from simulator.lab import CallSpec, Lab, PeerConfig
 from simulator.lab.model import DEFAULT_USER
+from simulator.lab.settings import user_directory
 from simulator.peer.requests import CallIds, build_request
-from simulator.peer.skype import build_client_request
+from simulator.peer.sdp import AnswerEncryption, Offer, build_answer
+from simulator.peer.skype import ClientOffer, build_client_request
 from simulator.pki import facts_from_certificate, verify_chain
 from simulator.policy import (
     HANDSHAKE_FAILED,
@@ -68,12 +73,12 @@ from simulator.policy import (
     partner_load,
     screen_inbound,
     screen_outbound,
-    user_answer,
     version_refusal,
 )
 from simulator.policy.facts import FEDERATION_PORT
 from simulator.policy.profiles import tls_versions
 from simulator.sip import SipUri, parse_uri
+from simulator.skype.user import answer_status
 
 #: The Edge log symbol of a refused handshake (reference §4.2 marker).
 HANDSHAKE_SYMBOL = "EMU_UNVERIFIED_TLS_HANDSHAKE_FAILED"
@@ -253,6 +258,9 @@ def _inbound(
         local=("127.0.0.1", 5061),
         ids=CallIds.generate(random.Random(0)),
         route=call.route,
+        offer=cast(Offer, call.offer or "best-effort"),
+        text=call.text,
+        expires=call.expires,
     )
     parties = screen_inbound(request, settings)
     if isinstance(parties, Rejection):
@@ -284,8 +292,7 @@ def _inbound(
     decision = decide_inbound(route, cert, srv, settings, hop=hop, user=called, load=load)
     if not decision.accepted:
         return _from_decision(decision)
-    status = user_answer(call.method, host, user, settings, lab.edge.answers)
-    return _from_decision(decision, status)
+    return _from_decision(decision, answer_status(request, user_directory(lab)))
 
 
 def _usage(settings: EdgeSettings) -> str:
@@ -298,13 +305,16 @@ def _listening(lab: Lab) -> dict[int, PeerConfig]:
 
 
 def _outbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts) -> Prediction:
-    host, user = _host_user(call.to)
+    _host, user = _host_user(call.to)
     request = build_client_request(
         method=call.method,
         from_uri=call.from_,
         to_uri=call.to,
         local=("127.0.0.1", 5062),
         rng=random.Random(0),
+        offer=cast(ClientOffer, call.offer or "srtp"),
+        text=call.text,
+        expires=call.expires,
     )
     target = screen_outbound(request, settings)
     if isinstance(target, Rejection):
@@ -316,9 +326,14 @@ def _outbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts)
             why=target.why,
         )
     if target.local:
-        status = user_answer(call.method, host, user, settings, lab.edge.answers)
+        status = answer_status(request, user_directory(lab))
         return Prediction(
-            status=status, rule="local", ms_diagnostics=None, edge_log=None, why="a local user"
+            status=status,
+            rule="local-user",
+            # A user that does not exist: the pool's 404 with 4005 (internal clients see it).
+            ms_diagnostics=4005 if status == 404 else None,
+            edge_log=None,
+            why="a local user",
         )
     domain = target.domain
     caller_host, caller_user = _host_user(call.from_)
@@ -342,6 +357,16 @@ def _outbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts)
             failure = outcome
             continue
         answer = outcome.answer if call.method in _ANSWERED else 200
+        if call.method == "INVITE" and answer == 200 and request.body:
+            # The partner's SDP answer, by the function the simulated Expressway-E runs.
+            sdp_answer = build_answer(
+                request.body,
+                address="127.0.0.1",
+                port=24000,
+                session_id=1,
+                encryption=cast(AnswerEncryption, outcome.media),
+            )
+            answer = 200 if sdp_answer is not None else 488
         extra = outbound_relay(domain, name, answer, "reason", False, settings)
         return Prediction(
             status=answer,

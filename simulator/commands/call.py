@@ -1,10 +1,13 @@
 """``fedsim call``: act as a federated Expressway-E and send one request to an Edge.
 
 Prints the request line, each response's status line, and the final response
-in full; when the final response carries ``ms-diagnostics`` it is decoded with
-the catalogue's meaning and fix. Exit 0 when a final response arrived (whatever
-its status), 1 when none did (timeout, TLS refusal: the reason on one line),
-2 for bad input. ``--expect-status N`` makes any other final status exit 1.
+in full; when the final response carries ``ms-diagnostics`` (or a Skype
+client's ``ms-client-diagnostics``) it is decoded with the catalogue's meaning
+and fix. The rest of the dialog follows (:mod:`simulator.commands.dialog`): the
+ACK (or none), the BYE or the Skype user's, a subscription's NOTIFYs. Exit 0
+when a final response arrived (whatever its status), 1 when none did (timeout,
+TLS refusal: the reason on one line), 2 for bad input. ``--expect-status N``
+makes any other final status exit 1.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from typing import Any, TextIO
 
 import trio
 
+from simulator.commands import dialog
 from simulator.diagnostics.catalogue import MS_DIAGNOSTICS
 from simulator.diagnostics.format import DiagnosticsParseError, parse_ms_diagnostics
 from simulator.errors import FedsimError
 from simulator.lab import CallSpec, Lab, builtin_lab, load_lab, parse_hostport
+from simulator.peer.dialog import Afterwards
 from simulator.peer.labpeer import issue_lab_pki, lab_peer, peer_client_context, peer_files
 from simulator.peer.requests import METHODS
+from simulator.peer.sdp import OFFERS
 from simulator.peer.uac import CallResult, place_call
 from simulator.pki.contexts import client_context
 from simulator.sip import Request, Response, serialize
@@ -37,6 +43,12 @@ examples:
   fedsim call --via expe --from sip:2000@steven.lab     the built-in lab of `fedsim serve`
   fedsim call lab.toml --via expe --method OPTIONS --to sip:Options_User@skype.lab
   fedsim call lab.toml --via expe --expect-status 504 --show-messages
+  fedsim call --via expe --from sip:2000@steven.lab --to sip:carol@skype.lab --offer plain
+                         a plain RTP offer to a user that requires SRTP: 488 / 52017
+  fedsim call --via expe --from sip:2000@steven.lab --to sip:alice@skype.lab --method SUBSCRIBE
+                         a presence subscription: 200, NOTIFYs with the PIDF document
+  fedsim call --via expe --from sip:2000@steven.lab --no-ack
+                         the 200 is never ACKed: the Skype user hangs up at 64*T1 (32 s)
 
 exit status: 0 a final response arrived; 1 none did (timeout, TLS refusal), or
 --expect-status did not match; 2 bad input.
@@ -50,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``fedsim call`` to the top-level subparsers."""
     parser = subparsers.add_parser(
         "call",
-        help="send one federated INVITE (or MESSAGE, OPTIONS) to an Edge as an Expressway-E",
+        help="send one federated INVITE (or MESSAGE, OPTIONS, SUBSCRIBE) to an Edge as an "
+        "Expressway-E",
         description=(
             "Act as a federated peer (a Cisco Expressway-E): open mutual TLS to an Edge, "
             "send one request, print the answer and decode its ms-diagnostics. Give the "
@@ -115,9 +128,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     target.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT,
         metavar="S",
-        help=f"seconds for the whole exchange (default: {DEFAULT_TIMEOUT:g})",
+        help=f"seconds for the whole exchange (default: {DEFAULT_TIMEOUT:g}; "
+        f"{dialog.WAIT_TIMEOUT:g} when waiting for the Skype user's BYE or an expiry)",
     )
     target.add_argument(
         "--show-messages", action="store_true", help="print every message sent and received"
@@ -125,6 +138,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     target.add_argument(
         "--expect-status", type=int, metavar="N", help="exit 1 unless the final status is N"
     )
+    dialog.add_options(parser, OFFERS, "best-effort")
     parser.set_defaults(func=run)
 
 
@@ -147,8 +161,8 @@ def _lab_call(lab: Lab, via: str) -> CallSpec | None:
 
 def _plan(args: argparse.Namespace) -> dict[str, Any]:
     """Turn the arguments into place_call keywords; every bad input is a FedsimError."""
-    if args.timeout is None or not args.timeout > 0:
-        raise FedsimError(f"--timeout {args.timeout}: must be a positive number of seconds")
+    timeout = dialog.timeout(args, DEFAULT_TIMEOUT)
+    staging = dialog.staging(args)
     if args.expect_status is not None and not 100 <= args.expect_status <= 699:
         raise FedsimError(f"--expect-status {args.expect_status}: a SIP status is 100-699")
     from_uri, to_uri, pai = args.from_uri, args.to_uri, args.pai
@@ -227,8 +241,11 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         "pai": pai,
         "route": args.route,
         "method": args.method,
-        "hang_up": not args.no_hangup,
-        "timeout": args.timeout,
+        "timeout": timeout,
+        "offer": args.offer or "best-effort",
+        "staging": staging,
+        "text": args.text,
+        "expires": args.expires,
     }
 
 
@@ -236,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``fedsim call``; return the exit status."""
     plan = _plan(args)
     result = trio.run(_place, plan)
-    report(result, out=sys.stdout, show_messages=args.show_messages, timeout=args.timeout)
+    report(result, out=sys.stdout, show_messages=args.show_messages, timeout=plan["timeout"])
     if result.final is None:
         return 1
     if args.expect_status is not None and result.final.status != args.expect_status:
@@ -277,12 +294,21 @@ def report(result: CallResult, *, out: TextIO, show_messages: bool, timeout: flo
     if result.final is not None:
         say(_indent(_text(result.final), "< "))
         decode_diagnostics(result.final, say)
-    if result.ack is not None:
+
+    def show(message: Request | Response, prefix: str) -> None:
+        say(_indent(_text(message), prefix) if show_messages else f"{prefix}{message.start_line}")
+
+    if result.later:
+        after = Afterwards(
+            messages=list(result.later),
+            notifies=list(result.notifies),
+            bye=result.user_bye,
+            bye_after=result.bye_after,
+            retransmissions=result.retransmissions,
+        )
+        dialog.report_after(after, say, show)
+    elif result.ack is not None:
         sent(result.ack)
-    if result.bye is not None:
-        sent(result.bye)
-        for response in result.bye_responses:
-            say(_indent(_text(response), "< ") if show_messages else f"< {response.start_line}")
     if result.final is None:
         if result.tls_error is not None:
             say(f"no response: {result.tls_error}")
@@ -300,8 +326,9 @@ def _indent(text: str, prefix: str) -> str:
 
 
 def decode_diagnostics(response: Response, say: Callable[[str], None]) -> None:
-    """Decode each ms-diagnostics(-public) header: code, reason, parameters, meaning, fix."""
-    for name in ("ms-diagnostics", "ms-diagnostics-public"):
+    """Decode each ms-diagnostics(-public) header, and a Skype client's
+    ms-client-diagnostics: code, reason, parameters, meaning, fix."""
+    for name in ("ms-diagnostics", "ms-diagnostics-public", "ms-client-diagnostics"):
         for value in response.headers.get_all(name):
             try:
                 diag = parse_ms_diagnostics(value)

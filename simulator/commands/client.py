@@ -1,8 +1,11 @@
 """``fedsim client``: act as a Skype for Business user and send one request out through the Edge.
 
 Connects to the Edge's clients port over TLS (server authentication only),
-sends one INVITE, MESSAGE or OPTIONS as a Skype client would, prints each
-response and decodes ``ms-diagnostics`` with the catalogue's meaning and fix.
+sends one INVITE, MESSAGE, OPTIONS or SUBSCRIBE as a Skype client would, prints
+each response and decodes ``ms-diagnostics`` with the catalogue's meaning and
+fix. A request for a user of the Edge's own domains is answered by that Skype
+user; the rest of the dialog follows as for ``fedsim call``
+(:mod:`simulator.commands.dialog`).
 Exit 0 when a final response arrived (whatever its status), 1 when none did,
 or ``--expect-status`` did not match; 2 for bad input.
 """
@@ -18,11 +21,18 @@ from typing import TextIO
 
 import trio
 
+from simulator.commands import dialog
 from simulator.commands.call import decode_diagnostics
 from simulator.diagnostics.catalogue import SFB_NOT_FEDERATED, TEAMS_NOT_SET_UP
 from simulator.errors import FedsimError
 from simulator.lab import builtin_lab, load_lab, parse_hostport
-from simulator.peer.skype import METHODS, SkypeCallResult, build_client_request, skype_call
+from simulator.peer.skype import (
+    CLIENT_OFFERS,
+    METHODS,
+    SkypeCallResult,
+    build_client_request,
+    skype_call,
+)
 from simulator.pki import client_context, issue_pki
 from simulator.sip import Request, Response, serialize
 
@@ -33,6 +43,10 @@ examples:
   fedsim client lab.toml --to sip:2000@steven.lab --method OPTIONS
   fedsim client --edge 127.0.0.1:5062 --ca certs/public-root.crt \\
       --to sip:2000@steven.lab --expect-status 200
+  fedsim client --to sip:alice@skype.lab --method SUBSCRIBE
+                         a user of the Edge's own domain: her presence in NOTIFYs
+  fedsim client --to sip:alice@skype.lab --offer im --text "Hello"
+                         a Skype IM session with its first message
 
 exit status: 0 a final response arrived; 1 none did, or --expect-status did not
 match; 2 bad input.
@@ -46,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``fedsim client`` to the top-level subparsers."""
     parser = subparsers.add_parser(
         "client",
-        help="send one INVITE (or MESSAGE, OPTIONS) out through the Edge as a Skype user",
+        help="send one INVITE (or MESSAGE, OPTIONS, SUBSCRIBE) through the Edge as a Skype user",
         description=(
             "Act as a Skype for Business client: connect to the Edge's clients port "
             "(TLS, server authentication), send one request to a URI, print the answer "
@@ -89,7 +103,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT,
         metavar="S",
         help=f"seconds for the whole exchange (default: {DEFAULT_TIMEOUT:g})",
     )
@@ -100,6 +113,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--expect-status", type=int, metavar="N", help="exit 1 unless the final status is N"
     )
+    dialog.add_options(parser, CLIENT_OFFERS, "srtp")
     parser.set_defaults(func=run)
 
 
@@ -108,8 +122,8 @@ def _plan(args: argparse.Namespace) -> tuple[tuple[str, int], Path, str | None, 
 
     Every bad input is a FedsimError.
     """
-    if args.timeout is None or not args.timeout > 0:
-        raise FedsimError(f"--timeout {args.timeout}: must be a positive number of seconds")
+    dialog.staging(args)
+    dialog.timeout(args, DEFAULT_TIMEOUT)
     if args.expect_status is not None and not 100 <= args.expect_status <= 699:
         raise FedsimError(f"--expect-status {args.expect_status}: a SIP status is 100-699")
     # URIs and method first: bad input is exit 2 before anything touches the network.
@@ -159,8 +173,11 @@ def run(args: argparse.Namespace) -> int:
             to_uri=args.to_uri,
             method=args.method,
             display_name=args.display_name,
-            hang_up=not args.no_hangup,
-            timeout=args.timeout,
+            timeout=dialog.timeout(args, DEFAULT_TIMEOUT),
+            offer=args.offer or "srtp",
+            staging=dialog.staging(args),
+            text=args.text,
+            expires=args.expires,
         )
 
     result = trio.run(main)
@@ -221,10 +238,9 @@ def report(
                 say(line)
         else:
             show(response, "< ")
-    for extra in (result.ack, result.bye):
-        if extra is not None:
-            show(extra, "> ")
-    for response in result.bye_responses:
-        show(response, "< ")
+    if result.after.messages:
+        dialog.report_after(result.after, say, show)
+    elif result.ack is not None:
+        show(result.ack, "> ")
     if result.error is not None:
         say(f"no final response: {result.error}" if result.final is None else result.error)

@@ -6,12 +6,14 @@ import argparse
 import signal
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 import trio
 
 from simulator.errors import FedsimError
 from simulator.lab import PeerConfig, load_lab, parse_hostport
 from simulator.peer.labpeer import issue_lab_pki, lab_peer, peer_files, peer_server_context
+from simulator.peer.sdp import ANSWER_ENCRYPTIONS, AnswerEncryption
 from simulator.peer.uas import check_answer, serve_peer
 from simulator.sip import Request
 
@@ -20,10 +22,14 @@ examples:
   fedsim peer lab.toml expe                          listen where [peers.expe] says
   fedsim peer lab.toml expe --listen 127.0.0.1:5071  listen elsewhere
   fedsim peer lab.toml expe --answer 486             every call is busy
+  fedsim peer lab.toml expe --media plain            a zone that cannot encrypt:
+                                                     an SRTP-only offer gets 488
 
 The peer answers INVITE with 100 then its `answer` (200 with SDP, or a failure
 with no ms-diagnostics, as Expressway does), OPTIONS and MESSAGE with 200, BYE
-with 200; it prints one line per request and per refused TLS handshake.
+with 200; the SDP follows its media encryption (--media: auto answers SRTP to an
+offer with keys, plain cannot encrypt, srtp must; an offer it cannot take gets
+488); it prints one line per request and per refused TLS handshake.
 Ctrl-C stops it.
 """
 
@@ -66,6 +72,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=0.0,
         metavar="S",
         help="send 180 Ringing and wait S seconds before answering (time for a CANCEL)",
+    )
+    parser.add_argument(
+        "--media",
+        choices=ANSWER_ENCRYPTIONS,
+        help="the zone's media encryption (default: the peer's media, else auto)",
     )
     parser.set_defaults(func=run)
 
@@ -120,13 +131,15 @@ def run(args: argparse.Namespace) -> int:
                         answer=answer,
                         name=args.name,
                         ring_seconds=args.ring,
+                        media=cast(AnswerEncryption, args.media or peer.media),
                         on_request=on_request,
                         on_tls_error=on_tls_error,
                     )
                 )
                 print(
                     f"fedsim: peer {args.name!r} listening on {bound[0]}:{bound[1]} "
-                    f"(mutual TLS, certificate {files.cert}, answers {answer}); Ctrl-C stops",
+                    f"(mutual TLS, certificate {files.cert}, answers {answer}, media "
+                    f"{args.media or peer.media}); Ctrl-C stops",
                     flush=True,
                 )
                 async for signum in signals:

@@ -51,6 +51,8 @@ UI_DEFAULT = "127.0.0.1:0"
 
 #: The SIPp scenario fedsim writes next to its logs for the printed commands.
 SIPP_SCENARIO = "sipp_uac_invite.xml"
+#: A presence subscription (SUBSCRIBE, the PIDF NOTIFYs, un-SUBSCRIBE), written with it.
+SIPP_PRESENCE = "sipp_uac_subscribe.xml"
 #: The printed stunnel's plain-TCP port for SIPp (``--stunnel-port`` changes it).
 STUNNEL_PORT = 15061
 #: The printed stunnel runs in the background; its PID file, next to the logs, stops it.
@@ -524,7 +526,8 @@ def write_sipp_kit(
     *,
     stunnel_port: int = STUNNEL_PORT,
 ) -> tuple[Path, Path]:
-    """Write a stunnel client config and a SIPp scenario next to the logs; return their paths.
+    """Write a stunnel client config and the SIPp scenarios next to the logs (the INVITE
+    one and the presence one, :data:`SIPP_PRESENCE`); return stunnel's and the INVITE's.
 
     stunnel detaches (``foreground = no``) so the printed lines run one after the
     other in one terminal; it writes its PID next to the logs for the line that
@@ -551,7 +554,7 @@ def write_sipp_kit(
         "sslVersionMin = TLSv1.2\n",
         encoding="utf-8",
     )
-    scenario = log_dir / SIPP_SCENARIO
-    text = resources.files("simulator.edge").joinpath(SIPP_SCENARIO).read_text(encoding="utf-8")
-    scenario.write_text(text, encoding="utf-8")
-    return stunnel, scenario
+    for name in (SIPP_SCENARIO, SIPP_PRESENCE):
+        text = resources.files("simulator.edge").joinpath(name).read_text(encoding="utf-8")
+        (log_dir / name).write_text(text, encoding="utf-8")
+    return stunnel, log_dir / SIPP_SCENARIO

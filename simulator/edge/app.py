@@ -35,6 +35,7 @@ from simulator.errors import LabError
 from simulator.lab import Lab
 from simulator.lab.files import TlsFiles, tls_files
 from simulator.lab.settings import edge_settings as lab_edge_settings
+from simulator.lab.settings import user_directory
 from simulator.pki import (
     IssuedCert,
     issue_pki,
@@ -271,7 +272,7 @@ async def _serve_lab(
                 lab_users=lab.edge.users,
             )
             # One emulated Skype user answers for both directions.
-            user = SkypeUser(edge.settings, edge.users, rng=rng, ring_seconds=limits.ring_seconds)
+            user = SkypeUser(user_directory(lab), rng=rng, ring_seconds=limits.ring_seconds)
             fed_addr = await nursery.start(serve_federation, edge, user, context, *lab.edge.listen)
             connector = Outbound(edge, out_ctx, limits=outbound)
             await nursery.start(connector.run)

@@ -35,6 +35,7 @@ from simulator.edge.inbound import CLOSE_TIMEOUT
 from simulator.edge.outbound import Outbound
 from simulator.edge.state import EdgeState
 from simulator.edge.taps import Tap, tap_for
+from simulator.edge.userwire import UserLink
 from simulator.net import PEER_FAULTS, detach_socket, serve_guarded
 from simulator.net.sipstream import SipStream
 from simulator.net.tls import TlsStream
@@ -61,6 +62,8 @@ class ClientConnection:
     leg: Leg
     #: Its wire tap (trace.log, the capture): None when they are off.
     tap: Tap | None = None
+    #: Where the user's answers go (set once the connection's nursery is open).
+    link: UserLink | None = None
 
     @property
     def label(self) -> str:
@@ -138,6 +141,14 @@ async def handle_client(
             return
         conn = _connection(edge, tls, peer_ip, peer_port, local_addr, cid)
         async with trio.open_nursery() as nursery:
+            conn.link = UserLink(
+                user=user,
+                send=conn.send,
+                nursery=nursery,
+                recorder=edge.recorder,
+                direction="outbound",
+                peer=conn.label,
+            )
             # The client going away (reset, no close_notify) ends the reading only.
             with contextlib.suppress(*PEER_FAULTS):
                 await _read_requests(edge, user, connector, conn, nursery)
@@ -179,10 +190,15 @@ def _connection(
         cork=True,
         on_wire=tap,
     )
+    port = local[1]
+    fqdn = edge.settings.fqdn
     leg = Leg(
         local=local,
         copy_order=CLIENT_COPY_ORDER,
-        notify_via=f"{edge.settings.fqdn}:5061",
+        via=f"{fqdn}:{port}",
+        record_route=f"<sip:{fqdn}:{port};transport=tls;lr>",
+        # Internal clients see the pool's diagnostics (a 404's 4005).
+        diagnostics=True,
     )
     return ClientConnection(
         sip=sip, peer_ip=peer_ip, peer_port=peer_port, cid=cid, leg=leg, tap=tap
@@ -200,7 +216,9 @@ async def _read_requests(
     with sip.idle_scope():
         while (message := await sip.next_message()) is not None:
             if isinstance(message, Response):
-                await connector.response_from_client(message)
+                if not await connector.response_from_client(message):
+                    # not a relayed request's: an answer to the user's BYE or NOTIFY
+                    user.response(message, trio.current_time())
                 continue
             try:
                 request = stamp_via(message, ip=conn.peer_ip, port=conn.peer_port, cid=conn.cid)
@@ -252,7 +270,7 @@ async def _dispatch(
     if (in_dialog or method == "ACK") and await connector.forward_in_dialog(conn, request):
         return
     if in_dialog or method == "ACK":
-        await _send(conn, user.in_dialog(request, conn.leg))
+        await _send(conn, user.in_dialog(request, conn.leg, trio.current_time()))
         return
     target = screen_outbound(request, edge.settings)
     if isinstance(target, Rejection):
@@ -278,7 +296,7 @@ async def _answer_locally(
     edge: EdgeState, user: SkypeUser, conn: ClientConnection, request: Request, domain: str
 ) -> None:
     """A call between two users of this Edge's domains: the called user answers."""
-    answer = user.new_request(request, conn.leg)
+    answer = user.new_request(request, conn.leg, trio.current_time())
     edge.recorder.call_event(
         "local",
         request,
@@ -290,14 +308,13 @@ async def _answer_locally(
             "accepted": answer.status is not None and answer.status < 300,
             "fidelity": "inferred",
             "extra": {"forwarded": False},
+            "user": answer.info,
         },
     )
     await _send(conn, answer)
-    if answer.ring is not None:  # this request's own task may wait for the ring
-        await trio.sleep(answer.ring.seconds)
-        await _send(conn, user.ring_over(answer.ring.key))
 
 
 async def _send(conn: ClientConnection, answer: Answer) -> None:
-    for message in answer.messages:
-        await conn.send(message)
+    """Send the user's answer; its events and timers go through the connection's link."""
+    assert conn.link is not None  # set before the first request is read
+    await conn.link.deliver(answer)

@@ -4,6 +4,11 @@ Only :mod:`simulator.edge.recorder` uses this module; it lives apart so the
 recorder reads as what it writes, not how it encodes. One encoder encodes every
 line; :class:`EventTemplate` compiles a decision's line once per connection,
 with holes for what each request changes (the Edge's hot path).
+
+A decision's event carries ``user``: what the called Skype user answered (the
+media of its SDP answer, the text of a MESSAGE, the presence it sent), or null
+for a request that never reached a user. Only an accepted decision's template
+has a hole for it, so the refused path fills no more than it did.
 """
 
 from __future__ import annotations
@@ -157,6 +162,7 @@ def decision_event(
         "ms_diagnostics_fidelity": diagnostics_fidelity(decision.ms_diagnostics),
         "edge_log": None if log is None else record_summary(log),
         "extra": dict(extra),
+        "user": None,
     }
     # What a few decisions also write: a TF_COMPONENT line, a Windows event.
     if decision.component is not None:
@@ -228,6 +234,11 @@ def record_summary(log: EdgeLogRecord) -> dict[str, object]:
 DECISION_FIELDS = ("time", "call_id", "method", "from", "to", "status")
 
 
+def decision_fields(decision: Decision) -> tuple[str, ...]:
+    """The holes of a decision's template: an accepted one also fills ``user``."""
+    return (*DECISION_FIELDS, "user") if decision.accepted else DECISION_FIELDS
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """A decision compiled for one connection: its event and Edge record, with holes."""
@@ -236,3 +247,26 @@ class Verdict:
     event: EventTemplate
     #: The Edge record of the decision on this connection (None when nothing is logged).
     record: EdgeLogTemplate | None
+
+
+def verdict_line(
+    verdict: Verdict,
+    iso: str,
+    request: Request,
+    from_text: str,
+    to_text: str,
+    status: int,
+    user: Mapping[str, object] | None,
+) -> str:
+    """One request's line of a compiled decision (its holes filled, already encoded)."""
+    values = [
+        f'"{iso}"',
+        json_string(request.call_id),
+        json_string(request.method),
+        json_string(from_text),
+        json_string(to_text),
+        str(status),
+    ]
+    if verdict.decision.accepted:
+        values.append("null" if user is None else event_json(user))
+    return verdict.event.render_encoded(values)

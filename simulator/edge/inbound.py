@@ -35,11 +35,16 @@ out-of-dialog request goes through :func:`_new_request`, top to bottom:
 6. **record** the event (and the Edge record), held;
 7. **send**: the SIP stream flushes the records, then the reply leaves.
 
-Requests inside a dialog, CANCEL and ACK go to the emulated user directly.
-Where the fast paths are: the ACK of a 2xx is dropped unparsed (a third of the
-cost of a refused call), verdicts and routes are recognised by identity, the
-event line is a template filled with pre-encoded values, and a burst of
-pipelined requests is answered in one TLS write.
+Requests inside a dialog, CANCEL and ACK go to the emulated user directly, and
+so do the peer's answers to the user's own BYEs and NOTIFYs; what the user
+sends later (a retransmitted 200, the BYE of a call never ACKed, a NOTIFY at
+expiry) comes from its timers, run in the connection's nursery
+(:mod:`simulator.edge.userwire`).
+Where the fast paths are: an ACK is dropped unparsed while no 200 of the user
+waits for one (the ACK of a refused call is a third of its cost), verdicts and
+routes are recognised by identity, the event line is a template filled with
+pre-encoded values, and a burst of pipelined requests is answered in one TLS
+write.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ import trio
 from simulator.edge.eventcodec import Verdict
 from simulator.edge.state import EdgeState, checked_peer
 from simulator.edge.taps import Tap, tap_for
+from simulator.edge.userwire import UserLink
 from simulator.net import detach_socket, serve_guarded
 from simulator.net.sipstream import SipStream
 from simulator.net.tls import TlsStream
@@ -91,6 +97,8 @@ MAX_VERDICTS = 256
 VerdictKey = tuple[int, int, Hop | None, LocalUser, PartnerLoad]
 #: Seconds a closing connection may take to send its close_notify.
 CLOSE_TIMEOUT = 1.0
+#: What starts an ACK on the wire (the prefix the stream may drop unparsed).
+ACK = b"ACK "
 
 
 @dataclass(slots=True, eq=False)
@@ -107,6 +115,8 @@ class FederationConnection:
     label: str
     #: Its wire tap (trace.log, the capture): None when they are off.
     tap: Tap | None = None
+    #: Where the user's answers go (set once the connection's nursery is open).
+    link: UserLink | None = None
     verdicts: dict[VerdictKey, tuple[InboundRoute, SrvLookup | None, Verdict]] = field(
         default_factory=dict
     )
@@ -215,9 +225,20 @@ async def handle_connection(
             tls.abort()
             return
         conn = _connection(edge, tls, peer, peer_ip, peer_port, local_addr, cid)
-        async with trio.open_nursery() as nursery:  # ringing tasks live as long as the connection
+        async with (
+            trio.open_nursery() as nursery
+        ):  # the user's timers live as long as the connection
+            conn.link = UserLink(
+                user=user,
+                send=conn.sip.send,
+                nursery=nursery,
+                recorder=edge.recorder,
+                direction="inbound",
+                peer=conn.label,
+                after=partial(_ack_filter, conn, user),
+            )
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await _serve(edge, user, conn, nursery)
+                await _serve(edge, user, conn)
             nursery.cancel_scope.cancel()
     finally:
         edge.connections -= 1
@@ -261,11 +282,12 @@ def _connection(
         on_unparsable=unparsable,
         before_send=recorder.flush,
         cork=True,
-        # An ACK ends a transaction (RFC 3261 §17.2.1) or confirms a dialog the user
-        # keeps no more state for: never answered nor logged, so never parsed either.
-        drop=b"ACK ",
+        # An ACK ends a transaction (RFC 3261 §17.2.1), never answered nor logged: it
+        # is parsed only while a 200 of the user waits for its ACK (_ack_filter).
+        drop=ACK,
         on_wire=tap,
     )
+    fqdn = edge.settings.fqdn
     leg = Leg(
         local=local,
         # What the Edge adds to the top Via of every response (reference §7.2).
@@ -274,7 +296,9 @@ def _connection(
             ("ms-received-port", str(peer_port)),
             ("ms-received-cid", cid),
         ),
-        notify_via=f"{edge.settings.fqdn}:5061",
+        via=f"{fqdn}:{local[1]}",
+        # The Edge stays in the dialogs it lets in, at the address the peer reached.
+        record_route=f"<sip:{fqdn}:{local[1]};transport=tls;lr>",
     )
     return FederationConnection(
         sip=sip,
@@ -288,17 +312,23 @@ def _connection(
     )
 
 
-async def _serve(
-    edge: EdgeState, user: SkypeUser, conn: FederationConnection, nursery: trio.Nursery
-) -> None:
+def _ack_filter(conn: FederationConnection, user: SkypeUser) -> None:
+    """Parse ACKs on this connection only while a 200 of the user waits for one."""
+    conn.sip.drop = None if user.awaiting_ack else ACK
+
+
+async def _serve(edge: EdgeState, user: SkypeUser, conn: FederationConnection) -> None:
     """Answer requests until the peer closes, breaks the connection or idles out."""
     sip = conn.sip
     with sip.idle_scope():
         while (message := await sip.next_message()) is not None:
             if isinstance(message, Response):
-                continue  # answers to our NOTIFYs, or strays: a UAS drops them
+                # answers to the user's BYEs and NOTIFYs (a failed NOTIFY ends its
+                # subscription), or strays
+                user.response(message, trio.current_time())
+                continue
             try:
-                await _request(edge, user, conn, message, nursery)
+                await _request(edge, user, conn, message)
             except SipParseError as exc:
                 # A header kept as raw text (a Contact) can still be malformed when it is
                 # read: 400, as for any unparsable request (the stream's policy).
@@ -309,26 +339,18 @@ async def _serve(
 
 
 async def _request(
-    edge: EdgeState,
-    user: SkypeUser,
-    conn: FederationConnection,
-    request: Request,
-    nursery: trio.Nursery,
+    edge: EdgeState, user: SkypeUser, conn: FederationConnection, request: Request
 ) -> None:
     if request.method == "CANCEL":
         await _send(conn, user.cancel(request, conn.leg))
     elif request.to.tag is not None or request.method == "ACK":
-        await _send(conn, user.in_dialog(request, conn.leg))
+        await _send(conn, user.in_dialog(request, conn.leg, trio.current_time()))
     else:
-        await _new_request(edge, user, conn, request, nursery)
+        await _new_request(edge, user, conn, request)
 
 
 async def _new_request(
-    edge: EdgeState,
-    user: SkypeUser,
-    conn: FederationConnection,
-    request: Request,
-    nursery: trio.Nursery,
+    edge: EdgeState, user: SkypeUser, conn: FederationConnection, request: Request
 ) -> None:
     """One out-of-dialog request, top to bottom (the module's steps 1-7)."""
     recorder = edge.recorder
@@ -358,10 +380,10 @@ async def _new_request(
     load = edge.partner_load(route, srv, called)
     verdict = _decide(edge, conn, route, srv, hop, called, load)  # 4. decide
     decision = verdict.decision
-    ring = None
+    answer: Answer | None = None
     if decision.accepted:  # 5. answer: the called user's...
-        answer = user.new_request(request, conn.leg)
-        messages, ring = answer.messages, answer.ring
+        answer = user.new_request(request, conn.leg, trio.current_time())
+        messages = answer.messages
         status = answer.status if answer.status is not None else user.status_for(request)
     else:  # ...or the bare refusal
         refusal = build_response(
@@ -378,11 +400,13 @@ async def _new_request(
         status=status,
         from_text=edge.uri_text(request.from_.uri),
         to_text=edge.uri_text(request.to.uri),
+        user=None if answer is None else answer.info,
     )
-    for message in messages:  # 7. send (the stream flushes the records first)
+    if answer is not None:  # 7. send (the stream flushes the records first)
+        await _send(conn, answer)
+        return
+    for message in messages:
         await conn.sip.send(message)
-    if ring is not None:
-        nursery.start_soon(_ring, user, conn, ring.key, ring.seconds)
 
 
 async def _resolve(
@@ -443,14 +467,6 @@ def _decide(
 
 
 async def _send(conn: FederationConnection, answer: Answer) -> None:
-    for message in answer.messages:
-        await conn.sip.send(message)
-
-
-async def _ring(
-    user: SkypeUser, conn: FederationConnection, key: tuple[str, str], seconds: float
-) -> None:
-    """The called user rings, then answers 200 (unless a CANCEL came meanwhile)."""
-    await trio.sleep(seconds)
-    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-        await _send(conn, user.ring_over(key))
+    """Send the user's answer: its events, messages and timers go through the link."""
+    assert conn.link is not None  # set before the first request is read
+    await conn.link.deliver(answer)

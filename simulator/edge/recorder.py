@@ -15,6 +15,7 @@ partner-timeout   a partner never answered a forwarded request (408)
 unanswered        the Edge stopped (or the client left) before answering
 malformed         a message that could not be used (its 400, or none)
 tls-handshake-failed / client-tls-failed   a refused handshake (federation / clients)
+call-ended / notify / message   the emulated Skype user's BYE, NOTIFY, or an IM's text
 internal-error    a guard contained a fedsim bug (simulator.net.guard)
 log-gap           the disk came back after lines were lost (simulator.edge.logfiles)
 ================  =====================================================================
@@ -50,15 +51,15 @@ from typing import TextIO
 
 from simulator.diagnostics import EdgeLogRecord, EdgeLogTemplate, ResultCode, edge_log_stamp
 from simulator.edge.eventcodec import (
-    DECISION_FIELDS,
     EventTemplate,
     Verdict,
     decision_event,
+    decision_fields,
     event_json,
-    json_string,
     record_summary,
     render_record,
     request_fields,
+    verdict_line,
     windows_event_line,
 )
 from simulator.edge.logfiles import LogFiles
@@ -318,33 +319,28 @@ class Recorder:
             peer=peer,
             extra=extra,
         )
-        template = EventTemplate(event, DECISION_FIELDS)
+        template = EventTemplate(event, decision_fields(decision))
         record = None if decision.edge_log is None else self.template(decision.edge_log, peer)
         return Verdict(decision=decision, event=template, record=record)
 
     def verdict(
-        self, verdict: Verdict, request: Request, *, status: int, from_text: str, to_text: str
+        self,
+        verdict: Verdict,
+        request: Request,
+        *,
+        status: int,
+        from_text: str,
+        to_text: str,
+        user: Mapping[str, object] | None = None,
     ) -> None:
-        """The event (and record) of a compiled decision for one request: the hot path.
-
-        ``status`` is what went on the wire: the decision's, or the called user's
-        answer to an accepted request. Held: the reply's send flushes it.
-        """
+        """A compiled decision's event (and record) for one request, as it went on the wire
+        (``status``: the decision's, or the user's answer, of which ``user`` says more)."""
         stamp, iso = self.stamps()
         template = verdict.record
         if self.taps is not None:  # a component line goes before the record it explains
             self.taps.decision_component(verdict.decision, request)
         record = None if template is None else self.record_text(template, request, stamp)
-        line = verdict.event.render_encoded(
-            (
-                f'"{iso}"',
-                json_string(request.call_id),
-                json_string(request.method),
-                json_string(from_text),
-                json_string(to_text),
-                str(status),
-            )
-        )
+        line = verdict_line(verdict, iso, request, from_text, to_text, status, user)
         self.files.hold(line, record)
         if self.observers.subscribed:
             self.observers.pending.append((line, record))
@@ -382,6 +378,10 @@ class Recorder:
                 f"{str(event['time'])[11:19]} outbound {request.method} {request.from_.uri} -> "
                 f"{request.to.uri}  {rule}  {status}"
             )
+
+    def user_event(self, kind: str, fields: Mapping[str, object], *, direction: str) -> None:
+        """What the emulated Skype user did or read (its BYE, a NOTIFY, an IM), held for it."""
+        self.write(self._event(kind, {"direction": direction, **fields}), hold=True)
 
     def unanswered(self, direction: str, request: Request, peer: str, reason: str) -> None:
         """A request taken off the wire that the Edge never answered."""

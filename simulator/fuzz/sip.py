@@ -58,8 +58,8 @@ from simulator.sip import (
 )
 from simulator.sip.proxy import proxied_request, stamp_via
 from simulator.sip.unparsable import error_response_for
-from simulator.skype.plainsdp import build_answer
-from simulator.skype.user import Leg, SkypeUser
+from simulator.skype.media import MediaSettings, answer_offer
+from simulator.skype.user import Answer, Directory, Leg, SkypeUser, UserProfile
 
 __all__ = ["SEEDS", "FuzzFinding", "LoopResult", "check", "mutate", "run_atheris", "run_loop"]
 
@@ -229,7 +229,7 @@ def _answer_unparsable(raw: bytes, exc: SipParseError, data: bytes) -> None:
 
 #: The Edge the harness answers as: the built-in lab's names, one busy user.
 _SETTINGS = EdgeSettings(fqdn="sip.skype.lab", domains=("skype.lab",))
-_USERS = {"bob": 486}
+_DIRECTORY = Directory(settings=_SETTINGS, users={"bob": UserProfile(answer=486)})
 #: A partner whose certificate names the in-domain SRV target the harness invents.
 _PEER = PeerCertificate.from_subject(cn="vcse.steven.lab", dns_sans=("vcse.steven.lab",))
 _FEDERATION_LEG = Leg(
@@ -266,11 +266,20 @@ def _user_answers(user: SkypeUser, request: Request, leg: Leg, data: bytes) -> N
     if request.method == "CANCEL":
         answer = user.cancel(request, leg)
     elif request.to.tag is not None or request.method == "ACK":
-        answer = user.in_dialog(request, leg)
+        answer = user.in_dialog(request, leg, 0.0)
     else:
-        answer = user.new_request(request, leg)
+        answer = user.new_request(request, leg, 0.0)
+    _check_answer(user, answer, data)
+
+
+def _check_answer(user: SkypeUser, answer: Answer, data: bytes, depth: int = 0) -> None:
+    """Every message parses back, including what the user's timers send later
+    (retransmitted 200s, its BYE, a NOTIFY at expiry), followed a few levels deep."""
     for message in answer.messages:
         _sent(message, data, "user's answer")
+    if depth < 3:
+        for timer in answer.timers:
+            _check_answer(user, user.timer(timer, timer.at), data, depth + 1)
 
 
 def _refusal(request: Request, status: int, headers: Sequence[tuple[str, str]], leg: Leg) -> bytes:
@@ -350,8 +359,16 @@ def _as_the_clients_port(request: Request, data: bytes, user: SkypeUser) -> None
 
 def _as_the_edge(request: Request, data: bytes) -> None:
     """Answer ``request`` as each of the Edge's two ports does, with the Edge's own code."""
-    user = SkypeUser(_SETTINGS, _USERS, rng=random.Random(0))
-    build_answer(request.body, address="127.0.0.1", session_id=1)
+    user = SkypeUser(_DIRECTORY, rng=random.Random(0))
+    # The emulated user's media decision never raises for a peer's SDP.
+    answer_offer(
+        request.body,
+        settings=MediaSettings(),
+        address="127.0.0.1",
+        port=20000,
+        rng=random.Random(0),
+        user_uri="sip:user@skype.lab",
+    )
     _as_the_federation_port(request, data, user)
     _as_the_clients_port(request, data, user)
 

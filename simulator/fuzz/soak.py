@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,9 +93,28 @@ def _request(method: str, call: str, *, domain: str = "steven.lab", extra: str =
     ).encode()
 
 
+#: An SDES key line (RFC 4568), so the seed's users, who require SRTP, take the call.
+SDES = b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:BEJSwt1ILT8x2ksrr33NdrSdq9vxqMudDTZ2taz1\r\n"
+
+
+def _to_tag(message: bytes) -> str:
+    tag = re.search(rb"(?im)^To: .*;tag=([^;\r]*)\r$", message)
+    return tag[1].decode("latin-1") if tag else ""
+
+
+def _end_dialog(conn: _Conn, call: str, tag: str, request: Callable[[str], bytes]) -> None:
+    """ACK the 200 (its retransmissions stop) and BYE the call; the BYE must get 200."""
+    conn.send(request("ACK").replace(b"\r\nCall-ID", f";tag={tag}\r\nCall-ID".encode(), 1))
+    bye = request("BYE").replace(b"CSeq: 1 BYE", b"CSeq: 2 BYE")
+    conn.send(bye.replace(b"\r\nCall-ID", f";tag={tag}\r\nCall-ID".encode(), 1))
+    status, got, _ = conn.message()
+    if (status, got) != (200, call):
+        raise ConnectionError(f"expected 200 to the BYE of {call}, got {(status, got)}")
+
+
 def _invite(call: str) -> bytes:
     body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    body += b"m=audio 30000 RTP/AVP 8 0\r\n"
+    body += b"m=audio 30000 RTP/AVP 8 0\r\n" + SDES
     head = _request("INVITE", call).replace(
         b"Content-Length: 0\r\n\r\n",
         b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % len(body),
@@ -107,8 +126,9 @@ def _client_request(method: str, call: str, uri: str) -> bytes:
     """A Skype client's request on the clients port (alice of the Edge's own domain)."""
     body = b""
     if method == "INVITE":
+        # What a Skype client offers under Microsoft's default policy: SRTP with its key.
         body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        body += b"m=audio 30000 RTP/AVP 8 0\r\n"
+        body += b"m=audio 30000 RTP/SAVP 8 0\r\n" + SDES
     head = (
         f"{method} {uri} SIP/2.0\r\n"
         f"Via: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bK{call}{method.lower()}\r\n"
@@ -257,10 +277,12 @@ def _exchange(conn: _Conn, kind: str, call: str, answered: list[str]) -> None:
         expect = [400]
     else:
         conn.send(_invite(call))
-        expect = [180, 200]
-    got = [conn.response() for _ in expect]
-    if [status for status, _ in got] != expect or {c for _, c in got} != {call}:
-        raise ConnectionError(f"expected {expect} for {call}, got {got}")
+        expect = [100, 180, 200]
+    got = [conn.message() for _ in expect]
+    if [status for status, _, _ in got] != expect or {c for _, c, _ in got} != {call}:
+        raise ConnectionError(f"expected {expect} for {call}, got {[g[:2] for g in got]}")
+    if kind == "invite":
+        _end_dialog(conn, call, _to_tag(got[-1][2]), lambda m: _request(m, call))
     if kind != "malformed":
         answered.append(call)  # a decision: its event line must exist
 
@@ -272,7 +294,7 @@ def _client_exchange(
     if kind == "clocal":
         method = rng.choice(("OPTIONS", "INVITE"))
         conn.send(_client_request(method, call, "sip:bob@skype.lab"))
-        expect = [200] if method == "OPTIONS" else [180, 200]
+        expect = [200] if method == "OPTIONS" else [100, 180, 200]
     elif kind == "coutbound":
         # The seed's failure 2: cms.steven.lab's SRV target sits in a subdomain.
         conn.send(_client_request("INVITE", call, "sip:x@cms.steven.lab"))
@@ -285,6 +307,9 @@ def _client_exchange(
         raise ConnectionError(f"expected {expect} for {call}, got {[g[:2] for g in got]}")
     if kind == "coutbound" and not re.search(rb"(?im)^ms-diagnostics: 1009;", got[-1][2]):
         raise ConnectionError(f"{call}: 504 without ms-diagnostics 1009")
+    if expect[-1] == 200 and len(expect) > 1:
+        uri = "sip:bob@skype.lab"
+        _end_dialog(conn, call, _to_tag(got[-1][2]), lambda m: _client_request(m, call, uri))
     answered.append(call)
 
 

@@ -29,11 +29,18 @@ from simulator.diagnostics.catalogue import EVENT_14517
 from simulator.errors import FedsimError, LabError
 from simulator.lab.locate import KeyPath, Locator
 from simulator.lab.model import (
+    CALL_METHODS,
+    CLIENT_OFFERS,
     DIRECTIONS,
     DOMAIN_SOURCES,
     FEDERATION_MODES,
+    MEDIA_ENCRYPTIONS,
+    MEDIA_REFUSALS,
+    OFFERS,
+    PEER_MEDIA,
     TLS_EXPECTATIONS,
     TLS_PROFILES,
+    USERS_EXIST,
     AllowedPartner,
     CallSpec,
     CertFiles,
@@ -47,6 +54,7 @@ from simulator.lab.model import (
     Lab,
     PeerConfig,
     PkiConfig,
+    SipTimers,
     TrustRef,
     UserSpec,
 )
@@ -68,11 +76,25 @@ from simulator.policy.profiles import (
     profile,
     with_rules,
 )
+from simulator.skype.media import DEFAULT_CODECS
+from simulator.skype.presence import AVAILABILITIES
 
 T = TypeVar("T")
 
 #: The keys of one user's table in ``[edge] users``.
-USER_KEYS = ("answer", "federation", "presence", "contacts")
+USER_KEYS = (
+    "answer",
+    "federation",
+    "presence",
+    "contacts",
+    "media_encryption",
+    "codecs",
+    "ignore_ack",
+    "hangup_after",
+    "media_failure_after",
+)
+#: ``[edge.timers]`` keys: RFC 3261 T1 and T2 of the emulated users.
+_TIMER_KEYS = ("t1", "t2")
 
 #: The packaged seed lab (the Cisco note's lab), also a template users can copy.
 SEED_LAB_RESOURCE: Final = "seed.toml"
@@ -101,6 +123,10 @@ _EDGE_KEYS = (
     "rules",
     "hosting_providers",
     "tenant",
+    "media_encryption",
+    "media_refusal",
+    "users_exist",
+    "timers",
 )
 #: ``[[edge.hosting_providers]]`` keys (``New-CsHostingProvider``'s parameters).
 _PROVIDER_KEYS = ("name", "proxy_fqdn", "verification", "shared_address_space", "enabled")
@@ -136,8 +162,24 @@ _CERT_KEYS = (
     "crl_url",
 )
 _CERT_FILE_KEYS = ("cert", "key", "chain")
-_PEER_KEYS = ("cert", "trust", "answer", "listen", "tls", "require_client_cert")
-_CALL_KEYS = ("direction", "via", "from", "to", "pai", "route", "method", "expect")
+_PEER_KEYS = ("cert", "trust", "answer", "listen", "tls", "require_client_cert", "media")
+_CALL_KEYS = (
+    "direction",
+    "via",
+    "from",
+    "to",
+    "pai",
+    "route",
+    "method",
+    "expect",
+    "offer",
+    "ack",
+    "hangup",
+    "text",
+    "expires",
+    "refresh",
+    "unsubscribe",
+)
 _EXPECT_KEYS = (
     "status",
     "edge_log",
@@ -150,6 +192,11 @@ _EXPECT_KEYS = (
     "tls",
     "component",
     "windows_event",
+    "media",
+    "notify",
+    "bye_after",
+    "bye_headers",
+    "text",
 )
 _VALIDITIES: tuple[Validity, ...] = ("valid", "expired", "not-yet-valid")
 _KEY_TYPES: tuple[KeyType, ...] = ("ecdsa", "rsa")
@@ -479,6 +526,20 @@ class _Table:
                 sub=sub,
             )
         return status
+
+    def seconds(self, key: str, default: T, *, example: str, positive: bool = False) -> float | T:
+        """A duration in seconds: an integer or a decimal number, >= 0 (> 0 if ``positive``)."""
+        value = self.get(key)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.wrong_type(key, "a number of seconds", value, example)
+        number = float(value)
+        if number != number or number in (float("inf"), float("-inf")) or number < 0:
+            raise self.error(key, f"{value} is not a number of seconds", fix=f"write {example}")
+        if positive and number == 0:
+            raise self.error(key, "must be more than 0 seconds", fix=f"write {example}")
+        return number
 
     def choice(self, key: str, options: tuple[T, ...], default: T) -> T:
         value = self.get(key)
@@ -945,7 +1006,23 @@ class _Loader:
             seed=self.seed(t),
             hosting_providers=providers,
             tenant=tenant,
+            media_encryption=t.choice("media_encryption", MEDIA_ENCRYPTIONS, "required"),
+            media_refusal=t.choice("media_refusal", MEDIA_REFUSALS, "diagnostics"),
+            users_exist=t.choice("users_exist", USERS_EXIST, "any"),
+            timers=self.timers(t),
         )
+
+    def timers(self, t: _Table) -> SipTimers:
+        """``[edge.timers]``: T1 and T2 (RFC 3261 §17.1.1.1), T1 <= T2."""
+        value = t.table("timers", example="{ t1 = 0.5, t2 = 4.0 }")
+        if value is None:
+            return SipTimers()
+        r = _Table(self, ("edge", "timers"), "[edge.timers]", value, _TIMER_KEYS)
+        t1 = cast(float, r.seconds("t1", 0.5, example="t1 = 0.5", positive=True))
+        t2 = cast(float, r.seconds("t2", max(4.0, t1), example="t2 = 4.0", positive=True))
+        if t2 < t1:
+            raise r.error("t2", f"{t2:g} is shorter than t1 ({t1:g})", fix="make t2 >= t1")
+        return SipTimers(t1=t1, t2=t2)
 
     def rules(self, t: _Table, defaults: EdgeRules) -> EdgeRules:
         """``[edge.rules]`` over the profile's defaults; ``[edge] domain_source`` still works."""
@@ -1203,11 +1280,34 @@ class _Loader:
         contacts = u.string_list(
             "contacts", expected="a list of SIP URIs", example='["sip:bob@partner.lab"]'
         )
+        presence = cast(str, u.string("presence", "online", example='"busy"'))
+        if presence.strip().lower() not in AVAILABILITIES:
+            raise u.error(
+                "presence",
+                f"{presence!r} is not a presence state",
+                fix=_choices_fix(presence, list(AVAILABILITIES)),
+            )
+        codecs = u.string_list(
+            "codecs", expected="a list of encoding names", example='["G722", "PCMU"]'
+        )
+        if codecs is not None and not codecs:
+            raise u.error(
+                "codecs",
+                "an empty list accepts no call at all",
+                fix=f"name the encodings the client accepts, e.g. {list(DEFAULT_CODECS[:4])}",
+            )
         return UserSpec(
             answer=cast(int, u.status("answer", 200, example="486")),
             federation=cast(bool, u.boolean("federation", True)),
-            presence=cast(str, u.string("presence", "online", example='"busy"')),
+            presence=presence.strip().lower(),
             contacts=tuple(contacts or ()),
+            media_encryption=u.choice("media_encryption", MEDIA_ENCRYPTIONS, None),
+            codecs=None if codecs is None else tuple(codecs),
+            ignore_ack=cast(bool, u.boolean("ignore_ack", False)),
+            hangup_after=u.seconds("hangup_after", None, example="hangup_after = 5"),
+            media_failure_after=u.seconds(
+                "media_failure_after", None, example="media_failure_after = 3"
+            ),
         )
 
     def machine(self, t: _Table) -> str:
@@ -1271,6 +1371,7 @@ class _Loader:
                 listen=t.hostport("listen", None, example='"127.0.0.1:0"'),
                 tls=t.choice("tls", TLS_PROFILES, "default"),
                 require_client_cert=t.boolean("require_client_cert", True),
+                media=t.choice("media", PEER_MEDIA, "auto"),
             )
         return out
 
@@ -1374,7 +1475,40 @@ class _Loader:
             raise t.error(
                 "method", f"{method!r} is not a SIP method", fix='upper case, e.g. "INVITE"'
             )
+        if method not in CALL_METHODS:
+            raise t.error(
+                "method",
+                f"{method!r}: a call starts with one of {', '.join(CALL_METHODS)}",
+                fix=_choices_fix(method, CALL_METHODS),
+            )
+        expires = t.get("expires")
+        if expires is not _MISSING and (not _is_int(expires) or cast(int, expires) < 0):
+            raise t.error(
+                "expires",
+                f"expected a number of seconds (0 or more), got {_describe(expires)}",
+                fix="write expires = 3600",
+            )
+        for key in ("expires", "refresh", "unsubscribe"):
+            if t.has(key) and method != "SUBSCRIBE":
+                raise t.error(key, "only a SUBSCRIBE has it", fix='add method = "SUBSCRIBE"')
+        for key in ("offer", "ack", "hangup"):
+            if t.has(key) and method != "INVITE":
+                raise t.error(key, "only an INVITE has it", fix="remove it, or call with INVITE")
+        offer = t.choice("offer", OFFERS, None)
+        if offer is not None and direction == "outbound" and offer not in CLIENT_OFFERS:
+            raise t.error(
+                "offer",
+                f"a Skype client does not offer {offer!r}",
+                fix=f"use one of {', '.join(CLIENT_OFFERS)} (or call inbound)",
+            )
         return CallSpec(
+            offer=offer,
+            ack=cast(bool, t.boolean("ack", True)),
+            hangup=cast(bool, t.boolean("hangup", True)),
+            text=t.string("text", None, example='"Hello"'),
+            expires=None if expires is _MISSING else cast(int, expires),
+            refresh=cast(bool, t.boolean("refresh", False)),
+            unsubscribe=cast(bool, t.boolean("unsubscribe", True)),
             direction=direction,
             via=via,
             from_=cast(str, from_),
@@ -1464,11 +1598,28 @@ class _Loader:
                 f"expected a Windows event id, got {event!r}",
                 fix="write expect.windows_event = 14508",
             )
+        notify = e.get("notify")
+        if notify is _MISSING:
+            notify = None
+        elif isinstance(notify, list) and all(isinstance(n, str) for n in notify):
+            notify = tuple(notify)
+        elif not isinstance(notify, str):
+            raise e.wrong_type(
+                "notify",
+                "an availability, or a list of NOTIFYs",
+                notify,
+                '"busy" or ["active busy", "terminated busy"]',
+            )
         return Expect(
             component=e.string(
                 "component", None, example='"Exit - route headers from untrusted source."'
             ),
             windows_event=None if event is _MISSING else cast(int, event),
+            media=e.string("media", None, example='"RTP/SAVP"'),
+            notify=notify,
+            bye_after=e.seconds("bye_after", None, example="expect.bye_after = 32"),
+            bye_headers=self.string_table(e, "bye_headers", '{ ms-client-diagnostics = "" }') or {},
+            text=e.string("text", None, example='"Hello"', empty_ok=True),
             edge_log_data=self.string_table(e, "edge_log_data", '{ domain = "acano.steven.lab" }'),
             peer_headers=self.string_table(e, "peer_headers", '{ Server = "RTC/6.0" }') or {},
             tls=e.choice("tls", TLS_EXPECTATIONS, None),

@@ -17,6 +17,7 @@ from typing import Literal, TypeVar
 from simulator.pki.spec import CertSpec
 from simulator.policy.facts import HostingProvider, TenantSettings
 from simulator.policy.profiles import DEFAULT_PROFILE, EdgeRules, ProfileName
+from simulator.skype.media import MEDIA_ENCRYPTION_VALUES, REFUSAL_FORMS
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -43,6 +44,20 @@ TLS_EXPECTATIONS: tuple[str, ...] = (
 )
 DOMAIN_SOURCES: tuple[DomainSource, ...] = ("pai", "from")
 DIRECTIONS: tuple[Direction, ...] = ("inbound", "outbound")
+#: ``[edge] media_encryption`` (Microsoft's EncryptionLevel; "required" is its default).
+MEDIA_ENCRYPTIONS: tuple[str, ...] = MEDIA_ENCRYPTION_VALUES
+#: ``[edge] media_refusal``: the Lync 2010+ 488 with ms-client-diagnostics, or the older form.
+MEDIA_REFUSALS: tuple[str, ...] = REFUSAL_FORMS
+#: ``[edge] users_exist``: any user of a homed domain, or only those ``users`` lists.
+USERS_EXIST: tuple[str, ...] = ("any", "listed")
+#: ``[[calls]] offer``: the SDP the caller puts in its INVITE.
+OFFERS: tuple[str, ...] = ("plain", "srtp", "best-effort", "none", "im", "dtls")
+#: The offers a Skype client makes (it never offers DTLS-SRTP).
+CLIENT_OFFERS: tuple[str, ...] = ("plain", "srtp", "best-effort", "none", "im")
+#: ``[peers.NAME] media``: the simulated Expressway-E zone's media encryption.
+PEER_MEDIA: tuple[str, ...] = ("auto", "plain", "srtp")
+#: Methods a lab call can start with.
+CALL_METHODS: tuple[str, ...] = ("INVITE", "MESSAGE", "OPTIONS", "SUBSCRIBE")
 
 
 class FrozenMap(Mapping[K, V]):
@@ -128,12 +143,42 @@ class UserSpec:
             presence documents map them).
         contacts: SIP URIs on the user's contact list (a Teams tenant that treats
             discovered partners as unverified lets only those through).
+        media_encryption: the user's media policy when it differs from ``[edge]
+            media_encryption`` (the media configuration of the user's site).
+        codecs: the audio encodings the user's client accepts (None: a stock
+            client's list); an offer sharing none gets a 488.
+        ignore_ack: the ACK never reaches the user (the field's misrouted ACK):
+            it retransmits its 200 and hangs up at 64*T1.
+        hangup_after: the user hangs up this many seconds after its 200.
+        media_failure_after: media never connects; the user ends the call this
+            many seconds after its 200 with the 23 diagnostics.
     """
 
     answer: int = 200
     federation: bool = True
     presence: str = "online"
     contacts: tuple[str, ...] = ()
+    media_encryption: str | None = None
+    codecs: tuple[str, ...] | None = None
+    ignore_ack: bool = False
+    hangup_after: float | None = None
+    media_failure_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SipTimers:
+    """``[edge.timers]``: RFC 3261 T1 and T2 of the emulated users (seconds).
+
+    A scenario shortens them so "the ACK never came" ends in a fraction of the
+    32 s (64*T1) it takes with the defaults.
+    """
+
+    t1: float = 0.5
+    t2: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.t1 <= self.t2:
+            raise ValueError(f"timers need 0 < t1 <= t2, not t1={self.t1} t2={self.t2}")
 
 
 #: An unlisted user: answers 200, may federate, online, no contacts.
@@ -183,6 +228,12 @@ class EdgeConfig:
         seed: the seed of every random choice (``[edge] seed``); None = random.
         hosting_providers: ``[[edge.hosting_providers]]`` (``New-CsHostingProvider``).
         tenant: ``[edge.tenant]``, the Office 365 tenant's federation (profile office365).
+        media_encryption: the users' media policy (``required`` | ``supported`` |
+            ``rejected``; Microsoft's default is ``required``).
+        media_refusal: how a user's 488 reads: ``diagnostics`` (Lync 2010 and
+            later) or ``legacy`` (for SIP stacks that cannot read ms-client-diagnostics).
+        users_exist: ``any`` user of a homed domain exists, or only the ``listed`` ones.
+        timers: the users' RFC 3261 timers.
     """
 
     fqdn: str
@@ -205,6 +256,10 @@ class EdgeConfig:
     seed: int | None = None
     hosting_providers: tuple[HostingProvider, ...] = ()
     tenant: TenantSettings | None = None
+    media_encryption: str = "required"
+    media_refusal: str = "diagnostics"
+    users_exist: str = "any"
+    timers: SipTimers = field(default_factory=SipTimers)
 
     def __post_init__(self) -> None:
         if not self.domains:
@@ -268,7 +323,11 @@ class DnsConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerConfig:
-    """A simulated Expressway-E: its certificate, trust, and how it answers calls."""
+    """A simulated Expressway-E: its certificate, trust, and how it answers calls.
+
+    ``media`` is its zone's media encryption: ``auto`` (answers in kind),
+    ``plain`` (cannot encrypt: refuses RTP/SAVP with 488) or ``srtp`` (must).
+    """
 
     name: str
     cert: CertRef
@@ -277,6 +336,7 @@ class PeerConfig:
     listen: HostPort | None = None
     tls: TlsProfile = "default"
     require_client_cert: bool = True
+    media: str = "auto"
 
     def __post_init__(self) -> None:
         _check_status("answer", self.answer)
@@ -293,6 +353,15 @@ class Expect:
             ``SIPPROXY_E_ROUTING_MSG_CERT_MISMATCH``).
         ms_diagnostics: ErrorId of the client-facing ms-diagnostics header.
         ms_diagnostics_params: parameters that header must carry (exact values).
+        media: the transport of the 2xx's SDP answer (``RTP/SAVP``, ``RTP/AVP``,
+            ``message``), or ``none`` for a final response without one.
+        notify: the NOTIFYs the caller received: a string is the availability in
+            the first one (``busy``); a list names every one as
+            ``"<subscription state> <availability>"`` (``"terminated busy"``).
+        bye_after: the Edge's user ended the call with a BYE this many seconds
+            after its 200 (late by at most a second or a quarter).
+        bye_headers: headers of that BYE (as ``peer_headers``).
+        text: the IM text the Edge's event recorded for the request.
         forwarded: whether the Edge forwarded the request to the peer.
         rule: name of the policy rule that decided.
         edge_log_data: the Edge log record's ``Data:`` parameters, exactly (every
@@ -318,9 +387,16 @@ class Expect:
     tls: TlsExpectation | None = None
     component: str | None = None
     windows_event: int | None = None
+    media: str | None = None
+    notify: str | tuple[str, ...] | None = None
+    bye_after: float | None = None
+    bye_headers: Mapping[str, str] = field(default_factory=FrozenMap)
+    text: str | None = None
 
     def __post_init__(self) -> None:
         _check_status("status", self.status)
+        if not isinstance(self.bye_headers, FrozenMap):
+            object.__setattr__(self, "bye_headers", FrozenMap(self.bye_headers))
         if not isinstance(self.ms_diagnostics_params, FrozenMap):
             object.__setattr__(self, "ms_diagnostics_params", FrozenMap(self.ms_diagnostics_params))
         if not isinstance(self.peer_headers, FrozenMap):
@@ -339,6 +415,14 @@ class CallSpec:
     ``from_`` is the lab file's ``from`` key. ``route`` is a Route header the
     peer sends (inbound). ``line`` is where the entry starts in the lab file, for
     reports.
+
+    What the caller does: ``offer`` (the INVITE's SDP: ``plain``, ``srtp``,
+    ``best-effort``, ``none``, ``im``, ``dtls`` (inbound only); None: the
+    caller's own default, ``best-effort`` inbound, ``srtp`` outbound), ``ack``
+    (False: it never ACKs the 200), ``hangup`` (False: it waits for the Skype
+    user's BYE), ``text`` (of a MESSAGE or an IM session), and for SUBSCRIBE
+    ``expires``, ``refresh`` (one refresh) and ``unsubscribe`` (False: it waits
+    for the subscription to expire).
     """
 
     direction: Direction
@@ -350,12 +434,21 @@ class CallSpec:
     method: str = "INVITE"
     expect: Expect
     line: int = 0
+    offer: str | None = None
+    ack: bool = True
+    hangup: bool = True
+    text: str | None = None
+    expires: int | None = None
+    refresh: bool = False
+    unsubscribe: bool = True
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}")
         if self.direction == "inbound" and self.via is None:
             raise ValueError("an inbound call needs a peer (via)")
+        if self.offer is not None and self.offer not in OFFERS:
+            raise ValueError(f"offer must be one of {OFFERS}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,6 +8,7 @@ a large random CSeq number, ``TANDBERG/...`` as User-Agent.
 
 from __future__ import annotations
 
+import base64
 import random
 import uuid
 from dataclasses import dataclass
@@ -29,7 +30,11 @@ USER_AGENT = "TANDBERG/4352 (X14.0.2)"
 #: Methods the simulated Expressway-E handles, advertised in Allow (RFC 3261 §20.5).
 ALLOW = "INVITE,ACK,CANCEL,OPTIONS,INFO,BYE,UPDATE,MESSAGE"
 #: Methods ``fedsim call`` can start a transaction with.
-METHODS: tuple[str, ...] = ("INVITE", "MESSAGE", "OPTIONS")
+METHODS: tuple[str, ...] = ("INVITE", "MESSAGE", "OPTIONS", "SUBSCRIBE")
+#: What a presence subscription from IM and Presence accepts (PIDF, RFC 3856).
+PRESENCE_ACCEPT = "application/pidf+xml"
+#: Expires of a SUBSCRIBE when none is asked for (RFC 3856 §6's default).
+DEFAULT_EXPIRES = 3600
 #: RFC 3261 §8.1.1.6.
 MAX_FORWARDS = "70"
 #: RFC 3261 §8.1.1.7: every branch we make starts with the magic cookie.
@@ -101,11 +106,15 @@ def build_request(
     local: tuple[str, int] | None,
     ids: CallIds,
     route: str | None = None,
+    offer: sdp.Offer = "best-effort",
+    text: str | None = None,
+    expires: int | None = None,
 ) -> Request:
     """The out-of-dialog request an Expressway-E sends to a federated Edge.
 
     Args:
-        method: INVITE (with an SDP offer), MESSAGE (text/plain) or OPTIONS (no body).
+        method: INVITE (with an SDP offer), MESSAGE (text/plain), OPTIONS (no
+            body) or SUBSCRIBE (presence, PIDF).
         from_uri: caller, written in From (with a tag) and as the Contact's user.
         to_uri: Request-URI and To.
         pai: P-Asserted-Identity (RFC 3325), the URI the Edge takes the domain from.
@@ -114,6 +123,10 @@ def build_request(
         ids: the call's random identifiers.
         route: a Route header field to send (RFC 3261 §8.1.1.1: a pre-existing route
             set), e.g. ``<sip:sip.skype.lab;lr>``; None sends none.
+        offer: the INVITE's SDP (:data:`simulator.peer.sdp.OFFERS`); ``im`` opens
+            a Skype IM session, whose first message rides in ``ms-text-format``.
+        text: the MESSAGE body, or the IM session's first message.
+        expires: a SUBSCRIBE's Expires (default 3600).
 
     Raises:
         FedsimError: a method we do not send, or a URI that is not a SIP URI.
@@ -146,13 +159,32 @@ def build_request(
         pairs.append(("P-Asserted-Identity", f"<{pai}>"))
     pairs += [("Allow", ALLOW), ("User-Agent", USER_AGENT)]
     body = b""
-    if method == "INVITE":
-        pairs.append(("Supported", "replaces,timer"))
+    if method == "INVITE" and offer == "im":
+        # The Skype IM session (docs/reference/skype-user.md 4.1): its first message
+        # rides base64 in ms-text-format.
+        pairs.append(("Supported", "ms-embedded-first-message"))
+        if text is not None:
+            encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+            pairs.append(("ms-text-format", f"text/plain; charset=UTF-8; ms-body={encoded}"))
         pairs.append(("Content-Type", "application/sdp"))
-        body = sdp.build_offer(address=media_host, port=ids.rtp_port, session_id=ids.session_id)
+        body = sdp.build_im_offer(address=media_host)
+    elif method == "INVITE":
+        pairs.append(("Supported", "replaces,timer"))
+        if offer != "none":
+            pairs.append(("Content-Type", "application/sdp"))
+            body = sdp.build_offer(
+                address=media_host,
+                port=ids.rtp_port,
+                session_id=ids.session_id,
+                encryption=offer,
+            )
     elif method == "MESSAGE":
         pairs.append(("Content-Type", "text/plain;charset=UTF-8"))
-        body = MESSAGE_TEXT
+        body = MESSAGE_TEXT if text is None else text.encode("utf-8")
+    elif method == "SUBSCRIBE":
+        pairs.append(("Event", "presence"))
+        pairs.append(("Accept", PRESENCE_ACCEPT))
+        pairs.append(("Expires", str(DEFAULT_EXPIRES if expires is None else expires)))
     else:
         pairs.append(("Accept", "application/sdp"))
     return Request(method=method, uri=to_uri, headers=Headers(pairs), body=body)
@@ -185,14 +217,22 @@ def build_ack_for_failure(request: Request, response: Response) -> Request:
     return Request(method="ACK", uri=request.uri, headers=Headers(pairs), body=b"")
 
 
-def _dialog_request(
-    request: Request, response: Response, *, method: str, cseq: int, branch: str
+def build_dialog_request(
+    request: Request,
+    response: Response,
+    *,
+    method: str,
+    cseq: int,
+    branch: str,
+    headers: tuple[tuple[str, str], ...] = (),
+    body: bytes = b"",
 ) -> Request:
     """A request inside the dialog a 2xx created (RFC 3261 §12.2.1.1).
 
     The Request-URI is the remote target (the 2xx's Contact); the route set is
     the 2xx's Record-Route reversed (§12.1.2, UAC side). The Via keeps our
-    sent-by but gets a new branch: this is a new transaction.
+    sent-by but gets a new branch: this is a new transaction. ``headers`` and
+    ``body`` follow (a MESSAGE's text, a SUBSCRIBE's Event and Expires).
     """
     contact = response.headers.get("Contact")
     target = parse_name_addr(contact).uri if contact else None
@@ -208,20 +248,23 @@ def _dialog_request(
         ("Call-ID", request.call_id),
         ("CSeq", f"{cseq} {method}"),
         ("User-Agent", USER_AGENT),
+        *headers,
     ]
-    return Request(method=method, uri=uri, headers=Headers(pairs), body=b"")
+    return Request(method=method, uri=uri, headers=Headers(pairs), body=body)
 
 
 def build_ack_for_success(request: Request, response: Response, *, branch: str) -> Request:
     """ACK for a 2xx to an INVITE (RFC 3261 §13.2.2.4): its own transaction, CSeq of the INVITE."""
     cseq_number, _ = request.cseq
-    return _dialog_request(request, response, method="ACK", cseq=cseq_number, branch=branch)
+    return build_dialog_request(request, response, method="ACK", cseq=cseq_number, branch=branch)
 
 
 def build_bye(request: Request, response: Response, *, branch: str) -> Request:
     """BYE ending the dialog of ``response`` (RFC 3261 §15.1.1): next CSeq number."""
     cseq_number, _ = request.cseq
-    return _dialog_request(request, response, method="BYE", cseq=cseq_number + 1, branch=branch)
+    return build_dialog_request(
+        request, response, method="BYE", cseq=cseq_number + 1, branch=branch
+    )
 
 
 def answers(response: Response, request: Request) -> bool:

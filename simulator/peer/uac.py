@@ -6,6 +6,9 @@ retransmissions (§17.1.1.2: Timer A is not used over TLS), one overall
 §17.1.1.3 (non-2xx: same branch) or §13.2.2.4 (2xx: a new transaction), and a
 BYE ends the call if asked. Network and TLS trouble never raises: it is
 reported in :attr:`CallResult.tls_error` in words (see :mod:`.tlserrors`).
+What follows a 2xx (the ACK or none, an IM, the BYE or the called user's, a
+subscription's NOTIFYs) is :mod:`simulator.peer.dialog`'s, staged by
+:class:`~simulator.peer.dialog.Staging`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import trio
 from simulator.errors import FedsimError
 from simulator.peer import requests
 from simulator.peer.conn import PeerClosed, SipConnection
+from simulator.peer.dialog import Afterwards, Staging, after_invite, after_subscribe
+from simulator.peer.sdp import Offer
 from simulator.peer.tlserrors import Phase, describe_closed, describe_network_error
 from simulator.sip import FramingError, Request, Response
 
@@ -51,6 +56,12 @@ class CallResult:
         dialog_error: why ACK/BYE did not complete after a 2xx, if they did not.
         tls_version: the protocol version our handshake negotiated ("TLSv1.2"), None
             when there was no handshake or it failed.
+        later: every message after the final response, ACK and BYE included, each
+            with True when we sent it.
+        notifies: the NOTIFYs of a subscription, in order.
+        user_bye: the BYE the called user sent, if any.
+        bye_after: seconds from the 200 to that BYE.
+        retransmissions: retransmissions of the 200 received (we did not ACK).
     """
 
     request: Request
@@ -65,6 +76,11 @@ class CallResult:
     bye_responses: tuple[Response, ...] = ()
     dialog_error: str | None = None
     tls_version: str | None = None
+    later: tuple[tuple[bool, Request | Response], ...] = ()
+    notifies: tuple[Request, ...] = ()
+    user_bye: Request | None = None
+    bye_after: float | None = None
+    retransmissions: int = 0
 
     def __post_init__(self) -> None:
         if self.final is not None and self.final not in self.responses:
@@ -85,12 +101,25 @@ class _Progress:
     bye_responses: list[Response] = field(default_factory=list)
     dialog_error: str | None = None
     tls_version: str | None = None
+    after: Afterwards = field(default_factory=Afterwards)
+    answered_at: float = 0.0
 
     def result(self, *, timed_out: bool, timeout: float) -> CallResult:
+        after = self.after
+        bye = next((m for sent, m in after.messages if sent and _is(m, "BYE")), None)
+        if isinstance(bye, Request):
+            self.bye = bye
+            self.bye_responses = [
+                m
+                for sent, m in after.messages
+                if not sent and isinstance(m, Response) and requests.answers(m, bye)
+            ]
         forwarded = any(200 <= r.status < 300 for r in self.bye_responses)
-        dialog_error = self.dialog_error
+        dialog_error = self.dialog_error or after.error
         if timed_out and self.bye is not None and not forwarded and dialog_error is None:
             dialog_error = f"no final response to the BYE within {timeout:g} s"
+        if timed_out and self.final is not None and dialog_error is None:
+            dialog_error = _unfinished(self.request, self.final, after, timeout)
         return CallResult(
             request=self.request,
             responses=tuple(self.responses),
@@ -104,7 +133,33 @@ class _Progress:
             bye_responses=tuple(self.bye_responses),
             dialog_error=dialog_error,
             tls_version=self.tls_version,
+            later=tuple(after.messages),
+            notifies=tuple(after.notifies),
+            user_bye=after.bye,
+            bye_after=after.bye_after,
+            retransmissions=after.retransmissions,
         )
+
+
+def _is(message: Request | Response, method: str) -> bool:
+    return isinstance(message, Request) and message.method == method
+
+
+def _unfinished(request: Request, final: Response, after: Afterwards, timeout: float) -> str | None:
+    """What was still awaited when the deadline ran out, if anything."""
+    if final.status >= 300:
+        return None
+    if (
+        request.method == "INVITE"
+        and after.bye is None
+        and not any(_is(m, "BYE") for _, m in after.messages)
+    ):
+        return f"the called user sent no BYE within {timeout:g} s"
+    if request.method == "SUBSCRIBE":
+        if not after.notifies:
+            return f"no NOTIFY within {timeout:g} s"
+        return f"the subscription did not end within {timeout:g} s"
+    return None
 
 
 async def place_call(
@@ -120,6 +175,10 @@ async def place_call(
     hang_up: bool = True,
     timeout: float = 10.0,  # noqa: ASYNC109 (the contract: one bound for the whole call)
     rng: random.Random | None = None,
+    offer: Offer = "best-effort",
+    staging: Staging | None = None,
+    text: str | None = None,
+    expires: int | None = None,
 ) -> CallResult:
     """Open mutual TLS to ``edge``, send one request, and collect its answer.
 
@@ -132,10 +191,16 @@ async def place_call(
         to_uri: callee (Request-URI, To).
         pai: P-Asserted-Identity, when the caller's domain should come from it.
         route: a Route header to send (an Expressway with a pre-loaded route).
-        method: INVITE, MESSAGE or OPTIONS.
-        hang_up: after a 200 to INVITE, send BYE and wait for its answer.
+        method: INVITE, MESSAGE, OPTIONS or SUBSCRIBE.
+        hang_up: after a 200 to INVITE, send BYE and wait for its answer (False:
+            ACK and stop); ``staging`` says more and wins.
         timeout: seconds for the whole exchange (connect, handshake, answer, BYE).
         rng: source of Call-ID, tags, branch and CSeq (tests pass a seeded one).
+        offer: the INVITE's SDP (:data:`simulator.peer.sdp.OFFERS`).
+        staging: what we do after a 2xx (:class:`~simulator.peer.dialog.Staging`);
+            None: ACK, then BYE as ``hang_up`` says.
+        text: a MESSAGE's body, or the first message of an IM session.
+        expires: a SUBSCRIBE's Expires.
 
     Returns:
         The :class:`CallResult`; network and TLS failures are in ``tls_error``.
@@ -161,13 +226,18 @@ async def place_call(
             local=local,
             ids=ids,
             route=route,
+            offer=offer,
+            text=text,
+            expires=expires,
         )
 
     # Validates the inputs before any I/O, and stands in the result if we never connect.
     progress = _Progress(request=build(None))
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if staging is None:
+        staging = Staging(end="bye" if hang_up else "leave")
     with trio.move_on_after(timeout) as scope:
-        await _run(progress, edge, ssl_context, server_hostname, build, hang_up, rng, target)
+        await _run(progress, edge, ssl_context, server_hostname, build, staging, rng, target)
     return progress.result(timed_out=scope.cancelled_caught, timeout=timeout)
 
 
@@ -177,7 +247,7 @@ async def _run(
     ssl_context: ssl.SSLContext,
     server_hostname: str,
     build: _Builder,
-    hang_up: bool,
+    staging: Staging,
     rng: random.Random,
     target: str,
 ) -> None:
@@ -201,6 +271,7 @@ async def _run(
         try:
             await conn.send(progress.request)
             progress.final = await _collect(conn, progress.request, progress.responses)
+            progress.answered_at = trio.current_time()
         except PeerClosed:
             progress.tls_error = describe_closed(Phase.EXCHANGE, target)
             return
@@ -211,7 +282,7 @@ async def _run(
             progress.tls_error = describe_network_error(exc, phase=Phase.EXCHANGE, target=target)
             return
         try:
-            await _finish(progress, conn, progress.final, hang_up, rng)
+            await _finish(progress, conn, progress.final, staging, rng)
         except PeerClosed:
             progress.dialog_error = describe_closed(Phase.EXCHANGE, target)
         except FramingError as exc:
@@ -240,20 +311,53 @@ async def _collect(conn: SipConnection, request: Request, sink: list[Response]) 
 
 
 async def _finish(
-    progress: _Progress, conn: SipConnection, final: Response, hang_up: bool, rng: random.Random
+    progress: _Progress,
+    conn: SipConnection,
+    final: Response,
+    staging: Staging,
+    rng: random.Random,
 ) -> None:
-    """ACK an INVITE's final response, and end a successful call with BYE if asked."""
+    """ACK an INVITE's final response; a 2xx's dialog goes on as ``staging`` says."""
     request = progress.request
+
+    def build(method: str, cseq: int, headers: tuple[tuple[str, str], ...], body: bytes) -> Request:
+        return requests.build_dialog_request(
+            request,
+            final,
+            method=method,
+            cseq=cseq,
+            branch=requests.new_branch(rng),
+            headers=headers,
+            body=body,
+        )
+
+    if request.method == "SUBSCRIBE" and final.status < 300:
+        await after_subscribe(
+            conn,
+            request,
+            staging,
+            build=build,
+            answered_at=progress.answered_at,
+            user_agent=requests.USER_AGENT,
+            out=progress.after,
+        )
+        return
     if request.method != "INVITE":
         return
     if final.status >= 300:
         progress.ack = requests.build_ack_for_failure(request, final)
         await conn.send(progress.ack)
         return
-    progress.ack = requests.build_ack_for_success(request, final, branch=requests.new_branch(rng))
-    await conn.send(progress.ack)
-    if not hang_up:
-        return
-    progress.bye = requests.build_bye(request, final, branch=requests.new_branch(rng))
-    await conn.send(progress.bye)
-    await _collect(conn, progress.bye, progress.bye_responses)
+    ack = requests.build_ack_for_success(request, final, branch=requests.new_branch(rng))
+    if staging.ack:
+        progress.ack = ack
+    await after_invite(
+        conn,
+        request,
+        staging,
+        ack=ack,
+        build=build,
+        answered_at=progress.answered_at,
+        user_agent=requests.USER_AGENT,
+        out=progress.after,
+    )

@@ -8,8 +8,10 @@ like an Expressway-E whose zone routes the call to an endpoint:
 
 - INVITE: ``100 Trying``, then ``answer`` (200 with an SDP answer and a
   Contact; or 404/480/486/503/... with the standard reason phrase and no
-  ms-diagnostics, which Expressway never sends). With ``ring_seconds`` it sends
-  ``180 Ringing`` and waits that long, so a CANCEL can arrive in time
+  ms-diagnostics, which Expressway never sends). The answer follows the zone's
+  media encryption (``media``: ``auto`` answers SRTP to a keyed offer, ``plain``
+  cannot encrypt, ``srtp`` must): an offer it cannot take gets ``488``. With
+  ``ring_seconds`` it sends ``180 Ringing`` and waits that long, so a CANCEL can arrive in time
   (``200`` to the CANCEL, ``487`` to the INVITE, RFC 3261 §9.2).
 - ACK is absorbed; BYE ends a dialog (``481`` for one we never made);
   OPTIONS gets 200; MESSAGE gets 200 (or ``answer``).
@@ -87,6 +89,7 @@ class _Peer:
     answer: int
     name: str
     ring_seconds: float
+    media: sdp.AnswerEncryption
     handshake_timeout: float
     idle_timeout: float
     rng: random.Random
@@ -115,6 +118,7 @@ async def serve_peer(
     idle_timeout: float = IDLE_TIMEOUT,
     rng: random.Random | None = None,
     report: Reporter | None = None,
+    media: sdp.AnswerEncryption = "auto",
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` as a simulated Expressway-E until cancelled.
@@ -134,6 +138,7 @@ async def serve_peer(
         rng: source of tags and SDP ids.
         report: where a fedsim bug reached by one connection is reported (stderr by
             default); the listener goes on.
+        media: the zone's media encryption (``auto``, ``plain``, ``srtp``).
         task_status: receives the bound (host, port).
 
     Raises:
@@ -154,6 +159,7 @@ async def serve_peer(
         answer=answer,
         name=name,
         ring_seconds=ring_seconds,
+        media=media,
         handshake_timeout=handshake_timeout,
         idle_timeout=idle_timeout,
         rng=rng if rng is not None else random.Random(),
@@ -401,11 +407,18 @@ def _accept(peer: _Peer, request: Request, local: tuple[str, int], tag: str) -> 
     session_id = peer.rng.randint(1, 2**31 - 1)
     if request.body:
         body = sdp.build_answer(
-            request.body, address=local[0], port=MEDIA_PORT, session_id=session_id
+            request.body,
+            address=local[0],
+            port=MEDIA_PORT,
+            session_id=session_id,
+            encryption=peer.media,
         )
     else:
         # No offer in the INVITE: the offer goes in the 200 (RFC 3264 §5, RFC 3261 §13.2.1).
-        body = sdp.build_offer(address=local[0], port=MEDIA_PORT, session_id=session_id)
+        offer: sdp.Offer = "srtp" if peer.media == "srtp" else "plain"
+        body = sdp.build_offer(
+            address=local[0], port=MEDIA_PORT, session_id=session_id, encryption=offer
+        )
     if body is None:
         return _response(peer, request, 488, to_tag=tag)
     peer.dialogs.add((request.call_id, tag))

@@ -4,10 +4,13 @@ The federation rules decide whether a request reaches a Skype user; once it
 does, the user's own answer is also a decision, the same in both directions:
 
 * a domain not homed behind this Edge has no user: ``404``;
+* a user the lab does not list, when the lab lists who exists
+  (``[edge] users_exist = "listed"``): ``404``;
 * the lab may make a user busy (``[edge] users = { bob = 486 }``): INVITE and
   MESSAGE get that status;
 * OPTIONS is answered ``200`` by any existing user (a capability query, busy or
-  not); SUBSCRIBE is accepted (``202``) unless the user refuses everything;
+  not); a SUBSCRIBE goes to the presence machine (``200``, or its own refusal:
+  :func:`simulator.skype.presence.step`), busy or not;
 * a method the user does not implement gets ``501`` with ``Allow``.
 
 All of it is RFC 3261's (§8.2.1, §11, §21): Microsoft documents none of it, so
@@ -16,7 +19,7 @@ every answer here is "inferred".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from simulator.diagnostics.catalogue import RESULT_CODES
 from simulator.diagnostics.format import EdgeLogRecord
@@ -30,7 +33,13 @@ USER_METHODS = frozenset({"INVITE", "MESSAGE", "OPTIONS", "SUBSCRIBE"})
 
 
 def user_answer(
-    method: str, domain: str, user: str | None, settings: EdgeSettings, users: Mapping[str, int]
+    method: str,
+    domain: str,
+    user: str | None,
+    settings: EdgeSettings,
+    users: Mapping[str, int],
+    *,
+    known: Collection[str] | None = None,
 ) -> int:
     """The final status a Skype user of ``domain`` answers an out-of-dialog ``method`` with.
 
@@ -41,17 +50,17 @@ def user_answer(
         settings: the Edge's domains.
         users: the lab's users with a fixed answer (``{"bob": 486}``); anyone else
             answers 200.
+        known: the users that exist (lower case), or None when any user does.
     """
     if normalise_domain(domain) not in settings.domains:
         return 404  # not a domain homed behind this Edge
+    if known is not None and (user or "").lower() not in known:
+        return 404  # no such user (reference: skype-user.md 1.5)
     if method not in USER_METHODS:
         return 501
-    status = users.get(user or "", 200)
-    if method == "OPTIONS":
+    if method in ("OPTIONS", "SUBSCRIBE"):
         return 200
-    if method == "SUBSCRIBE":
-        return 202 if status < 300 else status
-    return status
+    return users.get(user or "", users.get((user or "").lower(), 200))
 
 
 def handshake_refused(reason: str) -> EdgeLogRecord:

@@ -87,6 +87,24 @@ def _responses(trace: CallTrace, src: str, dst: str) -> list[_Step]:
     return steps
 
 
+def _dialog(trace: CallTrace, caller: str) -> list[_Step]:
+    """The caller's leg after its final response: ACK, BYE, NOTIFYs, retransmitted 200s."""
+    leg = "federation" if trace.direction == "inbound" else "client"
+    own = [m for m in trace.messages if m.leg == leg]
+    steps: list[_Step] = []
+    for message in own[1 + len(trace.responses) :]:
+        line = message.start_line
+        if line.startswith("SIP/2.0 "):
+            kind = "response" if line[8:9] in "12" else "error"
+        else:
+            kind = "request"
+        if message.sender == "Edge":
+            steps.append(_Arrow("Edge", caller, line, kind))
+        else:
+            steps.append(_Arrow(caller, "Edge", line, kind))
+    return steps
+
+
 def _inbound(trace: CallTrace) -> tuple[list[str], list[_Step]]:
     caller = trace.caller
     event = trace.event or {}
@@ -110,6 +128,7 @@ def _inbound(trace: CallTrace) -> tuple[list[str], list[_Step]]:
     steps.extend(_srv_steps("Edge", srv))
     steps.append(_decision(trace))
     steps.extend(_responses(trace, "Edge", caller))
+    steps.extend(_dialog(trace, caller))
     lanes = [caller, "Edge", "DNS"] if srv else [caller, "Edge"]
     return lanes, steps
 
@@ -168,6 +187,7 @@ def _outbound(trace: CallTrace) -> tuple[list[str], list[_Step]]:
     )
     if trace.error and not trace.responses:
         steps.append(_Arrow("Edge", caller, f"no answer: {trace.error}"[:110], "error"))
+    steps.extend(_dialog(trace, caller))
     lanes = [caller, "Edge"]
     if srv or any(isinstance(s, _Arrow) and "DNS" in (s.src, s.dst) for s in steps):
         lanes.append("DNS")

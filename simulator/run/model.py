@@ -43,6 +43,12 @@ class Outcome:
             else the version the caller's connection negotiated.
         component: the text of the TF_COMPONENT line of the call's decision, if any.
         windows_event: the id of the Windows event of the call's decision, if any.
+        media: the transport of the first accepted stream of the final response's
+            SDP (``RTP/SAVP``, ``RTP/AVP``, ``message``), ``none`` without one.
+        notify: each NOTIFY the caller received, ``"<state> <availability>"``.
+        bye_after: seconds from the 200 to the called user's BYE, if it sent one.
+        bye_headers: the headers of that BYE.
+        text: the IM text the Edge recorded for the call.
     """
 
     status: int | None
@@ -57,6 +63,11 @@ class Outcome:
     tls: str | None = None
     component: str | None = None
     windows_event: int | None = None
+    media: str | None = None
+    notify: tuple[str, ...] = ()
+    bye_after: float | None = None
+    bye_headers: tuple[tuple[str, str], ...] = ()
+    text: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.ms_diagnostics_params, FrozenMap):
@@ -140,7 +151,49 @@ def compare(expect: Expect, got: Outcome) -> tuple[Mismatch, ...]:
         out.append(
             Mismatch(key="windows_event", expected=expect.windows_event, got=got.windows_event)
         )
+    if expect.media is not None and got.media != expect.media:
+        out.append(Mismatch(key="media", expected=expect.media, got=got.media))
+    if expect.notify is not None and not notify_matches(expect.notify, got.notify):
+        out.append(
+            Mismatch(key="notify", expected=_notify_text(expect.notify), got=_got_notify(got))
+        )
+    if expect.bye_after is not None and not bye_in_time(expect.bye_after, got.bye_after):
+        out.append(Mismatch(key="bye_after", expected=expect.bye_after, got=got.bye_after))
+    for name, value in expect.bye_headers.items():
+        seen = header(got.bye_headers, name)
+        if seen != value:
+            out.append(Mismatch(key=f"bye_headers.{name}", expected=value, got=seen or None))
+    if expect.text is not None and got.text != expect.text:
+        out.append(Mismatch(key="text", expected=expect.text, got=got.text))
     return tuple(out)
+
+
+#: How late the called user's BYE may be: a second, or a quarter of the delay if longer
+#: (the lab runs four labs at once on a small machine). It may never be early.
+BYE_LATE = 1.0
+BYE_EARLY = 0.25
+
+
+def bye_in_time(expected: float, got: float | None) -> bool:
+    """Whether a BYE ``got`` seconds after the 200 meets ``expect.bye_after``."""
+    if got is None:
+        return False
+    return expected - BYE_EARLY <= got <= expected + max(BYE_LATE, expected / 4)
+
+
+def notify_matches(expected: str | tuple[str, ...], got: tuple[str, ...]) -> bool:
+    """A string: the availability of the first NOTIFY; a list: every NOTIFY, in order."""
+    if isinstance(expected, str):
+        return bool(got) and got[0].rsplit(" ", 1)[-1] == expected
+    return tuple(expected) == got
+
+
+def _notify_text(value: str | tuple[str, ...]) -> str:
+    return value if isinstance(value, str) else ", ".join(value) or "no NOTIFY"
+
+
+def _got_notify(got: Outcome) -> str | None:
+    return ", ".join(got.notify) if got.notify else None
 
 
 def _data(pairs: tuple[tuple[str, str], ...]) -> str:
@@ -182,6 +235,16 @@ def describe_expect(expect: Expect) -> str:
         parts.append(f"component={expect.component!r}")
     if expect.windows_event is not None:
         parts.append(f"windows_event={expect.windows_event}")
+    if expect.media is not None:
+        parts.append(f"media={expect.media}")
+    if expect.notify is not None:
+        parts.append(f"notify={_notify_text(expect.notify)}")
+    if expect.bye_after is not None:
+        parts.append(f"bye_after={expect.bye_after:g}")
+    for name, value in expect.bye_headers.items():
+        parts.append(f"bye.{name}={value or '(absent)'}")
+    if expect.text is not None:
+        parts.append(f"text={expect.text}")
     return " ".join(parts)
 
 
@@ -208,6 +271,16 @@ def describe_got(expect: Expect, got: Outcome) -> str:
         parts.append(f"component={got.component!r}" if got.component else "component=-")
     if expect.windows_event is not None:
         parts.append(f"windows_event={got.windows_event or '-'}")
+    if expect.media is not None:
+        parts.append(f"media={got.media or '-'}")
+    if expect.notify is not None:
+        parts.append(f"notify={_got_notify(got) or '-'}")
+    if expect.bye_after is not None:
+        parts.append(f"bye_after={'-' if got.bye_after is None else f'{got.bye_after:g}'}")
+    for name in expect.bye_headers:
+        parts.append(f"bye.{name}={header(got.bye_headers, name) or '(absent)'}")
+    if expect.text is not None:
+        parts.append(f"text={got.text if got.text is not None else '-'}")
     return " ".join(parts)
 
 

@@ -79,12 +79,18 @@ def summary_json(labs: Sequence[LabReport]) -> dict[str, object]:
 
 def _expect_json(e: Expect) -> dict[str, object]:
     out: dict[str, object] = {}
-    for key in ("status", "edge_log", "ms_diagnostics", "forwarded", "rule"):
+    for key in ("status", "edge_log", "ms_diagnostics", "forwarded", "rule", "media"):
         value = getattr(e, key)
         if value is not None:
             out[key] = value
     if e.ms_diagnostics_params:
         out["ms_diagnostics_params"] = dict(e.ms_diagnostics_params)
+    if e.notify is not None:
+        out["notify"] = e.notify if isinstance(e.notify, str) else list(e.notify)
+    if e.bye_after is not None:
+        out["bye_after"] = e.bye_after
+    if e.text is not None:
+        out["text"] = e.text
     return out
 
 
@@ -97,6 +103,10 @@ def _got_json(got: Outcome) -> dict[str, object]:
         "ms_diagnostics_params": dict(got.ms_diagnostics_params),
         "forwarded": got.forwarded,
         "error": got.error,
+        "media": got.media,
+        "notify": list(got.notify),
+        "bye_after": got.bye_after,
+        "text": got.text,
     }
 
 
@@ -330,7 +340,20 @@ def _expect(o: _Obj) -> Expect:
         ms_diagnostics_params=params,
         forwarded=o.opt_flag("forwarded"),
         rule=o.opt_text("rule"),
+        media=o.opt_text("media"),
+        notify=_notify(o),
+        bye_after=None if o.data.get("bye_after") is None else o.number("bye_after"),
+        text=o.opt_text("text"),
     )
+
+
+def _notify(o: _Obj) -> str | tuple[str, ...] | None:
+    """``expected.notify``: an availability, or a list of NOTIFYs (absent: not checked)."""
+    if o.data.get("notify") is None:
+        return None
+    if isinstance(o.data["notify"], str):
+        return o.text("notify")
+    return o.texts("notify")
 
 
 def _outcome(o: _Obj) -> Outcome:
@@ -345,6 +368,10 @@ def _outcome(o: _Obj) -> Outcome:
         ms_diagnostics_params=o.mapping("ms_diagnostics_params"),
         forwarded=o.opt_flag("forwarded"),
         error=o.opt_text("error"),
+        media=o.opt_text("media"),
+        notify=o.texts("notify") if "notify" in o.data else (),
+        bye_after=None if o.data.get("bye_after") is None else o.number("bye_after"),
+        text=o.opt_text("text"),
     )
 
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import trio
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -58,7 +58,9 @@ from simulator.peer import (
     place_call,
     serve_peer,
 )
-from simulator.peer.skype import skype_call
+from simulator.peer.dialog import Staging
+from simulator.peer.sdp import AnswerEncryption, Offer
+from simulator.peer.skype import ClientOffer, skype_call
 from simulator.pki import client_context, facts_from_der, issue_pki, load_pem_certificates
 from simulator.pki.lab import IssuedCert
 from simulator.run.facts import lab_facts
@@ -72,6 +74,8 @@ from simulator.run.model import (
     compare,
 )
 from simulator.sip import Request, Response, SipParseError, parse_via, serialize
+from simulator.skype.presence import read_availability
+from simulator.skype.sdp import SdpError, parse_sdp
 
 LOOPBACK = "127.0.0.1"
 #: Production federation port: a peer listening on it also serves ``proxy_fqdn`` routes.
@@ -390,6 +394,9 @@ class _Placed:
     local_port: int
     tls_version: str | None = None
     messages: tuple[WireMessage, ...] = ()
+    notifies: tuple[Request, ...] = ()
+    user_bye: Request | None = None
+    bye_after: float | None = None
 
 
 def _peer_headers(final: Response | None) -> tuple[tuple[str, str], ...]:
@@ -435,10 +442,10 @@ def _leg(
     caller: str,
     request: Request,
     responses: Sequence[Response],
-    dialog: Sequence[Request | None],
-    dialog_responses: Sequence[Response],
+    later: Sequence[tuple[bool, Request | Response]],
 ) -> list[WireMessage]:
-    """The caller's side of a leg: its request, the answers, its ACK/BYE and their answers."""
+    """The caller's side of a leg: its request, the answers, then the dialog in order
+    (``later``: each message with True when the caller sent it)."""
     kind: Literal["federation", "client"] = "federation" if leg == "federation" else "client"
 
     def msg(sender: str, receiver: str, m: Request | Response) -> WireMessage:
@@ -446,9 +453,69 @@ def _leg(
 
     out = [msg(caller, "Edge", request)]
     out += [msg("Edge", caller, r) for r in responses]
-    out += [msg(caller, "Edge", r) for r in dialog if r is not None]
-    out += [msg("Edge", caller, r) for r in dialog_responses]
+    out += [msg(caller, "Edge", m) if sent else msg("Edge", caller, m) for sent, m in later]
     return out
+
+
+def _staging(call: CallSpec) -> Staging:
+    """What the caller of ``call`` does after its final response (its ``[[calls]]`` keys)."""
+    return Staging(
+        ack=call.ack,
+        end="bye" if call.hangup else "wait",
+        text=call.text if call.offer == "im" else None,
+        refresh=call.refresh,
+        unsubscribe=call.unsubscribe,
+    )
+
+
+def call_timeout(lab: Lab, call: CallSpec) -> float:
+    """How long ``call`` may take: the usual bound, plus what its staging waits for.
+
+    A caller that waits for the Skype user's BYE waits up to 64*T1 (the user's
+    give-up on the ACK) or the user's staged hang-up; one that lets its
+    subscription expire waits its Expires.
+    """
+    extra = 0.0
+    if call.method == "INVITE" and not (call.ack and call.hangup):
+        spec = lab.edge.users.get(_user_of(call.to) or "")
+        afters = [64 * lab.edge.timers.t1]
+        if spec is not None:
+            afters += [a for a in (spec.hangup_after, spec.media_failure_after) if a is not None]
+        extra = max(afters)
+    elif call.method == "SUBSCRIBE" and not call.unsubscribe:
+        extra = float(3600 if call.expires is None else call.expires)
+    return CALL_TIMEOUT + extra
+
+
+def _user_of(uri: str) -> str | None:
+    user, sep, _ = uri.partition(":")[2].partition("@")
+    return user if sep else None
+
+
+def _media(final: Response | None) -> str | None:
+    """What the final response's SDP answered: the first accepted stream's transport."""
+    if final is None:
+        return None
+    if not final.body:
+        return "none"
+    try:
+        sdp = parse_sdp(final.body)
+    except SdpError:
+        return "unreadable"
+    for media in sdp.media:
+        if media.port:
+            return "message" if media.media.lower() == "message" else media.proto
+    return "none"
+
+
+def _notify(notifies: Sequence[Request]) -> tuple[str, ...]:
+    """Each NOTIFY as ``"<subscription state> <availability>"`` (expect.notify)."""
+    out: list[str] = []
+    for notify in notifies:
+        state = (notify.headers.get("Subscription-State") or "-").split(";", 1)[0].strip()
+        found = read_availability(notify.headers.get("Content-Type"), notify.body)
+        out.append(f"{state.lower()} {found or 'none'}")
+    return tuple(out)
 
 
 def seeded(lab: Lab, part: str) -> random.Random | None:
@@ -498,28 +565,31 @@ class _LabRun:
                 pai=call.pai,
                 route=call.route,
                 method=call.method,
-                timeout=CALL_TIMEOUT,
+                timeout=call_timeout(self.lab, call),
+                offer=cast(Offer, call.offer or "best-effort"),
+                staging=_staging(call),
+                text=call.text,
+                expires=call.expires,
                 rng=rng,
             )
             error = result.tls_error or ("no final response" if result.timed_out else None)
             messages: list[WireMessage] = []
             if _was_sent(result.local_port, result.tls_error, result.responses):
+                later = result.later or (((True, result.ack),) if result.ack else ())
                 messages = _leg(
-                    "federation",
-                    "Expressway-E",
-                    result.request,
-                    result.responses,
-                    (result.ack, result.bye),
-                    result.bye_responses,
+                    "federation", "Expressway-E", result.request, result.responses, later
                 )
             return _Placed(
                 result.request,
                 result.responses,
                 result.final,
-                error,
+                error or result.dialog_error,
                 result.local_port,
                 result.tls_version,
                 tuple(messages),
+                notifies=result.notifies,
+                user_bye=result.user_bye,
+                bye_after=result.bye_after,
             )
         out = await skype_call(
             edge=self.addresses.clients,
@@ -528,22 +598,28 @@ class _LabRun:
             from_uri=call.from_,
             to_uri=call.to,
             method=call.method,
-            timeout=CALL_TIMEOUT,
+            timeout=call_timeout(self.lab, call),
+            offer=cast(ClientOffer, call.offer or "srtp"),
+            staging=_staging(call),
+            text=call.text,
+            expires=call.expires,
             rng=rng,
         )
         port = out.local[1] if out.local is not None else 0
         messages = []
         if _was_sent(port, out.error, out.responses):
-            messages = _leg(
-                "client",
-                "Skype client",
-                out.request,
-                out.responses,
-                (out.ack, out.bye),
-                out.bye_responses,
-            )
+            later = tuple(out.after.messages) or (((True, out.ack),) if out.ack else ())
+            messages = _leg("client", "Skype client", out.request, out.responses, later)
         return _Placed(
-            out.request, out.responses, out.final, out.error, port, messages=tuple(messages)
+            out.request,
+            out.responses,
+            out.final,
+            out.error or out.after.error,
+            port,
+            messages=tuple(messages),
+            notifies=tuple(out.after.notifies),
+            user_bye=out.after.bye,
+            bye_after=out.after.bye_after,
         )
 
     def _partner_tried(self, extra: object) -> str | None:
@@ -612,6 +688,11 @@ class _LabRun:
             tls="refused-at-handshake" if refused else placed.tls_version,
             component=_component(event),
             windows_event=_windows_event(event),
+            media=_media(placed.final),
+            notify=_notify(placed.notifies),
+            bye_after=None if placed.bye_after is None else round(placed.bye_after, 3),
+            bye_headers=() if placed.user_bye is None else tuple(placed.user_bye.headers),
+            text=_im_text(event, _read_events(self.log_dir), call_id),
         )
         extra = event.get("extra") if event is not None else None
         peer_names: tuple[str, ...] = ()
@@ -666,6 +747,22 @@ class _LabRun:
             partner_tls=partner_tls,
         )
         return got, trace
+
+
+def _im_text(
+    event: Mapping[str, object] | None,
+    events: Sequence[Mapping[str, object]],
+    call_id: str | None,
+) -> str | None:
+    """The IM text the Edge recorded for the call: in its event, or an IM in its dialog."""
+    user = event.get("user") if event is not None else None
+    if isinstance(user, Mapping) and isinstance(user.get("text"), str):
+        return str(user["text"])
+    for other in events:
+        if other.get("kind") == "message" and other.get("call_id") == call_id:
+            text = other.get("text")
+            return text if isinstance(text, str) else None
+    return None
 
 
 def call_label(call: CallSpec, number: int) -> str:
@@ -859,6 +956,7 @@ async def _serve_with_crl(
                     port=0,
                     ssl_context=ctx,
                     answer=peer.answer,
+                    media=cast(AnswerEncryption, peer.media),
                     name=name,
                     rng=seeded(lab, f"peer-{name}"),
                     on_request=partners.recorder(name),

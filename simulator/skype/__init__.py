@@ -13,6 +13,10 @@ a global random generator (every random choice comes from a passed
   the 200 (no ACK, hang-up, media failure).
 - :mod:`~simulator.skype.agent`: the client's own headers.
 - :mod:`~simulator.skype.sdp`: the RFC 4566 reader underneath.
+- :mod:`~simulator.skype.user`: the one emulated user both Edge ports reach,
+  which puts the others together: requests and timers in, messages, events
+  and timers out (:func:`~simulator.skype.user.answer_status` is what
+  ``fedsim check`` predicts with).
 
 Sources and confidence tags: docs/reference/skype-user.md.
 """

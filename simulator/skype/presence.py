@@ -22,6 +22,7 @@ the Edge turns the outputs into a response and an in-dialog NOTIFY.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -56,6 +57,7 @@ __all__ = [
     "negotiate_format",
     "pidf_document",
     "presence_document",
+    "read_availability",
     "step",
 ]
 
@@ -604,3 +606,32 @@ def _document(
         return _result(after, effect, response, None)
     notify = Notify(subscription_state=state_value, content_type=content_type, body=body)
     return _result(after, effect, response, notify)
+
+
+_NOTE = re.compile(r"<(?:\w+:)?note(?:\s[^>]*)?>([^<]*)</(?:\w+:)?note>")
+_NUMBER = re.compile(r"<availability>\s*([0-9]+)\s*</availability>")
+
+
+def read_availability(content_type: str | None, body: bytes) -> str | None:
+    """The lab word of a presence document fedsim wrote (for a caller checking a NOTIFY).
+
+    A PIDF document is read by its ``<note>`` (the Lync status word, reference
+    3.10), an enhanced-presence one by its availability number (Lync's ranges,
+    reference 3.6). None: no document, or one that names no known state.
+    """
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    text = body.decode("utf-8", "replace")
+    if media_type == PIDF:
+        found = _NOTE.search(text)
+        if found is None:
+            return None
+        note = found.group(1).strip()
+        return next((a.name for a in _STATES if a.note == note), None)
+    if media_type == CATEGORIES:
+        number = _NUMBER.search(text)
+        if number is None:
+            return None
+        value = int(number.group(1))
+        below = [a for a in _STATES if a.number // 1500 * 1500 <= value]
+        return max(below, key=lambda a: a.number).name if below else None
+    return None

@@ -3,9 +3,10 @@ SUBSCRIBE/NOTIFY and CANCEL, seen from a raw mutual-TLS client."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ import trio
 
 from simulator.edge.app import LabAddresses, serve_lab
 from simulator.edge.state import Limits
-from simulator.lab import builtin_lab, with_overrides
+from simulator.lab import Lab, builtin_lab, with_overrides
+from simulator.lab.model import SipTimers
 from simulator.pki import client_context
 from simulator.sip import KeepAlive, Need, Request, Response, StreamFramer, parse_message
 
@@ -105,9 +107,13 @@ class Edge:
         return client
 
 
-async def start_edge(nursery: trio.Nursery, tmp_path: Path, limits: Limits) -> LabAddresses:
-    """The built-in lab's Edge on free loopback ports, with ``limits``."""
-    lab = with_overrides(builtin_lab(), listen=LOOPBACK, clients=LOOPBACK, dns_listen=LOOPBACK)
+async def start_edge(
+    nursery: trio.Nursery, tmp_path: Path, limits: Limits, lab: Lab | None = None
+) -> LabAddresses:
+    """The built-in lab's Edge (or ``lab``'s) on free loopback ports, with ``limits``."""
+    lab = with_overrides(
+        lab or builtin_lab(), listen=LOOPBACK, clients=LOOPBACK, dns_listen=LOOPBACK
+    )
     addresses: LabAddresses = await nursery.start(
         lambda task_status: serve_lab(
             lab,
@@ -179,23 +185,28 @@ async def test_framing_error_closes_the_connection(edge: Edge) -> None:
     assert first == b""  # closed: RFC 4475 §3.1.2.3, framing cannot be recovered
 
 
-async def test_subscribe_gets_202_then_notify(edge: Edge) -> None:
+async def test_subscribe_gets_200_then_a_notify_with_the_pidf(edge: Edge) -> None:
     client = await edge.connect()
     extra = "Event: presence\r\nExpires: 600\r\nContact: <sip:2000@127.0.0.1;transport=tls>\r\n"
     await client.send(simple("SUBSCRIBE", "sub1", extra=extra))
     accepted = await client.response()
-    assert accepted.status == 202
+    assert accepted.status == 200
+    assert accepted.headers.get("Expires") == "600"
     notify = await client.receive()
     assert isinstance(notify, Request)
     assert notify.method == "NOTIFY"
     assert notify.call_id == "sub1"
     assert notify.headers.get("Subscription-State") == "active;expires=600"
+    assert notify.headers.get("Content-Type") == "application/pidf+xml"
+    assert b"<basic>open</basic>" in notify.body
     assert notify.from_.tag == accepted.to.tag
+    assert notify.headers.get("Server") is None  # a request names its sender in User-Agent
 
 
 async def test_cancel_while_ringing_gets_200_and_487(edge: Edge) -> None:
     client = await edge.connect()
     await client.send(invite("c1", branch="z9hG4bKcancel1"))
+    assert (await client.response()).status == 100
     ringing = await client.response()
     assert ringing.status == 180
     cancel = (
@@ -219,10 +230,12 @@ async def test_bye_outside_any_dialog_gets_481(edge: Edge) -> None:
 async def test_unanswered_ring_becomes_200_with_sdp_answer(edge: Edge) -> None:
     client = await edge.connect()
     await client.send(invite("ring1"))
+    assert (await client.response()).status == 100
     assert (await client.response()).status == 180
     ok = await client.response()
     assert ok.status == 200
-    assert b"m=audio 20000 RTP/AVP 8" in ok.body  # first codec of the offer we share
+    # stejanss's site supports plain RTP: the offer's codecs, in its order
+    assert b" RTP/AVP 8 0\r\n" in ok.body
 
 
 async def _record(client: Client) -> bytes:
@@ -308,3 +321,41 @@ async def test_a_peer_that_never_reads_its_answers_is_closed_at_the_idle_timeout
     # Closed: once the Edge's sends blocked, the idle deadline ended the connection.
     assert trio.current_time() - started < 20
     await trio.aclose_forcefully(tls)
+
+
+async def test_a_200_never_acked_is_retransmitted_then_the_user_hangs_up(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """RFC 3261 §13.3.1.4 on the wire: the 200 again and again, then BYE at 64*T1."""
+    seed = builtin_lab()
+    fast = replace(seed, edge=replace(seed.edge, timers=SipTimers(t1=0.02, t2=0.16)))
+    edge = Edge(addresses=await start_edge(nursery, tmp_path, Limits(), fast), clients=[])
+    client = await edge.connect()
+    await client.send(invite("noack"))
+    assert [(await client.response()).status for _ in range(3)] == [100, 180, 200]
+    again = 0
+    while isinstance(message := await client.receive(), Response):
+        assert message.status == 200  # the same 200, retransmitted
+        again += 1
+    assert isinstance(message, Request)
+    assert message.method == "BYE"
+    assert message.call_id == "noack"
+    # T1 doubling to T2 within 64*T1: ten of them, unless the machine was late for the last
+    assert 1 <= again <= 10
+    reply = (
+        b"SIP/2.0 200 OK\r\n"
+        + b"".join(
+            f"{k}: {v}\r\n".encode()
+            for k, v in message.headers
+            if k in ("Via", "From", "To", "Call-ID", "CSeq")
+        )
+        + b"Content-Length: 0\r\n\r\n"
+    )
+    await client.send(reply)
+    await client.send(simple("OPTIONS", "after"))  # the connection still serves
+    assert (await client.response()).status == 200
+    ended = [json.loads(line) for line in _events(edge) if '"kind":"call-ended"' in line]
+    assert [(e["call_id"], e["cause"], e["retransmissions"]) for e in ended] == [
+        ("noack", "no-ack", again)
+    ]
+    await trio.aclose_forcefully(client.stream)

@@ -27,6 +27,7 @@ from simulator.dns import Resolver
 from simulator.edge.inbound import FederationConnection, _request
 from simulator.edge.recorder import Recorder
 from simulator.edge.state import EdgeState, TrustStore
+from simulator.edge.userwire import UserLink
 from simulator.net.sipstream import SipStream
 from simulator.policy import (
     AllowedDomain,
@@ -39,10 +40,9 @@ from simulator.policy import (
     inbound_route,
     local_user,
     screen_inbound,
-    user_answer,
 )
 from simulator.sip import Request, parse_message
-from simulator.skype.user import Leg, SkypeUser
+from simulator.skype.user import Directory, Leg, SkypeUser, UserProfile, answer_status
 
 DOMAINS = ("acano.steven.lab", "steven.lab", "cms.steven.lab", "blocked.lab")
 #: Each domain's SRV answer in the test's DNS: in the domain, outside it, or none.
@@ -68,6 +68,7 @@ SETTINGS = EdgeSettings(
     allowed=(AllowedDomain(domain="cms.steven.lab", proxy_fqdn="vcse.steven.lab"),),
 )
 USERS = {"bob": 486}
+DIRECTORY = Directory(settings=SETTINGS, users={"bob": UserProfile(answer=486)})
 
 requests_ = st.fixed_dictionaries(
     {
@@ -100,9 +101,7 @@ def _expected(request: Request) -> tuple[int, str]:
     decision = decide_inbound(route, PEER, srv, SETTINGS, user=_called(request))
     if not decision.accepted:
         return decision.status, decision.rule
-    to = request.to.uri
-    status = user_answer(request.method, to.host, to.user, SETTINGS, USERS)  # type: ignore[union-attr]
-    return status, decision.rule
+    return answer_status(request, DIRECTORY), decision.rule
 
 
 def _called(request: Request) -> object:
@@ -144,14 +143,23 @@ async def test_every_cached_verdict_is_the_one_the_pure_decision_gives(
             leg=Leg(local=("10.0.0.5", 5061)),
             label="vcse.steven.lab:25002",
         )
-        user = SkypeUser(SETTINGS, USERS, rng=random.Random(2))
+        user = SkypeUser(DIRECTORY, rng=random.Random(2))
         sent: list[Request] = []
         async with trio.open_nursery() as nursery:
+            conn.link = UserLink(
+                user=user,
+                send=conn.sip.send,
+                nursery=nursery,
+                recorder=recorder,
+                direction="inbound",
+                peer=conn.label,
+            )
             for n, r in enumerate(runs):
                 message = parse_message(_wire(n, r))
                 assert isinstance(message, Request)
                 sent.append(message)
-                await _request(edge, user, conn, message, nursery)
+                await _request(edge, user, conn, message)
+            nursery.cancel_scope.cancel()  # the user's timers (200s waiting for ACKs)
         recorder.close()
         events = [
             json.loads(line) for line in (Path(tmp) / "events.jsonl").read_text().splitlines()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from simulator.cli import main
 from simulator.edge.app import LabAddresses, serve_lab
 from simulator.edge.state import Limits
 from simulator.lab import Lab, builtin_lab, load_lab_text, with_overrides
@@ -160,16 +161,31 @@ async def test_seed_certificate_without_srv_target_gets_the_cert_mismatch_record
 
 async def test_good_partner_is_answered_as_the_skype_user(seed: Running) -> None:
     result = await seed.call("sip:2000@steven.lab")
-    assert [r.status for r in result.responses] == [180, 200]
-    ok = result.responses[-1]
+    trying, ringing, ok = result.responses
+    assert [r.status for r in result.responses] == [100, 180, 200]
+    # 100 is the Edge's own (Server); 180 and 200 are the user's (User-Agent).
+    assert trying.headers.get("Server") == "RTC/6.0"
+    assert trying.to.tag is None
+    for response in (ringing, ok):
+        assert response.headers.get("Server") is None
+        assert (response.headers.get("User-Agent") or "").endswith("(Skype for Business)")
+        assert (response.headers.get("Record-Route") or "").startswith("<sip:sip.skype.lab:")
     assert ok.headers.get("Content-Type") == "application/sdp"
-    assert b"m=audio" in ok.body
+    # The simulated Expressway offers best-effort SRTP: the Skype user encrypts.
+    assert b" RTP/SAVP " in ok.body
+    assert b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in ok.body
+    assert b"a=candidate:1 1 UDP 2130706431 127.0.0.1 " in ok.body
     assert b"a=rtpmap:0 PCMU/8000" in ok.body
     assert re.fullmatch(r"[0-9A-F]{32}", ok.to.tag or "")
     assert result.forwarded_dialog  # ACK, BYE and its 200 completed
     assert seed.edge_log() == ""  # nothing to log for an accepted call
     (event,) = seed.events()
     assert event["rule"] == "accepted"
+    assert event["user"] == {
+        "media": "RTP/SAVP PCMU PCMA telephone-event",
+        "secure": True,
+        "offer": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -431,3 +447,88 @@ async def test_quiet_keeps_logs_but_prints_no_line_per_decision(
     assert len(running.events()) == 1
     assert "SIPPROXY_E_EPROUTING_MSG_ALLOWED_DOMAIN_NO_SRV_MATCH" in running.edge_log()
     assert lines == []
+
+
+# --- fedsim call / fedsim client against the Skype user of the built-in lab ----------------
+
+
+async def _cli(argv: list[str]) -> int:
+    """Run ``fedsim`` in a worker thread, so the Edge's event loop keeps serving."""
+    return await trio.to_thread.run_sync(main, argv)
+
+
+def _call_argv(seed: Running, *extra: str) -> list[str]:
+    issued = seed.addresses.issued
+    host, port = seed.addresses.federation
+    return [
+        "call",
+        "--edge",
+        f"{host}:{port}",
+        "--cert",
+        str(issued["vcse.steven.lab"].cert_path),
+        "--key",
+        str(issued["vcse.steven.lab"].key_path),
+        "--ca",
+        str(issued["public-root"].cert_path),
+        "--server-name",
+        "sip.skype.lab",
+        "--from",
+        "sip:2000@steven.lab",
+        *extra,
+    ]
+
+
+async def test_fedsim_call_decodes_the_users_52017(
+    seed: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _call_argv(seed, "--to", "sip:carol@skype.lab", "--offer", "plain")
+    assert await _cli(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "< SIP/2.0 488 Not Acceptable Here" in out
+    assert "ms-client-diagnostics 52017: Encryption levels dont match" in out
+    assert out[-1] == "> ACK sip:carol@skype.lab SIP/2.0"
+
+
+async def test_fedsim_call_subscribes_and_reports_each_notify(
+    seed: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _call_argv(seed, "--to", "sip:alice@skype.lab", "--method", "SUBSCRIBE")
+    assert await _cli(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2:] == [
+        "NOTIFY active;expires=3600: busy (application/pidf+xml)",
+        "NOTIFY terminated;reason=timeout: busy (application/pidf+xml)",
+    ]
+
+
+async def test_fedsim_client_opens_an_im_session_whose_text_is_in_the_events(
+    seed: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, port = seed.addresses.clients
+    ca = seed.addresses.issued["public-root"].cert_path
+    argv = ["client", "--edge", f"{host}:{port}", "--ca", str(ca), "--server-name"]
+    argv += ["sip.skype.lab", "--to", "sip:alice@skype.lab", "--offer", "im", "--text", "Hi!"]
+    assert await _cli(argv) == 0
+    out = capsys.readouterr().out
+    assert "m=message 5060 sip sip:alice@skype.lab" in out
+    texts = [e["user"]["text"] for e in seed.events() if e.get("kind") == "local"]  # type: ignore[index]
+    messages = [e["text"] for e in seed.events() if e.get("kind") == "message"]
+    assert (texts, messages) == (["Hi!"], ["Hi!"])  # embedded first, then in the dialog
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "MESSAGE", "--offer", "srtp"], "--offer: only for an INVITE"),
+        (["--no-ack", "--no-hangup"], "--no-hangup leaves the call up"),
+        (["--refresh"], "only for a SUBSCRIBE"),
+    ],
+)
+def test_dialog_options_that_do_not_fit_are_one_error_line(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["call", "--via", "expe", "--from", "sip:2000@steven.lab", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert message in err

@@ -134,7 +134,7 @@ async def test_both_ports_and_an_aaaa_only_partner_over_ipv6(
     )
     assert addresses.federation[0] == addresses.clients[0] == addresses.dns[0] == "::1"
 
-    # Inbound: an INVITE from steven.lab over ::1 is accepted (180, 200).
+    # Inbound: an SRTP INVITE from steven.lab over ::1 is accepted (100, 180, 200).
     expe = issued["vcse.steven.lab"]
     ctx = client_context(cert=expe.cert_path, key=expe.key_path, trust=[root])
     tcp = await trio.open_tcp_stream(*addresses.federation)
@@ -146,7 +146,8 @@ async def test_both_ports_and_an_aaaa_only_partner_over_ipv6(
             b"s=-",
             b"c=IN IP6 ::1",
             b"t=0 0",
-            b"m=audio 30000 RTP/AVP 0",
+            b"m=audio 30000 RTP/SAVP 0",
+            b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:BEJSwt1ILT8x2ksrr33NdrSdq9vxqMudDTZ2taz1",
             b"",
         ]
     )
@@ -156,7 +157,10 @@ async def test_both_ports_and_an_aaaa_only_partner_over_ipv6(
         )
     )
     got = await responses(fed, 200)
-    assert [r.status for r in got] == [180, 200]
+    assert [r.status for r in got] == [100, 180, 200]
+    # The Skype user's SRTP answer names the Edge's IPv6 address (MS-ICE2 form).
+    assert b"c=IN IP6 ::1\r\n" in got[-1].body
+    assert b"a=x-candidate-ipv6:1 1 UDP 33553407 ::1 " in got[-1].body
     top = got[-1].vias[0]
     assert top.received == "::1"
     assert top.param("ms-received-port") is not None

@@ -91,7 +91,9 @@ NOT_APPLICABLE: dict[tuple[str, str], str] = {
 IPV6_MOMENTS = ("handshake", "mid-request", "mid-response", "in-dialog")
 
 SDP_LINES = ("v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0")
-SDP = "".join(f"{line}\r\n" for line in (*SDP_LINES, "m=audio 30000 RTP/AVP 8 0")).encode()
+#: Best-effort SRTP (an SDES key): the lab's Skype users keep Microsoft's RequireEncryption.
+SDES = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:BEJSwt1ILT8x2ksrr33NdrSdq9vxqMudDTZ2taz1"
+SDP = "".join(f"{line}\r\n" for line in (*SDP_LINES, "m=audio 30000 RTP/AVP 8 0", SDES)).encode()
 
 
 def _cases(legs: tuple[str, ...]) -> list[Any]:

@@ -237,8 +237,9 @@ class Lab:
         return self.proc.poll() is None
 
 
-def start_lab(procs: Procs, base: Path) -> Lab:
-    """Start ``fedsim serve`` (seed lab) on free loopback ports, logs and certs under ``base``."""
+def start_lab(procs: Procs, base: Path, lab_file: Path | None = None) -> Lab:
+    """Start ``fedsim serve`` (seed lab, or ``lab_file``) on free loopback ports, logs and
+    certs under ``base``."""
     fed_port = free_port()
     dns_port = free_port(udp_too=True)
     log_dir = base / "logs"
@@ -249,6 +250,7 @@ def start_lab(procs: Procs, base: Path) -> Lab:
             "-m",
             "simulator",
             "serve",
+            *([lab_file] if lab_file is not None else []),
             "--listen",
             f"127.0.0.1:{fed_port}",
             "--clients",
@@ -284,6 +286,22 @@ def start_lab(procs: Procs, base: Path) -> Lab:
 def lab(tmp_path: Path, procs: Procs) -> Lab:
     """``fedsim serve`` (seed lab) as a real subprocess, one per test; ``procs`` kills it."""
     return start_lab(procs, tmp_path)
+
+
+@pytest.fixture
+def seed_variant(tmp_path: Path, procs: Procs) -> Callable[[str], Lab]:
+    """``seed_variant(lines)``: ``fedsim serve`` of the seed lab with ``lines`` added to its
+    ``[edge]`` (e.g. ``media_refusal = "legacy"``), one per test."""
+
+    def start(lines: str) -> Lab:
+        text = (REPO / "simulator" / "lab" / "seed.toml").read_text(encoding="utf-8")
+        marker = 'machine = "sfvedge"'
+        assert marker in text
+        lab_file = tmp_path / "seed-variant.toml"
+        lab_file.write_text(text.replace(marker, f"{marker}\n{lines}", 1), encoding="utf-8")
+        return start_lab(procs, tmp_path / "variant", lab_file)
+
+    return start
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,20 @@ reach it. baresip presents that certificate over TLS (the Edge's event shows the
 name), so the full mutual-TLS call works. ausine only runs at 48 kHz stereo,
 hence ``ausrc_srate``/``ausrc_channels``: without them the audio source fails and
 baresip drops the call before it can ACK.
+
+The Skype user behind the Edge decides the media: with ``mediaenc srtp-mand``
+baresip offers RTP/SAVP with an SDES key and gets an SRTP answer. Without it,
+baresip offers plain RTP, and a user whose policy requires encryption refuses
+with a 488. baresip 1.0.0 cannot read the Lync 2010 form of that refusal: its
+SIP stack (libre) files header names under a 12-bit hash, and
+``ms-client-diagnostics`` hashes to the value of ``To``, so it parses the 52017
+value as a To header, logs a decode error and drops the response
+(docs/reference/skype-user.md 2.24). So the 488 test runs the seed lab with
+``media_refusal = "legacy"``, the older form Microsoft documents
+(``488 Encryption Levels not compatible`` + ``Warning: 308 lcs.microsoft.com``),
+which baresip reads; the 52017 form is shown to baresip's stack in a test of
+its own, and to SIPp and ``fedsim call`` elsewhere (tests/interop/test_sipp.py,
+scenarios/skype).
 """
 
 from __future__ import annotations
@@ -37,9 +51,14 @@ def baresip(
     shared_dir: Path,
     tmp_path: Path,
     domain: str,
+    *,
+    to: str = "stejanss",
+    mediaenc: str | None = None,
+    quit_after: int = QUIT_AFTER,
 ) -> Child:
-    """Start baresip as sip:2000@``domain`` dialling sip:stejanss@skype.lab via the Edge."""
-    home = tmp_path / f"baresip-{domain}"
+    """Start baresip as sip:2000@``domain`` dialling sip:``to``@skype.lab via the Edge
+    (``mediaenc``: baresip's media encryption, e.g. ``srtp-mand``; None: plain RTP)."""
+    home = tmp_path / f"baresip-{domain}-{to}-{mediaenc}"
     home.mkdir()
     pem = home / "client.pem"
     pem.write_bytes(
@@ -59,9 +78,12 @@ def baresip(
         lines.append(line)
     assert not replaced, f"interop/baresip/config lacks {sorted(replaced)}"
     lines += ["ausrc_srate\t\t48000", "ausrc_channels\t\t2"]
+    if mediaenc is not None:
+        lines.append("module\t\t\tsrtp.so")
     (home / "config").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    media = f";mediaenc={mediaenc}" if mediaenc is not None else ""
     (home / "accounts").write_text(
-        f"<sip:2000@{domain};transport=tls>;regint=0;"
+        f"<sip:2000@{domain};transport=tls>;regint=0{media};"
         f'outbound="sip:127.0.0.1:{lab.fed_port};transport=tls"\n',
         encoding="utf-8",
     )
@@ -73,9 +95,9 @@ def baresip(
             home,
             "-s",
             "-e",
-            "/dial sip:stejanss@skype.lab",
+            f"/dial sip:{to}@skype.lab",
             "-t",
-            str(QUIT_AFTER),
+            str(quit_after),
         ]
     )
     child.out.what = "baresip"
@@ -126,3 +148,64 @@ def test_ack_to_the_200_reaches_the_edge(
     child.out.wait_for(r"Call established")
     # The ACK leaves just after "Call established" (it waits for the DNS of the Contact).
     child.out.wait_for(rf"-> 127\.0\.0\.1:{lab.fed_port}\r?\nACK ", timeout=3)
+
+
+def _response(trace: str, status_line: str) -> str:
+    """The first response of baresip's trace that starts with ``status_line``."""
+    return trace[trace.index(status_line) :].split("\r\n\r\n", 1)[0]
+
+
+def test_srtp_mand_gets_a_200_with_an_srtp_answer(
+    lab: Lab, procs: Procs, tool: Callable[[str], str], shared_dir: Path, tmp_path: Path
+) -> None:
+    # carol keeps Microsoft's default policy (the seed lab): she requires encryption.
+    child = baresip(
+        lab, procs, tool, shared_dir, tmp_path, "steven.lab", to="carol", mediaenc="srtp-mand"
+    )
+    child.out.wait_for(r"Call established: sip:carol@skype\.lab")
+    trace = child.out.text
+    assert re.search(r"m=audio \d+ RTP/SAVP ", trace)  # baresip's offer
+    ok = _response(trace, "SIP/2.0 200 OK")
+    assert "User-Agent: UCCAPI/16.0.4417.1000 OC/16.0.4417.1000 (Skype for Business)" in ok
+    [event] = invites(lab)
+    assert (event["status"], event["user"]) == (
+        200,
+        {"media": "RTP/SAVP PCMU PCMA telephone-event", "secure": True, "offer": False},
+    )
+
+
+def test_plain_rtp_gets_the_legacy_488_from_a_user_who_requires_srtp(
+    seed_variant: Callable[[str], Lab],
+    procs: Procs,
+    tool: Callable[[str], str],
+    shared_dir: Path,
+    tmp_path: Path,
+) -> None:
+    lab = seed_variant('media_refusal = "legacy"')
+    child = baresip(lab, procs, tool, shared_dir, tmp_path, "steven.lab", to="carol")
+    child.out.wait_for(r"session closed: 488 Encryption Levels not compatible")
+    refusal = _response(child.out.text, "SIP/2.0 488 ")
+    assert 'Warning: 308 lcs.microsoft.com "Encryption Levels not compatible"' in refusal
+    [event] = invites(lab)
+    assert (event["status"], event["user"]["refusal"]) == (488, "encryption")  # type: ignore[index]
+
+
+def test_baresip_cannot_read_the_52017_form_of_the_488(
+    lab: Lab, procs: Procs, tool: Callable[[str], str], shared_dir: Path, tmp_path: Path
+) -> None:
+    """libre reads ``ms-client-diagnostics`` as To (its header hash): the 488 is dropped.
+
+    This pins baresip 1.0.0's bug, the reason the legacy form exists: should a
+    future baresip read it, this test fails and the workaround can go.
+    """
+    child = baresip(lab, procs, tool, shared_dir, tmp_path, "steven.lab", to="carol", quit_after=4)
+    child.out.wait_for(r"SIP Progress: 100 Trying")
+    # The Edge sent the 488 right after the 100 (its event is written before the send)...
+    [event] = invites(lab)
+    assert (event["status"], event["user"]["refusal"]) == (488, "encryption")  # type: ignore[index]
+    # ...and baresip, quitting by itself (-t), still believes the call is ringing: it
+    # CANCELs an INVITE that had its final answer seconds ago (RFC 3261 §9.1 forbids
+    # that once a final response arrived), and its trace shows no 488 at all.
+    child.out.wait_for(r"\nCANCEL sip:carol@skype\.lab")
+    assert "488" not in child.out.text
+    assert "Encryption levels dont match" not in child.out.text

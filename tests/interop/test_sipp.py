@@ -54,21 +54,24 @@ def sipp(
     calls: int = 1,
     rate: int = 10,
     timeout: int = 10,
+    scenario: str = "sipp_uac_invite.xml",
+    user: str = "stejanss",
 ) -> tuple[int, list[str], str]:
     """Run the printed SIPp command (one TCP socket, -t t1) against stunnel's ``port``.
 
-    Returns SIPp's exit code, its "<call-id> final <status>" log lines and its output.
+    Returns SIPp's exit code, its "<call-id> final <status>" (and "<call-id> notify
+    ...") log lines and its output.
     """
-    log = tmp_path / f"sipp-{from_domain}.log"
+    log = tmp_path / f"sipp-{from_domain}-{user}.log"
     argv = [
         tool("sipp"),
         "-sf",
-        lab.log_dir / "sipp_uac_invite.xml",
+        lab.log_dir / scenario,
         "-t",
         "t1",
         f"127.0.0.1:{port}",
         "-s",
-        "stejanss",
+        user,
         "-key",
         "from_domain",
         from_domain,
@@ -88,7 +91,7 @@ def sipp(
     ]
     code, output = procs.run(argv, cwd=tmp_path, timeout=timeout + 10)
     lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
-    return code, [line for line in lines if " final " in line], output
+    return code, [line for line in lines if " final " in line or " notify " in line], output
 
 
 def inbound(lab: Lab, method: str = "INVITE") -> list[dict[str, object]]:
@@ -103,6 +106,37 @@ def record_of(edge_log: str, call_id: str) -> list[str]:
         if f"SIP-Call-ID: {call_id}\n" in record:
             return record.split("$$begin_record", 1)[1].strip().splitlines()
     raise AssertionError(f"no Edge log record names {call_id}:\n{edge_log}")
+
+
+def test_presence_subscription_receives_notifies_with_a_pidf_body(
+    lab: Lab, procs: Procs, tool: Callable[[str], str], stunnel: Callable[..., int], tmp_path: Path
+) -> None:
+    """The printed presence scenario: 200, a PIDF NOTIFY (alice is busy in the seed lab),
+    un-SUBSCRIBE, the terminating NOTIFY. check_it makes SIPp fail a NOTIFY that is not
+    application/pidf+xml or has no <basic> status."""
+    code, lines, output = sipp(
+        lab,
+        procs,
+        tool,
+        tmp_path,
+        stunnel(),
+        "steven.lab",
+        scenario="sipp_uac_subscribe.xml",
+        user="alice",
+    )
+    assert code == 0, output
+    call_id = lines[0].split(" ", 1)[0]
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "final 200",
+        "notify active open Busy",
+        "notify terminated open Busy",
+    ]
+    assert [e["status"] for e in inbound(lab, "SUBSCRIBE") if e["call_id"] == call_id] == [200]
+    notifies = [e for e in lab.events() if e.get("kind") == "notify"]
+    assert [(e["subscription_state"], e["presence"]) for e in notifies] == [
+        ("active;expires=60", "busy"),
+        ("terminated;reason=timeout", "busy"),
+    ]
 
 
 def test_call_from_steven_lab_is_answered_200_then_ack_and_bye(

@@ -288,7 +288,7 @@ async def test_silent_edge_times_out(
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"method": "SUBSCRIBE"}, "not one of INVITE, MESSAGE, OPTIONS"),
+        ({"method": "REFER"}, "not one of INVITE, MESSAGE, OPTIONS, SUBSCRIBE"),
         ({"from_uri": "2000@acano.steven.lab"}, "from URI"),
         ({"to_uri": "sip:"}, "to URI"),
         ({"pai": "tel:+3225551234"}, "must be a sip: or sips: URI"),

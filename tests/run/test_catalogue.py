@@ -21,6 +21,7 @@ FOLDERS = {
     "rules",
     "tenant",
     "field",
+    "skype",
 }
 
 
