@@ -4,7 +4,7 @@ Pure. An exercise is a lab file with an ``[exercise]`` table
 (:class:`simulator.lab.Exercise`) in ``scenarios/exercises/``; ``fedsim serve
 --exercise NAME`` copies it to a working file, serves it, and the trainee fixes
 the copy: in the page (:func:`edit_lab_text`: the ``[dns] records`` and each
-certificate's names, issuer and validity) or in an editor. Every change goes
+certificate's names, issuer, validity and revocation) or in an editor. Every change goes
 through the lab loader (:func:`check_lab_text`): a bad edit is one error line
 and nothing is applied.
 
@@ -26,9 +26,11 @@ from simulator.lab import Lab, load_lab_text
 from simulator.pki.spec import CertSpec
 from simulator.run.model import CallReport
 
-#: Certificate keys the page edits, and the values ``validity`` takes.
-CERT_KEYS = ("cn", "san", "issuer", "validity")
+#: Certificate keys the page edits, and the values ``validity`` and ``revoked`` take.
+CERT_KEYS = ("cn", "san", "issuer", "validity", "revoked")
 VALIDITIES = ("valid", "expired", "not-yet-valid")
+#: The page's ``revoked`` choices: "yes" puts the certificate on its issuer's CRL.
+REVOKED = {"no": False, "yes": True}
 #: What a name typed in the page may be (a DNS name; the loader checks the rest).
 _NAME_RE = re.compile(r"[A-Za-z0-9*_.-]{1,253}")
 _HEADER_RE = re.compile(r"^[ \t]*\[(?!\[)(?P<key>[^\]\n]+)\][ \t]*(#.*)?$", re.M)
@@ -47,6 +49,7 @@ class CertEdit:
     san: tuple[str, ...] | None = None
     issuer: str | None = None
     validity: str | None = None
+    revoked: bool | None = None
 
 
 def _key_path(header: str) -> tuple[str, ...]:
@@ -181,6 +184,8 @@ def edit_lab_text(
                     f"validity {edit.validity!r}: choose one of {', '.join(VALIDITIES)}"
                 )
             text = set_key(text, table, "validity", _string(edit.validity))
+        if edit.revoked is not None:
+            text = set_key(text, table, "revoked", "true" if edit.revoked else "false")
     return text
 
 
@@ -225,11 +230,19 @@ def form_edits(form: Mapping[str, str], lab: Lab) -> tuple[str | None, dict[str,
         issuer = got["issuer"]
         if issuer is not None and issuer not in {c.name for c in lab.certs if c.ca}:
             raise EditError(f"issuer {issuer!r} of {spec.name!r} is not a CA of this lab")
+        revoked = got["revoked"]
+        if revoked is not None and revoked not in REVOKED:
+            raise EditError(f"revoked {revoked!r} of {spec.name!r}: choose no or yes")
         certs[spec.name] = CertEdit(
             cn=cn if cn is not None and cn.strip() != (spec.cn or "") else None,
             san=parse_names(san) if san is not None and parse_names(san) != _sans(spec) else None,
             issuer=issuer if issuer is not None and issuer != (spec.issuer or "") else None,
             validity=got["validity"] if got["validity"] not in (None, spec.validity) else None,
+            revoked=(
+                REVOKED[revoked]
+                if revoked is not None and REVOKED[revoked] != spec.revoked
+                else None
+            ),
         )
     return records, certs
 

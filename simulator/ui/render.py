@@ -20,7 +20,7 @@ from simulator.run.model import CallReport, LabFacts, describe_expect, describe_
 from simulator.run.page import STYLE, _e, lab_section, view_html
 from simulator.run.runner import call_label
 from simulator.run.views import CallViews
-from simulator.ui.exercise import VALIDITIES, ExerciseState
+from simulator.ui.exercise import REVOKED, VALIDITIES, ExerciseState
 from simulator.ui.live import LiveCall
 
 #: Scripts only from this server, connections only back to it, no other fetch at all.
@@ -240,7 +240,7 @@ def _edit_form(state: ExerciseState) -> str:
         f"<textarea id='records' name='records' rows='10'>{_e(lab.dns.records.strip(chr(10)))}"
         "</textarea></p>",
         "<table class='certs-edit'><tr><th>certificate</th><th>CN</th><th>DNS SANs</th>"
-        "<th>issuer</th><th>validity</th></tr>",
+        "<th>issuer</th><th>validity</th><th>revoked</th></tr>",
     ]
     for spec in lab.certs:
         if spec.ca:
@@ -253,12 +253,17 @@ def _edit_form(state: ExerciseState) -> str:
         validity = "".join(
             f"<option{' selected' if v == spec.validity else ''}>{v}</option>" for v in VALIDITIES
         )
+        revoked = "".join(
+            f"<option{' selected' if flag == spec.revoked else ''}>{word}</option>"
+            for word, flag in REVOKED.items()
+        )
         out.append(
             f"<tr><td>{name}</td>"
             f"<td><input type='text' name='cn:{name}' value='{_e(spec.cn or '')}'></td>"
             f"<td><input type='text' name='san:{name}' value='{_e(', '.join(sans))}'></td>"
             f"<td><select name='issuer:{name}'>{issuers}</select></td>"
-            f"<td><select name='validity:{name}'>{validity}</select></td></tr>"
+            f"<td><select name='validity:{name}'>{validity}</select></td>"
+            f"<td><select name='revoked:{name}'>{revoked}</select></td></tr>"
         )
     out.append("</table><button type='submit' id='apply'>apply (the Edge reloads the lab)</button>")
     out.append("</form>")

@@ -35,6 +35,11 @@ BROKEN = {
     "07-untrusted-private-ca": (None, "tls-handshake-failed", None),
     "08-office365-private-ca": (None, "tls-handshake-failed", None),
     "09-expired-certificate": (None, "tls-handshake-failed", None),
+    "10-revoked-certificate": (None, "tls-handshake-failed", None),
+}
+#: Their other calls that must fail too, by number.
+BROKEN_MORE = {
+    "10-revoked-certificate": {2: (504, "cert-revoked", 1010)},
 }
 
 
@@ -65,6 +70,10 @@ async def test_exercises_fail_as_intended_and_solutions_pass() -> None:
         assert [c.verdict for c in judged] == ["FAIL"], report.id
         got = judged[0].got
         assert (got.status, got.rule, got.ms_diagnostics) == BROKEN[name], report.id
+        for number, wanted in BROKEN_MORE.get(name, {}).items():
+            (call,) = [c for c in report.calls if c.number == number]
+            assert call.verdict == "FAIL", report.id
+            assert (call.got.status, call.got.rule, call.got.ms_diagnostics) == wanted, report.id
 
 
 def test_find_exercise_by_number_name_or_part(tmp_path: Path) -> None:
@@ -178,11 +187,18 @@ def test_form_edits_keep_only_what_changed(tmp_path: Path) -> None:
             "san:vcse.steven.lab": "vcse.steven.lab,  vcse.acano.steven.lab",
             "issuer:vcse.steven.lab": "public-root",
             "validity:vcse.steven.lab": "valid",
+            "revoked:vcse.steven.lab": "no",
         },
         lab,
     )
     assert records == "a"
     assert certs == {"vcse.steven.lab": CertEdit(san=("vcse.steven.lab", "vcse.acano.steven.lab"))}
+    _records, revoked = form_edits({"revoked:vcse.steven.lab": "yes"}, lab)
+    assert revoked == {"vcse.steven.lab": CertEdit(revoked=True)}
+    new = edit_lab_text(LAB, certs=revoked)
+    assert check_lab_text(new, path=tmp_path / "x.toml").cert_spec("vcse.steven.lab").revoked
+    with pytest.raises(EditError, match="choose no or yes"):
+        form_edits({"revoked:vcse.steven.lab": "maybe"}, lab)
     with pytest.raises(EditError, match="not a CA"):
         form_edits({"issuer:vcse.steven.lab": "vcse.steven.lab"}, lab)
 
