@@ -195,6 +195,11 @@ class EdgeState:
     #: The route of each caller seen (screening's Parties -> InboundRoute).
     routes: OrderedDict[Parties, InboundRoute] = field(default_factory=OrderedDict)
     _uri_texts: dict[object, str] = field(default_factory=dict)
+    #: Whether a (route, SRV answer) is a discovered partner's, by the two objects'
+    #: ids (the entry keeps both alive, so the ids stay theirs; settings are fixed).
+    _discovered: dict[tuple[int, int], tuple[InboundRoute, SrvLookup | None, bool]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self.lookups = SrvLookups(self.resolver)
@@ -253,7 +258,13 @@ class EdgeState:
         self, route: InboundRoute, srv: SrvLookup | None, user: LocalUser
     ) -> PartnerLoad:
         """Count a discovered partner's request and say where it stands (else "within")."""
-        if not discovered_partner(route.domain, srv, self.settings):
+        entry = self._discovered.get((id(route), id(srv)))
+        if entry is None or entry[0] is not route or entry[1] is not srv:
+            if len(self._discovered) >= MAX_REMEMBERED:
+                self._discovered.clear()
+            entry = (route, srv, discovered_partner(route.domain, srv, self.settings))
+            self._discovered[(id(route), id(srv))] = entry
+        if not entry[2]:
             return "within"
         rules = self.settings.rules
         sent, rank = self.counters.count(

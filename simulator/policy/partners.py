@@ -167,9 +167,18 @@ class PartnerCounts:
             time, ``contacts + 1`` when it already reached ``contacts`` others, 0 when
             it reached ``user`` before). A user beyond the limit is not remembered.
         """
-        times, users = self.partners.pop(domain, (deque(maxlen=rate + 1), {}))
+        partners = self.partners
+        entry = partners.get(domain)
+        if entry is None:
+            entry = partners[domain] = (deque(maxlen=rate + 1), {})
+            while len(partners) > MAX_PARTNERS:
+                partners.popitem(last=False)
+        else:
+            partners.move_to_end(domain)  # the most recent partner is forgotten last
+        times, users = entry
         if times.maxlen != rate + 1:
             times = deque(times, maxlen=rate + 1)
+            partners[domain] = (times, users)
         while times and times[0] <= now - RATE_WINDOW:
             times.popleft()
         times.append(now)
@@ -180,9 +189,6 @@ class PartnerCounts:
                 rank = len(users)
             else:
                 rank = contacts + 1
-        self.partners[domain] = (times, users)
-        while len(self.partners) > MAX_PARTNERS:
-            self.partners.popitem(last=False)
         return len(times), rank
 
 

@@ -180,6 +180,8 @@ def inbound_hop(request: Request, local: tuple[str, int]) -> Hop | None:
     A Route header field may carry several routes separated by commas (RFC 3261
     §7.3.1); the first of the first field is the next hop.
     """
+    if request.headers.get("Route") is None:  # most requests: one dict lookup
+        return None
     routes = request.headers.get_all("Route")
     if not routes:
         return None
