@@ -207,5 +207,7 @@ def test_baresip_cannot_read_the_52017_form_of_the_488(
     # CANCELs an INVITE that had its final answer seconds ago (RFC 3261 §9.1 forbids
     # that once a final response arrived), and its trace shows no 488 at all.
     child.out.wait_for(r"\nCANCEL sip:carol@skype\.lab")
-    assert "488" not in child.out.text
+    # (Only the status line counts: a random tag or branch may contain "488".)
+    assert "SIP/2.0 488" not in child.out.text
+    assert "session closed: 488" not in child.out.text
     assert "Encryption levels dont match" not in child.out.text
