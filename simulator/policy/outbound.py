@@ -515,24 +515,8 @@ def outbound_check_peer(
         rule, schannel, symbol, sentence = _CHAIN_FAULTS[chain]
         if hosted_private:
             sentence = "is not from a public CA, which a hosted (Office 365) Edge requires"
-        params = (
-            ("tls-target", target),
-            ("PeerServer", peer.display_name),
-            ("HRESULT", hresult(schannel)),
-        )
-        return _refuse(
-            rule=rule,
-            status=TIMEOUT,
-            domain=d,
-            settings=settings,
-            diagnostics=_diagnostics(1010, params, settings),
-            symbol=symbol,
-            data=(("tls-target", target), ("certName", peer.display_name), ("chain", peer.chain)),
-            fidelity="inferred",
-            explanation=(
-                f"The certificate of {target} ({peer.display_name}) {sentence} "
-                f"(1010 with {schannel}; inferred)."
-            ),
+        return _chain_refusal(
+            d, target, peer, settings, (rule, symbol, schannel, sentence), (("chain", peer.chain),)
         )
     revoked = revocation_refusal(peer, settings)
     if revoked is None:
@@ -540,7 +524,19 @@ def outbound_check_peer(
             return None
         return _wrong_principal(d, target, peer, settings)
     # Revocation is part of the chain, which Windows builds before the name is checked.
-    rule, symbol, schannel, what = revoked
+    return _chain_refusal(d, target, peer, settings, revoked, ())
+
+
+def _chain_refusal(
+    d: str,
+    target: str,
+    peer: PeerCertificate,
+    settings: EdgeSettings,
+    fault: tuple[str, str, str, str],
+    extra: tuple[tuple[str, str], ...],
+) -> Decision:
+    """The inferred 1010 for a chain or revocation fault: (rule, EMU code, Schannel code, why)."""
+    rule, symbol, schannel, what = fault
     params = (
         ("tls-target", target),
         ("PeerServer", peer.display_name),
@@ -553,7 +549,7 @@ def outbound_check_peer(
         settings=settings,
         diagnostics=_diagnostics(1010, params, settings),
         symbol=symbol,
-        data=(("tls-target", target), ("certName", peer.display_name)),
+        data=(("tls-target", target), ("certName", peer.display_name), *extra),
         fidelity="inferred",
         explanation=(
             f"The certificate of {target} ({peer.display_name}) {what} (1010 with {schannel}; "
