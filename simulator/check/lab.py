@@ -128,6 +128,17 @@ class Prediction:
     why: str
 
 
+def _from_rejection(rejection: Rejection) -> Prediction:
+    """A request the Edge screens out before any decision: no diagnostics, no record."""
+    return Prediction(
+        status=rejection.status,
+        rule=rejection.rule,
+        ms_diagnostics=None,
+        edge_log=None,
+        why=rejection.why,
+    )
+
+
 def _from_decision(decision: Decision, status: int | None = None) -> Prediction:
     diag = decision.ms_diagnostics
     return Prediction(
@@ -264,13 +275,7 @@ def _inbound(
     )
     parties = screen_inbound(request, settings)
     if isinstance(parties, Rejection):
-        return Prediction(
-            status=parties.status,
-            rule=parties.rule,
-            ms_diagnostics=None,
-            edge_log=None,
-            why=parties.why,
-        )
+        return _from_rejection(parties)
     route = inbound_route(parties, settings)
     hop = inbound_hop(request, lab.edge.listen)
     name = callback_srv(route, hop, settings)
@@ -318,13 +323,7 @@ def _outbound(lab: Lab, call: CallSpec, settings: EdgeSettings, facts: LabFacts)
     )
     target = screen_outbound(request, settings)
     if isinstance(target, Rejection):
-        return Prediction(
-            status=target.status,
-            rule=target.rule,
-            ms_diagnostics=None,
-            edge_log=None,
-            why=target.why,
-        )
+        return _from_rejection(target)
     if target.local:
         status = answer_status(request, user_directory(lab))
         return Prediction(

@@ -98,14 +98,14 @@ REASON_PHRASES: dict[int, str] = {
 
 
 #: The default copy_order: RFC 3261 §8.2.6.2's headers, in the order Microsoft writes them.
-_DEFAULT_COPY = ("Via", "Call-ID", "CSeq", "From", "To")
+DEFAULT_COPY_ORDER = ("Via", "Call-ID", "CSeq", "From", "To")
 
 
 def _order(copy_order: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple((name, canonical_name(name)) for name in copy_order)
 
 
-_DEFAULT_ORDER = _order(_DEFAULT_COPY)
+_DEFAULT_ORDER = _order(DEFAULT_COPY_ORDER)
 
 
 def build_response(
@@ -117,7 +117,7 @@ def build_response(
     headers: Iterable[tuple[str, str]] = (),
     body: bytes = b"",
     via_params: Iterable[Param] = (),
-    copy_order: Sequence[str] = _DEFAULT_COPY,
+    copy_order: Sequence[str] = DEFAULT_COPY_ORDER,
 ) -> Response:
     """Build the response to ``request`` (RFC 3261 §8.2.6.2).
 
@@ -158,7 +158,7 @@ def build_response(
     request_keys = request.headers._keys
     request_pairs = request.headers._pairs
     copied = None
-    if copy_order is _DEFAULT_COPY:
+    if copy_order is DEFAULT_COPY_ORDER:
         copied = _copy_default(request, request_keys, request_pairs, to_tag, via_params)
     if copied is None:
         copied = _copy_in_order(request, copy_order, to_tag, via_params)
@@ -181,7 +181,7 @@ def _copy_in_order(
     """The lines build_response copies, in ``copy_order`` (any request, any order)."""
     request_keys = request.headers._keys
     request_pairs = request.headers._pairs
-    order = _DEFAULT_ORDER if copy_order is _DEFAULT_COPY else _order(copy_order)
+    order = _DEFAULT_ORDER if copy_order is DEFAULT_COPY_ORDER else _order(copy_order)
     pairs: list[tuple[str, str]] = []
     keys: list[str] = []
     for out_name, key in order:

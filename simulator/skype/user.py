@@ -58,6 +58,7 @@ from simulator.sip import (
     parse_name_addr,
     serialize,
 )
+from simulator.sip.response import DEFAULT_COPY_ORDER
 from simulator.skype.agent import SUPPORTED, USER_AGENT, user_headers
 from simulator.skype.call import (
     AckReceived,
@@ -397,27 +398,16 @@ class SkypeUser:
         body: bytes = b"",
         reason: str | None = None,
     ) -> bytes:
-        if leg.copy_order is not None:
-            response = build_response(
-                request,
-                status,
-                reason,
-                to_tag=to_tag,
-                headers=headers,
-                body=body,
-                via_params=leg.via_params,
-                copy_order=leg.copy_order,
-            )
-        else:
-            response = build_response(
-                request,
-                status,
-                reason,
-                to_tag=to_tag,
-                headers=headers,
-                body=body,
-                via_params=leg.via_params,
-            )
+        response = build_response(
+            request,
+            status,
+            reason,
+            to_tag=to_tag,
+            headers=headers,
+            body=body,
+            via_params=leg.via_params,
+            copy_order=DEFAULT_COPY_ORDER if leg.copy_order is None else leg.copy_order,
+        )
         return serialize(response)
 
     @staticmethod

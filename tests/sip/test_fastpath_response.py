@@ -27,7 +27,7 @@ from simulator.sip import (
 from simulator.sip.abnf import TOKEN_RE
 from simulator.sip.headers import _PLAIN_VALUE_RE, _check_pair, _check_pair_why, check_pairs
 from simulator.sip.response import (
-    _DEFAULT_COPY,
+    DEFAULT_COPY_ORDER,
     _appended_top_via_params,
     _copy_default,
     _with_top_via_params,
@@ -112,7 +112,7 @@ def outcome(build: Callable[[], Response]) -> object:
 
 
 #: The general loop: an equal copy order that is not the default object.
-GENERAL_ORDER = list(_DEFAULT_COPY)
+GENERAL_ORDER = list(DEFAULT_COPY_ORDER)
 
 
 @MANY
@@ -142,10 +142,10 @@ def test_build_response_fast_path_equals_the_general_loop(
         )
 
     expected = outcome(lambda: build(general, GENERAL_ORDER))
-    assert outcome(lambda: build(fast, _DEFAULT_COPY)) == expected
+    assert outcome(lambda: build(fast, DEFAULT_COPY_ORDER)) == expected
     # A Request built by hand has no cache: the same again.
     plain = Request(method=fast.method, uri=fast.uri, headers=fast.headers, body=fast.body)
-    assert outcome(lambda: build(plain, _DEFAULT_COPY)) == expected
+    assert outcome(lambda: build(plain, DEFAULT_COPY_ORDER)) == expected
 
 
 @MANY
