@@ -226,6 +226,7 @@ def build_dialog_request(
     branch: str,
     headers: tuple[tuple[str, str], ...] = (),
     body: bytes = b"",
+    user_agent: str = USER_AGENT,
 ) -> Request:
     """A request inside the dialog a 2xx created (RFC 3261 §12.2.1.1).
 
@@ -247,7 +248,7 @@ def build_dialog_request(
         ("To", response.headers.get("To") or ""),
         ("Call-ID", request.call_id),
         ("CSeq", f"{cseq} {method}"),
-        ("User-Agent", USER_AGENT),
+        ("User-Agent", user_agent),
         *headers,
     ]
     return Request(method=method, uri=uri, headers=Headers(pairs), body=body)

@@ -26,6 +26,7 @@ import trio
 from simulator.errors import FedsimError
 from simulator.peer.conn import PeerClosed, SipConnection
 from simulator.peer.dialog import Afterwards, Staging, after_invite, after_subscribe, new_branch
+from simulator.peer.requests import build_dialog_request
 from simulator.peer.sdp import Offer, build_im_offer
 from simulator.peer.tlserrors import Phase, describe_network_error
 from simulator.sip import (
@@ -35,7 +36,6 @@ from simulator.sip import (
     SipParseError,
     SipUri,
     build_response,
-    parse_name_addr,
     parse_uri,
 )
 from simulator.skype.media import MediaEncryption, MediaSettings, make_offer
@@ -182,23 +182,17 @@ def _in_dialog(
     headers: tuple[tuple[str, str], ...] = (),
     body: bytes = b"",
 ) -> Request:
-    """A request inside the dialog of a 2xx (RFC 3261 §12.2.1.1, UAC side)."""
-    contact = final.headers.get("Contact")
-    target = str(parse_name_addr(contact).uri) if contact else request.uri
-    routes = list(reversed(final.headers.get_all("Record-Route")))
-    via = (request.headers.get("Via") or "").split(";branch=", 1)[0]
-    pairs = [
-        ("Via", f"{via};branch={branch}"),
-        ("Max-Forwards", "70"),
-        *(("Route", r) for r in routes),
-        ("From", request.headers.get("From") or ""),
-        ("To", final.headers.get("To") or ""),
-        ("Call-ID", request.call_id),
-        ("CSeq", f"{cseq} {method}"),
-        ("User-Agent", USER_AGENT),
-        *headers,
-    ]
-    return Request(method=method, uri=target, headers=Headers(pairs), body=body)
+    """A request inside the dialog of a 2xx (RFC 3261 §12.2.1.1, UAC side), as the client."""
+    return build_dialog_request(
+        request,
+        final,
+        method=method,
+        cseq=cseq,
+        branch=branch,
+        headers=headers,
+        body=body,
+        user_agent=USER_AGENT,
+    )
 
 
 def _ack_failure(request: Request, final: Response) -> Request:
