@@ -37,6 +37,10 @@ REQUIRED = (
 )
 #: --quick does not time the catalogue (it would dominate the smoke test).
 NULL_IN_QUICK = {"catalogue_wall_s"}
+#: Whether a 0.5 s step achieves 95 % of its offered rate is a timing: null ("even
+#: the first step fell short") is a valid answer on a busy machine, so the smoke test
+#: checks that the first step ran for every server, not what it achieved.
+TIMED_IN_QUICK = {"warm_max_cps"}
 
 
 def require_tool(name: str) -> str:
@@ -75,8 +79,10 @@ def test_quick_bench_writes_the_table_and_json_for_all_three_servers(tmp_path: P
     assert set(REQUIRED) <= set(rows)
     for name, row in rows.items():
         assert set(row) == {"name", "unit", "fedsim", "kamailio", "ceiling"}, name
-        if name not in NULL_IN_QUICK:
+        if name not in NULL_IN_QUICK | TIMED_IN_QUICK:
             assert row["fedsim"] is not None, name
+    for server in ("fedsim", "kamailio", "ceiling"):
+        assert f"bench: {server}: step 200 cps: " in done.stderr, server
     for name in ("warm_cpu_us_per_call", "handshake_cpu_ms_per_call", "p99_ms_at_1000cps"):
         assert rows[name]["kamailio"] is not None, name
         assert rows[name]["ceiling"] is not None, name
