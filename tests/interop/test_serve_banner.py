@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -138,7 +139,8 @@ def test_try_it_lines_run_as_printed_in_order(
         if line.startswith("dig "):
             assert "status: NOERROR" in output, output
         elif line.startswith("stunnel "):
-            stunnel_pid = int(stunnel_pid_file.read_text().strip())
+            # The daemon writes its PID file after the parent returned: wait for it.
+            stunnel_pid = wait_for_pid_file(stunnel_pid_file, LINE_TIMEOUT)
             assert pid_alive(stunnel_pid), "stunnel returned but is not running in the background"
         elif line.startswith("sipp "):
             assert "Successful call" in output, output
@@ -157,6 +159,17 @@ def test_try_it_lines_run_as_printed_in_order(
     # fedsim call and SIPp: acano.steven.lab's SRV is outside the domain; fedsim client:
     # cms.steven.lab's too (the seed lab's cases).
     assert invites == [("inbound", 504), ("inbound", 504), ("outbound", 504)], events
+
+
+def wait_for_pid_file(path: Path, timeout: float) -> int:
+    """The PID a detached daemon writes into ``path``, polled for at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            return int(path.read_text().strip())
+        if time.monotonic() > deadline:
+            pytest.fail(f"no PID in {path} after {timeout:g}s")
+        time.sleep(0.05)
 
 
 def exits_within(pid: int, timeout: float) -> bool:
