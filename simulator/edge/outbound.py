@@ -435,6 +435,8 @@ class Outbound:
         """A request inside a relayed dialog (BYE...) goes to the client; else 481."""
         if request.method == "ACK":
             return
+        # Right behind its final (a NOTIFY after the 200 to SUBSCRIBE): after it.
+        await self.table.after_final(request.call_id, self.limits.transaction_timeout)
         dialog = self.table.dialog(request.call_id)
         if dialog is None or dialog.partner is not partner:
             reply = build_response(request, 481, to_tag=None, headers=self._server())

@@ -16,6 +16,12 @@ The relay (:mod:`simulator.edge.outbound`) is a transaction-stateful proxy
 - **Reverse routes**: a request the partner sends inside a dialog (its BYE) is
   relayed to the client under a branch of ours; the client's answer finds its
   way back to the partner by that branch.
+
+Order: the partner's messages are read by one task, its final responses relayed
+by the transaction's own. A request the partner sends right behind the final
+(the NOTIFY right after a 200 to SUBSCRIBE, RFC 6665 §4.2.1) waits until that
+final has reached the client (:meth:`RelayTable.after_final`), so the client sees
+them in the order the partner sent them, and the dialog exists when it arrives.
 """
 
 from __future__ import annotations
@@ -97,6 +103,10 @@ class ClientTransaction(Generic[P]):
     inbox: trio.MemorySendChannel[Response | Lost]
     answers: trio.MemoryReceiveChannel[Response | Lost]
     state: TxState = TxState.CALLING
+    #: A final response was delivered (it may not have reached the client yet).
+    final_delivered: bool = False
+    #: Set once the transaction is closed: its final (if any) was relayed.
+    closed: trio.Event = field(default_factory=trio.Event)
 
     def advance(self, event: str) -> None:
         self.state = tx_step(self.state, event)
@@ -146,14 +156,31 @@ class RelayTable(Generic[P, C]):
         self.transactions.pop(tx.branch, None)
         if self.invites.get(tx.client_key) is tx:
             del self.invites[tx.client_key]
+        tx.closed.set()
 
     def deliver(self, branch: str | None, response: Response) -> bool:
         """Hand ``response`` to the transaction of ``branch``; False when there is none."""
         tx = self.transactions.get(branch or "")
         if tx is None:
             return False
+        if response.status >= 200 and response.cseq[1] == tx.method:
+            tx.final_delivered = True
         tx.inbox.send_nowait(response)
         return True
+
+    def relaying(self, call_id: str) -> ClientTransaction[P] | None:
+        """An open transaction of ``call_id`` whose final is on its way to the client."""
+        for tx in self.transactions.values():
+            if tx.final_delivered and tx.forwarded.call_id == call_id:
+                return tx
+        return None
+
+    async def after_final(self, call_id: str, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait (at most ``timeout`` s) until a final of ``call_id`` being relayed was."""
+        tx = self.relaying(call_id)
+        if tx is not None:
+            with trio.move_on_after(timeout):
+                await tx.closed.wait()
 
     def invite_of(self, call_id: str, branch: str) -> ClientTransaction[P] | None:
         """The forwarded INVITE a client's CANCEL (same Call-ID and branch) is about."""
