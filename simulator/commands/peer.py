@@ -16,6 +16,7 @@ from simulator.peer.labpeer import issue_lab_pki, lab_peer, peer_files, peer_ser
 from simulator.peer.sdp import ANSWER_ENCRYPTIONS, AnswerEncryption
 from simulator.peer.uas import check_answer, serve_peer
 from simulator.sip import Request
+from simulator.skype.presence import AVAILABILITIES
 
 EPILOG = """\
 examples:
@@ -24,12 +25,15 @@ examples:
   fedsim peer lab.toml expe --answer 486             every call is busy
   fedsim peer lab.toml expe --media plain            a zone that cannot encrypt:
                                                      an SRTP-only offer gets 488
+  fedsim peer lab.toml expe --presence busy          its users' presence is busy
 
 The peer answers INVITE with 100 then its `answer` (200 with SDP, or a failure
 with no ms-diagnostics, as Expressway does), OPTIONS and MESSAGE with 200, BYE
 with 200; the SDP follows its media encryption (--media: auto answers SRTP to an
 offer with keys, plain cannot encrypt, srtp must; an offer it cannot take gets
-488); it prints one line per request and per refused TLS handshake.
+488); SUBSCRIBE for presence gets 200 and PIDF NOTIFYs with --presence (as the IM
+and Presence Service behind an Expressway-E); it prints one line per request and
+per refused TLS handshake.
 Ctrl-C stops it.
 """
 
@@ -77,6 +81,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--media",
         choices=ANSWER_ENCRYPTIONS,
         help="the zone's media encryption (default: the peer's media, else auto)",
+    )
+    parser.add_argument(
+        "--presence",
+        choices=tuple(AVAILABILITIES),
+        metavar="STATE",
+        help=(
+            "what its users publish to a SUBSCRIBE (default: the peer's presence, else "
+            f"online): {', '.join(AVAILABILITIES)}"
+        ),
     )
     parser.set_defaults(func=run)
 
@@ -132,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
                         name=args.name,
                         ring_seconds=args.ring,
                         media=cast(AnswerEncryption, args.media or peer.media),
+                        presence=args.presence or peer.presence,
                         on_request=on_request,
                         on_tls_error=on_tls_error,
                     )
@@ -139,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"fedsim: peer {args.name!r} listening on {bound[0]}:{bound[1]} "
                     f"(mutual TLS, certificate {files.cert}, answers {answer}, media "
-                    f"{args.media or peer.media}); Ctrl-C stops",
+                    f"{args.media or peer.media}, presence {args.presence or peer.presence}); "
+                    "Ctrl-C stops",
                     flush=True,
                 )
                 async for signum in signals:

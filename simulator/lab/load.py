@@ -162,7 +162,16 @@ _CERT_KEYS = (
     "crl_url",
 )
 _CERT_FILE_KEYS = ("cert", "key", "chain")
-_PEER_KEYS = ("cert", "trust", "answer", "listen", "tls", "require_client_cert", "media")
+_PEER_KEYS = (
+    "cert",
+    "trust",
+    "answer",
+    "listen",
+    "tls",
+    "require_client_cert",
+    "media",
+    "presence",
+)
 _CALL_KEYS = (
     "direction",
     "via",
@@ -1372,6 +1381,7 @@ class _Loader:
                 tls=t.choice("tls", TLS_PROFILES, "default"),
                 require_client_cert=t.boolean("require_client_cert", True),
                 media=t.choice("media", PEER_MEDIA, "auto"),
+                presence=t.choice("presence", tuple(AVAILABILITIES), "online"),
             )
         return out
 

@@ -327,6 +327,7 @@ class PeerConfig:
 
     ``media`` is its zone's media encryption: ``auto`` (answers in kind),
     ``plain`` (cannot encrypt: refuses RTP/SAVP with 488) or ``srtp`` (must).
+    ``presence`` is what its users publish to a SUBSCRIBE (``online``, ``busy``...).
     """
 
     name: str
@@ -337,6 +338,7 @@ class PeerConfig:
     tls: TlsProfile = "default"
     require_client_cert: bool = True
     media: str = "auto"
+    presence: str = "online"
 
     def __post_init__(self) -> None:
         _check_status("answer", self.answer)

@@ -15,6 +15,8 @@ like an Expressway-E whose zone routes the call to an endpoint:
   (``200`` to the CANCEL, ``487`` to the INVITE, RFC 3261 §9.2).
 - ACK is absorbed; BYE ends a dialog (``481`` for one we never made);
   OPTIONS gets 200; MESSAGE gets 200 (or ``answer``).
+- SUBSCRIBE for presence: 200 and PIDF NOTIFYs with the ``presence`` it is given,
+  as the IM and Presence Service behind an Expressway-E (:mod:`simulator.peer.presence`).
 
 Many requests per connection, CRLF keep-alive pongs (RFC 5626 §3.5.1), a
 handshake timeout, and no client can stop the listener.
@@ -26,7 +28,7 @@ import contextlib
 import random
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import trio
@@ -35,6 +37,7 @@ from simulator.errors import FedsimError
 from simulator.net import PEER_FAULTS, Reporter, serve_guarded, stderr_reporter
 from simulator.peer import requests, sdp
 from simulator.peer.conn import PeerClosed, SipConnection
+from simulator.peer.presence import PeerPresence
 from simulator.peer.tlserrors import Phase, describe_network_error
 from simulator.sip import (
     REASON_PHRASES,
@@ -46,6 +49,7 @@ from simulator.sip import (
     build_response,
     parse_uri,
 )
+from simulator.skype.presence import availability
 
 #: Seconds a client may take to finish the TLS handshake.
 HANDSHAKE_TIMEOUT = 10.0
@@ -56,7 +60,7 @@ ALERT_LINGER = 1.0
 #: What the simulated Expressway calls itself in responses.
 SERVER = requests.USER_AGENT
 #: Methods we know but do not serve: 405 with Allow (RFC 3261 §8.2.1); others get 501.
-KNOWN_UNSERVED = frozenset({"SUBSCRIBE", "NOTIFY", "REFER", "PRACK", "PUBLISH", "REGISTER"})
+KNOWN_UNSERVED = frozenset({"NOTIFY", "REFER", "PRACK", "PUBLISH", "REGISTER"})
 #: Where the (absent) media of our answers would go.
 MEDIA_PORT = 24000
 
@@ -95,6 +99,7 @@ class _Peer:
     rng: random.Random
     on_request: OnRequest | None
     on_tls_error: OnTlsError | None
+    presence: PeerPresence
     #: (Call-ID, our To tag) of the dialogs our 200s created and no BYE ended yet.
     dialogs: set[tuple[str, str]] = field(default_factory=set)
     #: (Call-ID, CSeq number) of INVITEs still ringing -> the event a CANCEL sets.
@@ -119,6 +124,7 @@ async def serve_peer(
     rng: random.Random | None = None,
     report: Reporter | None = None,
     media: sdp.AnswerEncryption = "auto",
+    presence: str = "online",
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` as a simulated Expressway-E until cancelled.
@@ -139,12 +145,18 @@ async def serve_peer(
         report: where a fedsim bug reached by one connection is reported (stderr by
             default); the listener goes on.
         media: the zone's media encryption (``auto``, ``plain``, ``srtp``).
+        presence: the state its users publish to a SUBSCRIBE (``online``, ``busy``...).
         task_status: receives the bound (host, port).
 
     Raises:
-        FedsimError: a bad ``answer`` or ``ring_seconds``, or the address cannot be bound.
+        FedsimError: a bad ``answer``, ``ring_seconds`` or ``presence``, or the address
+            cannot be bound.
     """
     check_answer(answer)
+    try:
+        state = availability(presence)
+    except ValueError as exc:
+        raise FedsimError(str(exc)) from None
     if ring_seconds < 0:
         raise FedsimError(f"ring_seconds must not be negative, not {ring_seconds}")
     try:
@@ -154,6 +166,7 @@ async def serve_peer(
             f"cannot listen on {host}:{port}: {exc.strerror or exc} "
             "(is another process using the port?)"
         ) from None
+    rng = rng if rng is not None else random.Random()
     peer = _Peer(
         ssl_context=ssl_context,
         answer=answer,
@@ -162,9 +175,10 @@ async def serve_peer(
         media=media,
         handshake_timeout=handshake_timeout,
         idle_timeout=idle_timeout,
-        rng=rng if rng is not None else random.Random(),
+        rng=rng,
         on_request=on_request,
         on_tls_error=on_tls_error,
+        presence=PeerPresence(availability=state, rng=rng, user_agent=SERVER),
     )
     bound_host, bound_port = listeners[0].socket.getsockname()[:2]
     task_status.started((bound_host, bound_port))
@@ -310,6 +324,8 @@ async def _handle(
         elif method == "MESSAGE":
             status = peer.answer
             await conn.send(_response(peer, request, status))
+        elif method == "SUBSCRIBE":
+            await _subscribe(peer, conn, request, local, nursery)
         elif method in KNOWN_UNSERVED:
             await conn.send(_response(peer, request, 405, headers=(("Allow", requests.ALLOW),)))
         else:
@@ -318,6 +334,29 @@ async def _handle(
         # The request parsed but cannot be answered (e.g. a Via we cannot echo):
         # RFC 3261 §8.2 leaves nothing to send; keep serving the connection.
         return
+
+
+async def _subscribe(
+    peer: _Peer,
+    conn: SipConnection,
+    request: Request,
+    local: tuple[str, int],
+    nursery: trio.Nursery,
+) -> None:
+    async def respond(
+        status: int, reason: str, tag: str | None, headers: tuple[tuple[str, str], ...]
+    ) -> None:
+        response = _response(peer, request, status, to_tag=tag, headers=headers)
+        await conn.send(replace(response, reason=reason))
+
+    await peer.presence.subscribe(
+        conn,
+        request,
+        local=local,
+        contact=_contact(request, local, peer.name),
+        respond=respond,
+        nursery=nursery,
+    )
 
 
 def _capabilities() -> tuple[tuple[str, str], ...]:

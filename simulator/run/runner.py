@@ -957,6 +957,7 @@ async def _serve_with_crl(
                     ssl_context=ctx,
                     answer=peer.answer,
                     media=cast(AnswerEncryption, peer.media),
+                    presence=peer.presence,
                     name=name,
                     rng=seeded(lab, f"peer-{name}"),
                     on_request=partners.recorder(name),

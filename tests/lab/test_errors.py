@@ -253,6 +253,12 @@ CASES: dict[str, Case] = {
         line=17,
         says=("[peers.expe] key 'answer'", "99 is not a SIP status code"),
     ),
+    "peer-presence-unknown": Case(
+        at=16,
+        new=keep(16) + '\npresence = "sleepy"',
+        line=17,
+        says=("[peers.expe] key 'presence'", "'sleepy' is not one of"),
+    ),
     "user-status-out-of-range": Case(
         at=6,
         new=keep(6) + "\n[edge.users]\nalice = 200\nbob = 1000",

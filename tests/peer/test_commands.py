@@ -272,7 +272,7 @@ async def test_fedsim_peer_answers_calls_and_stops_on_sigint(tmp_path: Path) -> 
     certs = tmp_path / "certs"
     issued = issue_lab_pki(load_lab(lab_path), certs)
     command = [sys.executable, "-m", "simulator", "peer", str(lab_path), "expe"]
-    command += ["--listen", "127.0.0.1:0", "--certs-dir", str(certs)]
+    command += ["--listen", "127.0.0.1:0", "--certs-dir", str(certs), "--presence", "busy"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = await trio.lowlevel.open_process(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path
@@ -293,6 +293,7 @@ async def test_fedsim_peer_answers_calls_and_stops_on_sigint(tmp_path: Path) -> 
 
         banner = await read_line()
         assert banner.startswith("fedsim: peer 'expe' listening on 127.0.0.1:")
+        assert "presence busy" in banner
         port = int(banner.split("127.0.0.1:", 1)[1].split()[0])
         edge = issued["sip.skype.lab"]
         ctx = client_context(cert=edge.cert_path, key=edge.key_path, trust=[edge.root_path])
@@ -308,6 +309,20 @@ async def test_fedsim_peer_answers_calls_and_stops_on_sigint(tmp_path: Path) -> 
         invite_line = await read_line()
         assert " INVITE sip:stejanss.space@steven.lab from sip:stejanss@skype.lab " in invite_line
         assert (await read_line()).split()[1] == "ACK"
+        # Presence, as IM and Presence behind the Expressway answers: 200, PIDF NOTIFYs.
+        subscribed = await place_call(
+            edge=("127.0.0.1", port),
+            ssl_context=ctx,
+            server_hostname="vcse.steven.lab",
+            from_uri="sip:stejanss@skype.lab",
+            to_uri="sip:stejanss.space@steven.lab",
+            method="SUBSCRIBE",
+        )
+        assert subscribed.final is not None
+        assert subscribed.final.status == 200
+        states = [n.headers.get("Subscription-State") for n in subscribed.notifies]
+        assert states == ["active;expires=3600", "terminated;reason=timeout"]
+        assert all(b"<note>Busy</note>" in n.body for n in subscribed.notifies)
         process.send_signal(signal.SIGINT)
         with trio.fail_after(30):
             assert await process.wait() == 0

@@ -1,4 +1,5 @@
-"""serve_peer driven by a raw TLS client: keep-alives, many requests, CANCEL, bad clients."""
+"""serve_peer driven by a raw TLS client: keep-alives, many requests, CANCEL, presence,
+bad clients."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from functools import partial
 import pytest
 import trio
 
+from simulator.errors import FedsimError
 from simulator.peer.conn import SipConnection
 from simulator.peer.uas import serve_peer
-from simulator.sip import Headers, Request, Response, serialize
+from simulator.sip import Headers, Request, Response, build_response, serialize
 
 CALL_ID = "f1b3ad5d-183b-4632-b210-c2f9bec71960"
 OFFER = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -73,10 +75,14 @@ async def connect() -> AsyncIterator[Connect]:
 
 
 async def receive_response(conn: SipConnection) -> Response:
-    with trio.fail_after(5):
-        message = await conn.receive()
+    message = await receive(conn)
     assert isinstance(message, Response)
     return message
+
+
+async def receive(conn: SipConnection) -> Request | Response:
+    with trio.fail_after(5):
+        return await conn.receive()
 
 
 async def test_crlf_ping_gets_a_pong_and_the_connection_keeps_serving(
@@ -174,7 +180,7 @@ async def test_ringing_peer_answers_when_the_ring_time_is_over(
             request("INVITE", to_tag="0123456789abcdef", body=audio_offer("0")),
             481,
         ),  # re-INVITE, no dialog
-        (request("SUBSCRIBE"), 405),
+        (request("PUBLISH"), 405),
         (request("FROBNICATE"), 501),
         (request("INVITE", body=audio_offer("18")), 488),  # G.729 only: no codec in common
     ],
@@ -256,3 +262,135 @@ async def test_silent_handshake_is_cut_after_the_handshake_timeout(
         with trio.fail_after(5):
             assert await silent.receive_some(10) == b""
     assert errors == ["no TLS handshake within 0.05 s"]
+
+
+# --- presence: the IM and Presence Service behind the Expressway-E ---------------------
+
+EDGE_RR = "<sip:sip.skype.lab:5061;transport=tls;lr>"
+
+
+def subscribe(
+    *,
+    cseq: int = 1,
+    to_tag: str | None = None,
+    expires: str | None = "3600",
+    event: str | None = "presence",
+    accept: str | None = "application/msrtc-event-categories+xml, application/pidf+xml",
+) -> Request:
+    """A SUBSCRIBE as the Edge relays a Skype user's: Record-Route and Contact set."""
+    base = request("SUBSCRIBE", cseq=cseq, branch=f"z9hG4bKsub{cseq}", to_tag=to_tag)
+    pairs = [*base.headers.pairs, ("Record-Route", EDGE_RR)]
+    pairs.append(("Contact", "<sip:bob@192.0.2.7:50123;transport=tls>"))
+    for name, value in (("Event", event), ("Accept", accept), ("Expires", expires)):
+        if value is not None:
+            pairs.append((name, value))
+    return Request(method="SUBSCRIBE", uri=base.uri, headers=Headers(pairs))
+
+
+async def receive_request(conn: SipConnection) -> Request:
+    message = await receive(conn)
+    assert isinstance(message, Request)
+    return message
+
+
+async def test_a_presence_subscription_gets_200_then_pidf_notifies_in_its_dialog(
+    nursery: trio.Nursery,
+    connect: Connect,
+    edge_server_ctx: ssl.SSLContext,
+    expe_client_ctx: ssl.SSLContext,
+) -> None:
+    addr = await start(nursery, edge_server_ctx, presence="away")
+    conn = await connect(addr, expe_client_ctx)
+    await conn.send(subscribe())
+    ok = await receive_response(conn)
+    assert (ok.status, ok.headers.get("Expires")) == (200, "3600")
+    assert ok.headers.get("Contact") is not None
+    assert ok.to.tag is not None
+    notify = await receive_request(conn)
+    # RFC 3261 §12.1.1 / §12.2.1.1: the subscriber's Contact, the Record-Route as routes.
+    assert (notify.method, notify.uri) == ("NOTIFY", "sip:bob@192.0.2.7:50123;transport=tls")
+    assert notify.headers.get_all("Route") == [EDGE_RR]
+    assert (notify.from_.tag, notify.to.tag, notify.call_id) == (ok.to.tag, "280f2bf329", CALL_ID)
+    assert notify.cseq == (1, "NOTIFY")
+    assert notify.headers.get("Event") == "presence"
+    assert notify.headers.get("Subscription-State") == "active;expires=3600"
+    assert notify.headers.get("Content-Type") == "application/pidf+xml"  # not categories
+    assert b"<basic>open</basic>" in notify.body
+    assert b"<note>Away</note>" in notify.body
+    await conn.send(build_response(notify, 200))
+
+    await conn.send(subscribe(cseq=2, to_tag=ok.to.tag))  # a refresh
+    assert (await receive_response(conn)).status == 200
+    refreshed = await receive_request(conn)
+    assert refreshed.cseq == (2, "NOTIFY")
+    assert (refreshed.headers.get("Subscription-State") or "").startswith("active;expires=")
+
+    await conn.send(subscribe(cseq=3, to_tag=ok.to.tag, expires="0"))  # un-SUBSCRIBE
+    assert (await receive_response(conn)).status == 200
+    ended = await receive_request(conn)
+    assert (ended.cseq, ended.headers.get("Subscription-State")) == (
+        (3, "NOTIFY"),
+        "terminated;reason=timeout",
+    )
+    await conn.send(subscribe(cseq=4, to_tag=ok.to.tag))  # the dialog is gone
+    assert (await receive_response(conn)).status == 481
+
+
+async def test_a_subscription_left_to_expire_ends_with_notify_terminated(
+    nursery: trio.Nursery,
+    connect: Connect,
+    edge_server_ctx: ssl.SSLContext,
+    expe_client_ctx: ssl.SSLContext,
+) -> None:
+    conn = await connect(await start(nursery, edge_server_ctx), expe_client_ctx)
+    await conn.send(subscribe(expires="1"))
+    assert (await receive_response(conn)).status == 200
+    first = await receive_request(conn)
+    assert first.headers.get("Subscription-State") == "active;expires=1"
+    assert b"<note>Available</note>" in first.body  # the default presence: online
+    last = await receive_request(conn)  # within receive_request's bound, after the grant
+    assert (last.cseq, last.headers.get("Subscription-State")) == (
+        (2, "NOTIFY"),
+        "terminated;reason=timeout",
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "status", "header"),
+    [
+        (subscribe(event="dialog"), 489, ("Allow-Events", "presence")),
+        (subscribe(event=None), 489, ("Allow-Events", "presence")),
+        (
+            subscribe(accept="application/msrtc-event-categories+xml"),
+            406,
+            ("Accept", "application/pidf+xml"),
+        ),
+        (subscribe(expires="soon"), 400, None),
+        (subscribe(to_tag="0123456789abcdef"), 481, None),  # no such subscription
+    ],
+)
+async def test_subscriptions_the_peer_refuses(
+    nursery: trio.Nursery,
+    connect: Connect,
+    edge_server_ctx: ssl.SSLContext,
+    expe_client_ctx: ssl.SSLContext,
+    message: Request,
+    status: int,
+    header: tuple[str, str] | None,
+) -> None:
+    conn = await connect(await start(nursery, edge_server_ctx), expe_client_ctx)
+    await conn.send(message)
+    refused = await receive_response(conn)
+    assert refused.status == status
+    if header is not None:
+        assert refused.headers.get(header[0]) == header[1]
+    # No NOTIFY follows a refusal: the next thing on the wire answers the next request.
+    await conn.send(request("OPTIONS", cseq=9))
+    assert (await receive_response(conn)).cseq == (9, "OPTIONS")
+
+
+async def test_an_unknown_presence_state_is_refused_before_listening(
+    edge_server_ctx: ssl.SSLContext,
+) -> None:
+    with pytest.raises(FedsimError, match="'sleepy' is not one of online, busy"):
+        await serve_peer(host="127.0.0.1", port=0, ssl_context=edge_server_ctx, presence="sleepy")
