@@ -11,6 +11,7 @@ import trio
 
 from simulator.pki import server_context
 from simulator.sip import (
+    Headers,
     KeepAlive,
     Need,
     Request,
@@ -95,3 +96,112 @@ async def test_partner_reset_after_the_200_then_bye_still_gets_an_answer(
     local = await lab.call("sip:stejanss@skype.lab", method="OPTIONS")
     assert local.final is not None
     assert local.final.status == 200
+
+
+def _notify(subscribe: Request, tag: str, cseq: int, state: str) -> bytes:
+    """The partner's NOTIFY in the SUBSCRIBE's dialog, with a PIDF document."""
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\r\n'
+        b'<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:2000@steven.lab">'
+        b'<tuple id="t0"><status><basic>open</basic></status><note>Away</note></tuple>'
+        b"</presence>\r\n"
+    )
+    pairs = [
+        ("Via", f"SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKnotify{cseq}"),
+        ("Max-Forwards", "70"),
+        *(("Route", rr) for rr in subscribe.headers.get_all("Record-Route")),
+        ("From", f"{subscribe.headers.get('To')};tag={tag}"),
+        ("To", subscribe.headers.get("From") or ""),
+        ("Call-ID", subscribe.call_id),
+        ("CSeq", f"{cseq} NOTIFY"),
+        ("Event", "presence"),
+        ("Subscription-State", state),
+        ("Content-Type", "application/pidf+xml"),
+    ]
+    contact = subscribe.headers.get("Contact") or "<sip:stejanss@127.0.0.1>"
+    uri = contact.strip("<>").split(">", 1)[0]
+    return serialize(Request(method="NOTIFY", uri=uri, headers=Headers(pairs), body=body))
+
+
+async def eager_notifier(
+    listener: trio.SocketListener, ctx: Any, seen: list[str], answered: trio.Event
+) -> None:
+    """Answer each SUBSCRIBE with its 200 and the NOTIFY in one TLS write (RFC 6665
+    §4.2.1 has the NOTIFY follow at once; here nothing can come between them)."""
+    async with listener:
+        tcp = await listener.accept()
+    tls = trio.SSLStream(tcp, ctx, server_side=True)
+    try:
+        await _notify_eagerly(tls, seen, answered)
+    finally:
+        await trio.aclose_forcefully(tls)
+
+
+async def _notify_eagerly(
+    tls: trio.SSLStream[trio.SocketStream], seen: list[str], answered: trio.Event
+) -> None:
+    await tls.do_handshake()
+    framer = StreamFramer()
+    tag, cseq = "partner1", 0
+    while True:
+        item = framer.next_message()
+        if item is Need.DATA:
+            data = bytes(await tls.receive_some(65536))
+            if not data:
+                return
+            framer.receive_data(data)
+            continue
+        if item is KeepAlive.PING:
+            continue
+        assert isinstance(item, bytes)
+        message = parse_message(item)
+        if not isinstance(message, Request):
+            seen.append(f"{message.status} {message.cseq[1]}")
+            if seen.count("200 NOTIFY") == 2:
+                answered.set()
+            continue
+        seen.append(message.method)
+        if message.method == "SUBSCRIBE":
+            ending = message.headers.get("Expires") == "0"
+            ok = build_response(
+                message,
+                200,
+                to_tag=tag,
+                headers=[
+                    ("Contact", "<sip:2000@127.0.0.1;transport=tls>"),
+                    ("Expires", message.headers.get("Expires") or "3600"),
+                ],
+            )
+            cseq += 1
+            state = "terminated;reason=timeout" if ending else "active;expires=3600"
+            await tls.send_all(serialize(ok) + _notify(message, tag, cseq, state))
+
+
+async def test_a_notify_written_with_its_200_reaches_the_client_after_it(
+    outbound_lab: Any, nursery: trio.Nursery
+) -> None:
+    """The Edge reads the partner's 200 and NOTIFY in one go: the dialog exists for the
+    NOTIFY (no 481), and the client sees the 200 first."""
+    (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listener.socket.getsockname()[1]
+    lab = await outbound_lab(records=SRV, partner_port=port)
+    peer = lab.addresses.issued["vcse.steven.lab"]
+    ctx = server_context(
+        cert=peer.cert_path,
+        key=peer.key_path,
+        trust=[lab.addresses.issued["public-root"].cert_path],
+        require_client_cert=True,
+    )
+    seen: list[str] = []
+    answered = trio.Event()
+    nursery.start_soon(eager_notifier, listener, ctx, seen, answered)
+
+    result = await lab.call("sip:2000@steven.lab", method="SUBSCRIBE")
+    assert result.final is not None
+    assert result.final.status == 200
+    states = [n.headers.get("Subscription-State") for n in result.after.notifies]
+    assert states == ["active;expires=3600", "terminated;reason=timeout"]
+    # Both NOTIFYs were relayed and answered 200 by the client, none refused by the Edge.
+    with trio.fail_after(10):
+        await answered.wait()
+    assert seen == ["SUBSCRIBE", "200 NOTIFY", "SUBSCRIBE", "200 NOTIFY"]
