@@ -68,9 +68,8 @@ async def resetting_partner(listener: trio.SocketListener, ctx: Any, seen: list[
             return
 
 
-async def test_partner_reset_after_the_200_then_bye_still_gets_an_answer(
-    outbound_lab: Any, nursery: trio.Nursery
-) -> None:
+async def scripted_partner(outbound_lab: Any) -> tuple[Any, trio.SocketListener, Any]:
+    """An outbound lab whose partner (vcse.steven.lab) is a listener the test scripts."""
     (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listener.socket.getsockname()[1]
     lab = await outbound_lab(records=SRV, partner_port=port)
@@ -81,6 +80,13 @@ async def test_partner_reset_after_the_200_then_bye_still_gets_an_answer(
         trust=[lab.addresses.issued["public-root"].cert_path],
         require_client_cert=True,
     )
+    return lab, listener, ctx
+
+
+async def test_partner_reset_after_the_200_then_bye_still_gets_an_answer(
+    outbound_lab: Any, nursery: trio.Nursery
+) -> None:
+    lab, listener, ctx = await scripted_partner(outbound_lab)
     seen: list[str] = []
     nursery.start_soon(resetting_partner, listener, ctx, seen)
 
@@ -182,16 +188,7 @@ async def test_a_notify_written_with_its_200_reaches_the_client_after_it(
 ) -> None:
     """The Edge reads the partner's 200 and NOTIFY in one go: the dialog exists for the
     NOTIFY (no 481), and the client sees the 200 first."""
-    (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listener.socket.getsockname()[1]
-    lab = await outbound_lab(records=SRV, partner_port=port)
-    peer = lab.addresses.issued["vcse.steven.lab"]
-    ctx = server_context(
-        cert=peer.cert_path,
-        key=peer.key_path,
-        trust=[lab.addresses.issued["public-root"].cert_path],
-        require_client_cert=True,
-    )
+    lab, listener, ctx = await scripted_partner(outbound_lab)
     seen: list[str] = []
     answered = trio.Event()
     nursery.start_soon(eager_notifier, listener, ctx, seen, answered)
