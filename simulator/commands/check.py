@@ -43,7 +43,7 @@ from simulator.policy import (
     PROFILE_NAMES,
     RULE_NAMES,
     profile,
-    rule_value,
+    rule_assignments,
     with_rules,
 )
 
@@ -206,16 +206,10 @@ def _options(args: argparse.Namespace) -> CheckOptions:
 
 def _rules(args: argparse.Namespace) -> dict[str, object]:
     """``--rule KEY=VALUE`` options as rule values (unknown names get a "did you mean")."""
-    out: dict[str, object] = {}
-    for item in args.rule:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise FedsimError(f"--rule {item!r}: write KEY=VALUE, e.g. --rule client_eku=ignore")
-        try:
-            out[key.strip()] = rule_value(key.strip(), value)
-        except ValueError as exc:
-            raise FedsimError(f"--rule: {exc}") from None
-    return out
+    try:
+        return rule_assignments(args.rule)
+    except ValueError as exc:
+        raise FedsimError(str(exc)) from None
 
 
 def run_lab(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from simulator.errors import FedsimError
 from simulator.lab import Lab, builtin_lab, load_lab, parse_host_port, with_overrides
 from simulator.net import stderr_reporter
 from simulator.pki import use_keylog
-from simulator.policy import RULE_NAMES, rule_value, with_rules
+from simulator.policy import RULE_NAMES, rule_assignments, with_rules
 from simulator.run.runner import LabSession
 from simulator.ui.exercise import find_exercise
 from simulator.ui.live import LiveCalls
@@ -161,15 +161,10 @@ def load(args: argparse.Namespace) -> Lab:
     if crl:
         pki = dataclasses.replace(lab.pki, crl_listen=parse_host_port(crl, what="--crl-listen"))
         lab = dataclasses.replace(lab, pki=pki)
-    changes: dict[str, object] = {}
-    for item in getattr(args, "rule", []):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise FedsimError(f"--rule {item!r}: write KEY=VALUE, e.g. --rule discovered_rate=1000")
-        try:
-            changes[key.strip()] = rule_value(key.strip(), value)
-        except ValueError as exc:
-            raise FedsimError(f"--rule: {exc}") from None
+    try:
+        changes = rule_assignments(getattr(args, "rule", []))
+    except ValueError as exc:
+        raise FedsimError(str(exc)) from None
     if changes:
         edge = dataclasses.replace(lab.edge, rules=with_rules(lab.edge.rules, changes))
         lab = dataclasses.replace(lab, edge=edge)

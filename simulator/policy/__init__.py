@@ -57,6 +57,7 @@ from simulator.policy.profiles import (
     Profile,
     ProfileName,
     profile,
+    rule_assignments,
     rule_value,
     with_rules,
 )
@@ -152,6 +153,7 @@ __all__ = [
     "profile",
     "revocation_refusal",
     "route_names_connection",
+    "rule_assignments",
     "rule_value",
     "screen_inbound",
     "screen_outbound",

@@ -17,6 +17,7 @@ no ssl, no I/O (the TLS layer maps the version names and OpenSSL cipher names).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from typing import Literal, cast
 
@@ -562,6 +563,25 @@ def rule_value(name: str, text: str) -> object:
             return option
     shown_all = " | ".join(str(o).lower() for o in options)
     raise ValueError(f"rule {name}: {text!r} is not one of {shown_all}")
+
+
+def rule_assignments(items: Iterable[str]) -> dict[str, object]:
+    """``--rule KEY=VALUE`` options as rule values (a later one for a name wins).
+
+    Raises:
+        ValueError: an item without ``=``, an unknown rule (with a "did you mean") or a
+            value the rule does not take; the message names the option.
+    """
+    out: dict[str, object] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"--rule {item!r}: write KEY=VALUE, e.g. --rule client_eku=ignore")
+        try:
+            out[key.strip()] = rule_value(key.strip(), value)
+        except ValueError as exc:
+            raise ValueError(f"--rule: {exc}") from None
+    return out
 
 
 def with_rules(rules: EdgeRules, changes: dict[str, object]) -> EdgeRules:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from simulator import __version__
 from simulator.cli import main
+
+SEED_LAB = Path(__file__).resolve().parents[2] / "scenarios/seeds/05-fixed-lab.toml"
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,6 +34,26 @@ def test_unknown_command_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) 
     assert main(["no-such-command"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fedsim: error: ")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--rule", "discovered_rate"],
+        ["serve", "--rule", "client_ekus=ignore"],
+        ["check", "--domain", "cms.steven.lab", "--cert", "none.pem", "--rule", "client_eku=maybe"],
+        ["check", "--lab", str(SEED_LAB), "--rule", "x"],
+    ],
+)
+def test_a_bad_rule_option_is_one_line_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before anything is bound, issued or resolved: the option is named, no traceback."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fedsim: error: --rule")
     assert err.count("\n") == 1
     assert "Traceback" not in err
 

@@ -24,6 +24,7 @@ from simulator.policy import (
     inbound_handshake_refusal,
     inbound_route,
     profile,
+    rule_assignments,
     rule_value,
     version_refusal,
     with_rules,
@@ -144,6 +145,26 @@ def test_an_unknown_profile_or_rule_suggests_the_closest() -> None:
 def test_rule_values_parse_from_the_command_line(name: str, values: tuple[object, ...]) -> None:
     for value in values:
         assert rule_value(name, str(value).upper()) == value
+
+
+def test_rule_options_parse_in_order_and_a_later_one_wins() -> None:
+    options = ["client_eku=ignore", " discovered_rate = 1000", "client_eku=require"]
+    assert rule_assignments(options) == {"client_eku": "require", "discovered_rate": 1000}
+
+
+@pytest.mark.parametrize(
+    ("item", "says"),
+    [
+        ("client_eku", "--rule 'client_eku': write KEY=VALUE"),
+        ("client_ekus=ignore", "--rule: unknown rule 'client_ekus' (did you mean 'client_eku'?)"),
+        ("client_eku=maybe", "--rule: rule client_eku: 'maybe' is not one of require | ignore"),
+        ("discovered_rate=-1", "--rule: rule discovered_rate: '-1' is not a whole number"),
+    ],
+)
+def test_a_bad_rule_option_names_the_option(item: str, says: str) -> None:
+    with pytest.raises(ValueError, match=r"^--rule") as refused:
+        rule_assignments(["client_eku=ignore", item])
+    assert str(refused.value).startswith(says)
 
 
 def test_cipher_lists_map_schannel_names_to_openssl() -> None:
