@@ -78,11 +78,22 @@ def rss_kib(pids: Sequence[int] | set[int]) -> int:
     return total
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (for servers that cannot bind port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(*, udp_too: bool = False) -> int:
+    """A port on 127.0.0.1 free now for TCP, and for UDP too when asked (a DNS server's
+    pair), for servers that cannot bind port 0."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            if not udp_too:
+                return port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free loopback TCP+UDP port pair in 50 tries")
 
 
 def listening(port: int) -> bool:

@@ -20,7 +20,6 @@ import re
 import selectors
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from simulator.bench.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -48,23 +49,6 @@ def require_tool(name: str) -> str:
             f"{name} is not on PATH: make test (.ci/ensure-packages) installs the real peers"
         )
     return path
-
-
-def free_port(*, udp_too: bool = False) -> int:
-    """A loopback port that is free now for TCP (and UDP when asked), found by binding 0."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            if not udp_too:
-                return port
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free loopback port pair found in 50 tries")
 
 
 class OutputReader:

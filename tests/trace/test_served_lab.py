@@ -20,7 +20,6 @@ import os
 import re
 import selectors
 import signal
-import socket
 import ssl
 import stat
 import struct
@@ -36,6 +35,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from simulator.bench.procs import free_port
 from simulator.diagnostics import ParsedEdgeRecord, parse_edge_log
 from simulator.pki import KEYLOG_MODE, client_context
 from simulator.sip import (
@@ -112,23 +112,6 @@ issuer = "public-root"
 san = ["vcse.far.lab"]
 eku = ["serverAuth", "clientAuth"]
 """
-
-
-def free_port(*, udp_too: bool = False) -> int:
-    """A loopback port free now for TCP (and UDP when asked)."""
-    for _ in range(50):
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            if not udp_too:
-                return port
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free loopback port in 50 tries")
 
 
 def request(
