@@ -119,7 +119,10 @@ async def _answer(store: Mapping[str, bytes], stream: trio.SocketStream) -> None
                     200, body, content_type=CRL_MEDIA_TYPE, head=request.method == "HEAD"
                 )
     if reply is not None:
-        await stream.send_all(reply)
+        # A client that stops reading is dropped at the deadline (TooSlowError: the guard
+        # closes the connection).
+        with trio.fail_after(REQUEST_TIMEOUT):
+            await stream.send_all(reply)
 
 
 async def fetch(

@@ -2,9 +2,10 @@
 
 Sans-I/O. fedsim serves the lab CAs' CRLs (RFC 5280 §4.2.1.13: a CRL
 distribution point is an ``http://`` URL; RFC 2585 §3: the body is the DER CRL,
-``application/pkix-crl``) and the Edge fetches its peers' CRLs. Nothing else
-speaks HTTP in fedsim, so instead of a dependency this module reads exactly
-what that needs (RFC 9112):
+``application/pkix-crl``) and the Edge fetches its peers' CRLs. The live page
+(:mod:`simulator.ui.http`) speaks HTTP/1.1 through h11, for keep-alive, bodies
+and event streams; a CRL needs one GET and a close in each direction, so this
+module reads exactly that (RFC 9112), sans-I/O, for the server and the fetcher:
 
 * a request: ``METHOD SP target SP HTTP/1.x CRLF``, header fields, an empty
   line; no body (GET and HEAD carry none); every answer closes the connection

@@ -11,9 +11,11 @@ Bad input: what h11 refuses (garbage, a header block over
 :data:`MAX_HEADER_BYTES`) gets ``400 Bad Request`` and the connection closes; a
 body over :data:`MAX_BODY_BYTES` gets 413. A client that trickles its request
 (slowloris) has :data:`REQUEST_SECONDS` from the first byte of a request (and
-of the connection's idle time) to finish it; then it gets 408 and is closed.
-At most :data:`MAX_CONNECTIONS` connections are served at once (503 past that)
-and :data:`MAX_STREAMS` of them may hold a server-sent event stream.
+of the connection's idle time) to finish it; then it gets 408 and is closed. A
+client that stops reading (a page or an event stream it no longer takes) is
+closed when a send has waited :data:`SEND_SECONDS`. At most
+:data:`MAX_CONNECTIONS` connections are served at once (503 past that) and
+:data:`MAX_STREAMS` of them may hold a server-sent event stream.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ MAX_CONNECTIONS = 64
 MAX_STREAMS = 16
 #: Seconds between two keep-alive comments on an event stream (a gone browser shows then).
 KEEPALIVE_SECONDS = 15.0
+#: Seconds a client may take to accept what we send (one that stops reading is dropped).
+SEND_SECONDS = 10.0
 
 #: Sent with every response: nothing is cached, sniffed, framed or referred elsewhere.
 SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
@@ -169,16 +173,16 @@ class HttpServer:
         try:
             headers = [("Content-Type", "text/event-stream; charset=utf-8"), *SECURITY_HEADERS]
             head = conn.send(h11.Response(status_code=200, headers=headers))
-            await stream.send_all(head or b"")
+            await _write(stream, head or b"")
             while True:
                 chunk = b": keep-alive\n\n"
                 with trio.move_on_after(KEEPALIVE_SECONDS):
                     try:
                         chunk = await es.channel.receive()
                     except trio.EndOfChannel:
-                        await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+                        await _write(stream, conn.send(h11.EndOfMessage()) or b"")
                         return
-                await stream.send_all(conn.send(h11.Data(data=chunk)) or b"")
+                await _write(stream, conn.send(h11.Data(data=chunk)) or b"")
         finally:
             self.streams -= 1
             es.closed()
@@ -246,7 +250,14 @@ async def _send(stream: trio.SocketStream, conn: h11.Connection, response: HttpR
         data += conn.send(h11.EndOfMessage()) or b""
     except h11.LocalProtocolError:
         return  # the state machine cannot answer any more (a response already began)
-    await stream.send_all(data)
+    await _write(stream, data)
+
+
+async def _write(stream: trio.SocketStream, data: bytes) -> None:
+    """Send ``data`` within :data:`SEND_SECONDS`, else raise TooSlowError (a peer fault:
+    the guard closes the connection, so a client that stopped reading holds no task)."""
+    with trio.fail_after(SEND_SECONDS):
+        await stream.send_all(data)
 
 
 __all__ = [
@@ -254,6 +265,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_HEADER_BYTES",
     "REQUEST_SECONDS",
+    "SEND_SECONDS",
     "EventStream",
     "Handler",
     "HttpRequest",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 
 import pytest
 import trio
@@ -190,6 +192,31 @@ async def test_a_client_that_leaves_or_stays_silent_costs_its_connection_only(
     await silent.aclose()
     assert (await _exchange(port, b"GET /root.crl HTTP/1.0\r\n\r\n")).endswith(CRL)
     assert faults == []
+
+
+async def test_a_client_that_stops_reading_the_answer_is_dropped(
+    served: tuple[CrlService, list[InternalError]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CRL larger than the socket buffers, never read: the send gives up at the
+    deadline and the connection closes, short of the whole body."""
+    service, faults = served
+    port = _port(service)
+    monkeypatch.setattr(crl_module, "REQUEST_TIMEOUT", 0.5)
+    big = bytes(16 << 20)
+    service.store["/big.crl"] = big
+    sock = trio.socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await sock.connect(("127.0.0.1", port))
+    async with trio.SocketStream(sock) as stalled:
+        await stalled.send_all(b"GET /big.crl HTTP/1.0\r\n\r\n")
+        await trio.sleep(2)  # reading nothing, well past the deadline
+        got = 0
+        with trio.fail_after(10), contextlib.suppress(trio.BrokenResourceError):
+            while chunk := await stalled.receive_some(1 << 20):
+                got += len(chunk)
+    assert got < len(big)
+    assert faults == []
+    assert (await _exchange(port, b"GET /root.crl HTTP/1.0\r\n\r\n")).endswith(CRL)
 
 
 async def test_the_edge_fetcher_gets_it_and_remembers(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+
 import pytest
 import trio
 
 from simulator.lab import builtin_lab
 from simulator.net import InternalError
 from simulator.ui import http as uihttp
-from simulator.ui.http import HttpRequest, HttpResponse, HttpServer
+from simulator.ui.http import EventStream, HttpRequest, HttpResponse, HttpServer
 from simulator.ui.live import LiveCalls
 from simulator.ui.serve import LiveUi, serve_ui
 
@@ -108,6 +111,38 @@ async def test_an_idle_connection_is_closed_without_an_answer(
     port, _ = server
     monkeypatch.setattr(uihttp, "REQUEST_SECONDS", 0.2)
     assert await _exchange(port, b"") == b""
+
+
+async def test_a_client_that_stops_reading_its_event_stream_is_dropped(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its send waits SEND_SECONDS at most: the connection closes, the slot is freed."""
+    monkeypatch.setattr(uihttp, "SEND_SECONDS", 0.5)
+    send, receive = trio.open_memory_channel[bytes](0)
+    ended = trio.Event()
+
+    async def events(_request: HttpRequest) -> EventStream:
+        return EventStream(channel=receive, closed=ended.set)
+
+    faults: list[InternalError] = []
+    srv = HttpServer(events, report=faults.append)
+    _host, port = await nursery.start(srv.serve, "127.0.0.1", 0)
+    sock = trio.socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await sock.connect(("127.0.0.1", port))
+    async with trio.SocketStream(sock) as stalled:
+        await stalled.send_all(b"GET /events HTTP/1.1\r\nHost: a\r\n\r\n")  # reads nothing
+        chunk = b"data: " + b"x" * 65536 + b"\n\n"
+        with trio.fail_after(30):
+            async with send:
+                with contextlib.suppress(trio.BrokenResourceError):
+                    while True:  # until the server gives up the stream and closes its end
+                        await send.send(chunk)
+            await ended.wait()
+        assert srv.streams == 0
+        assert faults == []  # a stalled client is a peer fault, not a bug
+    good = await _exchange(port, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert good.startswith(b"HTTP/1.1 200 ")
 
 
 # --- the page's own rules -----------------------------------------------------------
